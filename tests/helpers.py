@@ -1,0 +1,103 @@
+"""Test utilities shared by unit and integration tests (no fixtures here: see conftest.py)."""
+from __future__ import annotations
+
+import io
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import requests
+
+from topoform.broker.settings import BrokerSettings, quote_segment
+from topoform.cli import Environment, main
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples" / "topologies"
+
+
+@dataclass
+class CliResult:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+    def __repr__(self) -> str:  # shows up in assertion failures
+        return f"CliResult(code={self.code}, out={self.out[-2000:]!r}, err={self.err[-2000:]!r})"
+
+
+def run_cli(argv, *, environ: Mapping[str, str] | None = None, cwd: str | Path = ".", stdin: str = "",
+            stdin_isatty: bool = False, stdout_isatty: bool = False, secrets: tuple[str, ...] = ()) -> CliResult:
+    """Run ``topoform ARGV`` in-process with captured streams.
+
+    Every output is checked for each string in ``secrets`` (the test broker password):
+    no password may ever appear in any output.
+    """
+    out, err = io.StringIO(), io.StringIO()
+    env = Environment(stdout=out, stderr=err, stdin=io.StringIO(stdin), environ=dict(environ or {}),
+                      cwd=str(cwd), stdin_isatty=stdin_isatty, stdout_isatty=stdout_isatty)
+    code = main([str(a) for a in argv], env)
+    result = CliResult(code, out.getvalue(), err.getvalue())
+    for secret in secrets:
+        assert secret not in result.out and secret not in result.err, f"password leaked in output of {argv}"
+    return result
+
+
+class Management:
+    """A small management-API client for tests (set-up and inspection only)."""
+
+    def __init__(self, settings: BrokerSettings):
+        self.settings = settings
+        self.base = settings.http_base_clean
+        self.session = requests.Session()
+        self.session.auth = settings.http_credentials
+        self.session.headers["content-type"] = "application/json"
+
+    def request(self, method: str, path: str, body: Any = None, expect=(200, 201, 204), **kw):
+        r = self.session.request(method, self.base + path, data=None if body is None else json.dumps(body),
+                                 timeout=120, **kw)
+        if expect and r.status_code not in expect:
+            raise AssertionError(f"{method} {path} -> {r.status_code} {r.text[:300]}")
+        return r
+
+    def get(self, path: str, **kw):
+        return self.request("GET", path, **kw).json()
+
+    def put(self, path: str, body: Any = None, **kw):
+        return self.request("PUT", path, body, **kw)
+
+    def delete(self, path: str, **kw):
+        return self.request("DELETE", path, expect=(200, 204, 404), **kw)
+
+    def create_vhost(self, name: str, user: str | None = None) -> None:
+        q = quote_segment(name)
+        self.put(f"/api/vhosts/{q}", {"description": "topoform test (temporary)"})
+        for u in {user or self.settings.http_credentials[0], "guest"}:
+            self.put(f"/api/permissions/{q}/{quote_segment(u)}", {"configure": ".*", "write": ".*", "read": ".*"},
+                     expect=(200, 201, 204, 404))
+        # the vhost's processes start asynchronously; wait until it is usable
+        for _ in range(100):
+            r = self.request("GET", f"/api/vhosts/{q}", expect=())
+            states = r.json().get("cluster_state", {}) if r.status_code == 200 else {}
+            if states and all(s == "running" for s in states.values()):
+                return
+            time.sleep(0.1)
+
+    def delete_vhost(self, name: str) -> None:
+        self.delete(f"/api/vhosts/{quote_segment(name)}")
+
+    def queues(self, vhost: str) -> list[dict]:
+        return self.get(f"/api/queues/{quote_segment(vhost)}")
+
+    def definitions(self, vhost: str) -> dict:
+        return self.get(f"/api/definitions/{quote_segment(vhost)}")
+
+
+def unique_vhost(prefix: str = "tf-test") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"

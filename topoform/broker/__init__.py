@@ -1,0 +1,1 @@
+"""topoform.broker."""

@@ -1,0 +1,68 @@
+"""The injected environment of a CLI run: streams, terminal flags, environment variables.
+
+Tests build one with captured streams and a fake terminal flag and call
+``main(argv, env)`` in-process.
+"""
+from __future__ import annotations
+
+import enum
+import io
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import IO, Mapping
+
+
+class ExitCode(enum.IntEnum):
+    OK = 0
+    ERROR = 1
+    CHANGES = 2  # only with --detailed-exitcode
+    BLOCKED = 3  # blocked changes, failed route expectations or tests
+
+
+@dataclass
+class Environment:
+    stdout: IO[str] = field(default_factory=io.StringIO)
+    stderr: IO[str] = field(default_factory=io.StringIO)
+    stdin: IO[str] = field(default_factory=io.StringIO)
+    environ: Mapping[str, str] = field(default_factory=dict)
+    cwd: str = "."
+    stdin_isatty: bool = False
+    stdout_isatty: bool = False
+    stderr_isatty: bool = False
+
+    @classmethod
+    def from_process(cls) -> "Environment":
+        def isatty(stream) -> bool:
+            try:
+                return stream.isatty()
+            except (AttributeError, ValueError):
+                return False
+
+        return cls(stdout=sys.stdout, stderr=sys.stderr, stdin=sys.stdin, environ=dict(os.environ),
+                   cwd=os.getcwd(), stdin_isatty=isatty(sys.stdin), stdout_isatty=isatty(sys.stdout),
+                   stderr_isatty=isatty(sys.stderr))
+
+    @property
+    def color(self) -> bool:
+        """Colour only on a terminal, and never when NO_COLOR is set (any value)."""
+        return self.stdout_isatty and "NO_COLOR" not in self.environ and self.environ.get("TERM") != "dumb"
+
+    @property
+    def ci(self) -> bool:
+        return bool(self.environ.get("CI"))
+
+    def out(self, text: str = "") -> None:
+        self.stdout.write(text + "\n")
+
+    def err(self, text: str = "") -> None:
+        self.stderr.write(text + "\n")
+        try:
+            self.stderr.flush()
+        except (AttributeError, ValueError):
+            pass
+
+    def ask(self, prompt: str) -> str:
+        self.stdout.write(prompt)
+        self.stdout.flush()
+        return self.stdin.readline()

@@ -1,0 +1,178 @@
+"""Plan data: Action, Step, Change, Plan, their summary and (de)serialization.
+
+A Change stays typed until the end: the renderer and the executor are two
+interpreters of the same objects, and nothing inspects ``reason`` to decide anything.
+Must not import broker, apply or cli.
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+from ..model import Args, Binding, Exchange, Policy, Queue, Resource, Vhost, freeze
+
+FORMAT_VERSION = 1
+
+
+class Action(str, enum.Enum):
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+    BLOCKED = "blocked"
+    MIGRATE = "migrate"
+
+    @property
+    def symbol(self) -> str:
+        return {"create": "+", "update": "~", "delete": "-", "blocked": "!", "migrate": "-/+"}[self.value]
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of a migration: a verb and its parameters (plain, JSON-ready values)."""
+
+    op: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"op": self.op, **dict(self.params)}
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> "Step":
+        d = dict(d)
+        return cls(op=d.pop("op"), params=d)
+
+
+@dataclass(frozen=True)
+class Change:
+    """One planned change.
+
+    ``before`` is the object as the broker has it (None for create), ``after`` as the
+    files want it (None for delete). ``diff`` lists differing field paths such as
+    ``arguments.x-message-ttl``. ``reason`` is for people only.
+    """
+
+    action: Action
+    kind: str
+    vhost: str
+    name: str
+    before: Resource | None = None
+    after: Resource | None = None
+    diff: tuple[str, ...] = ()
+    reason: str = ""
+    steps: tuple[Step, ...] = ()
+
+    @property
+    def subject(self) -> Resource:
+        return self.after if self.after is not None else self.before  # type: ignore[return-value]
+
+    @property
+    def key(self) -> tuple:
+        return self.subject.key
+
+    def to_dict(self) -> dict:
+        out = {
+            "action": self.action.value,
+            "kind": self.kind,
+            "vhost": self.vhost,
+            "name": self.name,
+            "before": self.before.to_dict() if self.before is not None else None,
+            "after": self.after.to_dict() if self.after is not None else None,
+            "diff": list(self.diff),
+            "reason": self.reason,
+        }
+        if self.steps:
+            out["steps"] = [s.to_dict() for s in self.steps]
+        return out
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> "Change":
+        kind = d["kind"]
+        return cls(
+            action=Action(d["action"]),
+            kind=kind,
+            vhost=d["vhost"],
+            name=d["name"],
+            before=resource_from_dict(kind, d.get("before")),
+            after=resource_from_dict(kind, d.get("after")),
+            diff=tuple(d.get("diff") or ()),
+            reason=d.get("reason") or "",
+            steps=tuple(Step.from_dict(s) for s in d.get("steps") or ()),
+        )
+
+
+_RESOURCE_TYPES = {"vhost": Vhost, "exchange": Exchange, "queue": Queue, "binding": Binding, "policy": Policy}
+
+
+def resource_from_dict(kind: str, d: Mapping | None) -> Resource | None:
+    """Rebuild a resource from its ``to_dict()`` form (as saved in a plan file)."""
+    if d is None:
+        return None
+    cls = _RESOURCE_TYPES[kind]
+    values = dict(d)
+    for name in ("arguments", "definition"):
+        if name in values:
+            values[name] = Args(values[name] or {})
+    if kind == "vhost" and values.get("tags") is not None:
+        values["tags"] = tuple(values["tags"])
+    return cls(**{k: freeze(v) if k not in ("arguments", "definition") else v for k, v in values.items()})
+
+
+@dataclass(frozen=True)
+class Plan:
+    """An ordered, immutable list of changes plus what the planner saw.
+
+    ``unmanaged`` lists live objects absent from the files that stay untouched
+    (without ``--prune``); ``fingerprint`` identifies the live state the plan was
+    computed from, so ``apply PLANFILE`` can refuse a stale plan.
+    """
+
+    changes: tuple[Change, ...] = ()
+    unmanaged: tuple[Resource, ...] = ()
+    fingerprint: str = ""
+    vhosts: tuple[str, ...] = ()
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def summary(self) -> dict[str, int]:
+        counts = {a.value: 0 for a in (Action.CREATE, Action.UPDATE, Action.DELETE, Action.MIGRATE, Action.BLOCKED)}
+        for c in self.changes:
+            counts[c.action.value] += 1
+        return counts
+
+    @property
+    def blocked(self) -> tuple[Change, ...]:
+        return tuple(c for c in self.changes if c.action is Action.BLOCKED)
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.changes)
+
+    def to_dict(self) -> dict:
+        """The contract's plan JSON (SPEC section 4) plus ``fingerprint``, ``vhosts`` and ``unmanaged``."""
+        return {
+            "format_version": FORMAT_VERSION,
+            "changes": [c.to_dict() for c in self.changes],
+            "summary": self.summary,
+            "fingerprint": self.fingerprint,
+            "vhosts": list(self.vhosts),
+            "options": dict(self.options),
+            "unmanaged": [{"kind": r.kind, "vhost": r.vhost, "name": r.display_name, "object": r.to_dict()}
+                          for r in self.unmanaged],
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> "Plan":
+        if d.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"unsupported plan format_version {d.get('format_version')!r} (expected {FORMAT_VERSION})")
+        return cls(
+            changes=tuple(Change.from_dict(c) for c in d.get("changes") or ()),
+            unmanaged=tuple(resource_from_dict(u["kind"], u["object"]) for u in d.get("unmanaged") or ()),
+            fingerprint=d.get("fingerprint") or "",
+            vhosts=tuple(d.get("vhosts") or ()),
+            options=dict(d.get("options") or {}),
+        )
+
+
+def count_changes(changes: Iterable[Change]) -> dict[str, int]:
+    return Plan(changes=tuple(changes)).summary

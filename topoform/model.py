@@ -57,8 +57,13 @@ def canonical(value: Any) -> Any:
     return (tag, value)
 
 
+_SCALARS = frozenset((str, int, bool, float, type(None), bytes))
+
+
 def freeze(value: Any) -> Any:
     """Deep-freeze a plain value: dicts become :class:`Args`, lists become tuples."""
+    if type(value) in _SCALARS:  # the common case, without the slow ABC checks below
+        return value
     if isinstance(value, Args):
         return value
     if isinstance(value, Mapping):

@@ -1,1 +1,248 @@
-"""topoform.planner."""
+"""The planner: desired and live topologies -> an ordered :class:`~topoform.planner.plan.Plan`.
+
+``make_plan`` is pure: it receives the desired Topology (from the files) and the
+LiveState (from the broker or a definitions export) and does no I/O, so every plan
+can be computed and rendered offline. Steps (DESIGN "One plan, end to end"):
+
+1. restrict both sides to the managed vhosts (the vhosts the files name, narrowed by
+   ``--vhost``);
+2. normalize for comparison (``normalize.py``) and diff by key (``diff.py``);
+3. classify with the rules table (``rules.py``): creates, in-place updates of policies
+   and vhost settings, blocked exchange and queue changes, deletes of unmanaged objects
+   only with ``--prune``, blocked when a queue delete would lose messages;
+4. with ``--migrate``, hand each blocked exchange or queue change to
+   ``migration.expand_migration``; always add ``migration.resume_changes``;
+5. order by phases (``plan.order_changes``).
+
+Example::
+
+    >>> plan = make_plan(desired, live, PlanOptions())
+    >>> plan.summary
+    {'create': 2, 'update': 0, 'delete': 0, 'migrate': 0, 'blocked': 1}
+
+Must not import broker, apply or cli (``LiveState`` is only a type hint here).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import TYPE_CHECKING, Mapping
+
+from ..model import Args, Binding, Exchange, Queue, Resource, Topology, Vhost
+from . import migration
+from .diff import Difference, diff_bindings, diff_mappings, field_diffs
+from .normalize import effective_queue_type, normalize_queue, normalize_vhost, queues_equivalent, vhost_defaults
+from .plan import Action, Change, Plan, order_changes
+from .rules import classify_change, data_loss_reason
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..broker.live import LiveState
+
+__all__ = ["PlanOptions", "make_plan", "managed_vhosts", "dependent_bindings", "is_runtime_queue"]
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    """What the user allowed. ``vhosts`` narrows the managed vhosts (``--vhost``); None = all in the files."""
+
+    prune: bool = False
+    migrate: bool = False
+    allow_data_loss: bool = False
+    force: bool = False
+    vhosts: tuple[str, ...] | None = None
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["vhosts"] = list(self.vhosts) if self.vhosts is not None else None
+        return out
+
+
+def managed_vhosts(desired: Topology, options: PlanOptions | None = None) -> list[str]:
+    """The vhosts named in the files, narrowed by ``options.vhosts``; sorted."""
+    names = set(desired.vhost_names())
+    if options is not None and options.vhosts is not None:
+        names &= set(options.vhosts)
+    return sorted(names)
+
+
+def is_runtime_queue(queue: Queue) -> bool:
+    """Exclusive queues are declared by consumers at run time, never by topoform (SPEC section 2)."""
+    return queue.exclusive
+
+
+def is_never_managed_exchange(exchange: Exchange) -> bool:
+    """The default exchange and ``amq.*``: never created, deleted or compared (section 2)."""
+    return exchange.is_builtin
+
+
+def dependent_bindings(topology: Topology, resource: Resource) -> list[Binding]:
+    """Bindings that disappear with ``resource``: to a queue; from or to an exchange. Sorted by key."""
+    if isinstance(resource, Queue):
+        return topology.bindings_to(resource.vhost, "queue", resource.name)
+    if isinstance(resource, Exchange):
+        found = {b.key: b for b in topology.bindings_from(resource.vhost, resource.name)}
+        found.update((b.key, b) for b in topology.bindings_to(resource.vhost, "exchange", resource.name))
+        return [found[k] for k in sorted(found, key=repr)]
+    return []
+
+
+def _restrict(topology: Topology, vhosts: list[str]) -> Topology:
+    if set(topology.vhost_names()) <= set(vhosts):
+        return topology
+    return topology.in_vhosts(vhosts)
+
+
+def make_plan(desired: Topology, live: "LiveState", options: PlanOptions | None = None) -> Plan:
+    """Compute the plan that makes the live broker match the files.
+
+    Args:
+        desired: the topology loaded from the files.
+        live: the managed vhosts as read from the broker (or a definitions export).
+        options: flags; see :class:`PlanOptions`.
+
+    Returns an immutable, ordered Plan. Never raises for a change the broker would
+    refuse: such changes are ``blocked`` with a reason, and the rest is still planned.
+    """
+    options = options or PlanOptions()
+    vhosts = managed_vhosts(desired, options)
+    want = _restrict(desired, vhosts)
+    have = _restrict(live.topology, vhosts)
+    fingerprint = live.fingerprint
+    if have is not live.topology and hasattr(live, "narrow"):
+        fingerprint = live.narrow(vhosts).fingerprint
+    defaults = vhost_defaults(want, have)
+    stats = live.queue_stats
+    source = getattr(live, "source", "broker")
+
+    changes: list[Change] = []
+    leftovers: list[Resource] = []  # live-only objects: unmanaged, or deletes with --prune
+
+    # ---- vhosts: create when missing, update managed settings in place
+    for name in vhosts:
+        wanted_vhost = want.vhosts.get(("vhost", name)) or Vhost(name=name)
+        live_vhost = have.vhosts.get(("vhost", name))
+        if live_vhost is None or name in live.missing_vhosts:
+            changes.append(Change(Action.CREATE, "vhost", name, name, after=wanted_vhost))
+            continue
+        found = field_diffs(normalize_vhost(live_vhost), normalize_vhost(wanted_vhost), ignore_unset=True)
+        if found:
+            changes.append(Change(Action.UPDATE, "vhost", name, name, before=live_vhost, after=wanted_vhost,
+                                  diff=tuple(f.path for f in found)))
+
+    # ---- policies: the broker changes them in place
+    for d in diff_mappings("policy", dict(want.policies), dict(have.policies)):
+        _classify(d, changes, leftovers)
+
+    # ---- exchanges (built-ins are never planned)
+    wanted_exchanges = {k: e for k, e in want.exchanges.items() if not is_never_managed_exchange(e)}
+    live_exchanges = {k: e for k, e in have.exchanges.items() if not is_never_managed_exchange(e)}
+    for d in diff_mappings("exchange", wanted_exchanges, live_exchanges):
+        _classify(d, changes, leftovers)
+
+    # ---- queues (exclusive queues in the files are runtime objects: compared only if one exists)
+    runtime = {k for k, q in want.queues.items() if is_runtime_queue(q) and k not in have.queues}
+    wanted_queues = {k: q for k, q in want.queues.items() if k not in runtime and not q.name.startswith("amq.")}
+    live_queues = dict(have.queues)
+
+    def equal(d: Queue, l: Queue) -> bool:
+        return queues_equivalent(d, l, defaults.get(d.vhost))
+
+    def fields(l: Queue, d: Queue):
+        return field_diffs(normalize_queue(l), normalize_queue(d, defaults.get(d.vhost)))
+
+    for d in diff_mappings("queue", wanted_queues, live_queues, equal=equal, fields=fields):
+        if d.desired is not None and d.live is not None:
+            # Show the type a declare would really get: in a vhost whose default queue type is
+            # quorum, "no x-queue-type" means quorum (section 1.6). Same effect on the broker.
+            dqt = defaults.get(d.desired.vhost)
+            if "x-queue-type" not in d.desired.arguments and effective_queue_type(d.desired, dqt) != "classic":
+                d = replace(d, desired=d.desired.replace(arguments=Args(
+                    {**d.desired.arguments, "x-queue-type": effective_queue_type(d.desired, dqt)})))
+        _classify(d, changes, leftovers, queue_type=effective_queue_type(d.live) if d.live else None,
+                  default_queue_type=defaults.get(d.desired.vhost) if d.desired else None)
+
+    # ---- bindings (to runtime queues, or from the default exchange: never planned)
+    runtime_names = {(k[1], k[2]) for k in runtime}
+    wanted_bindings = [b for b in want.bindings
+                       if b.source and not (b.destination_type == "queue" and (b.vhost, b.destination) in runtime_names)]
+    for d in diff_bindings(wanted_bindings, have.bindings):
+        _classify(d, changes, leftovers)
+
+    # ---- migrations (owned by planner/migration.py)
+    if options.migrate:
+        expanded = []
+        for change in changes:
+            if change.action is Action.BLOCKED and change.kind in ("exchange", "queue") and change.after is not None:
+                change = migration.expand_migration(change, want, have, stats, force=options.force)
+            expanded.append(change)
+        changes = expanded
+    resumed = migration.resume_changes(want, have, stats)
+    resumed_keys = {c.key for c in resumed}
+    changes.extend(resumed)
+
+    # ---- live-only objects: listed, or deleted with --prune (queues only when empty)
+    unmanaged: list[Resource] = []
+    for obj in leftovers:
+        if obj.key in resumed_keys:
+            continue
+        if not options.prune:
+            unmanaged.append(obj)
+            continue
+        if isinstance(obj, Queue) and not options.allow_data_loss:
+            qstats = stats.get(obj.key)
+            why = data_loss_reason(obj.name, qstats.messages if qstats else None, source)
+            if why:
+                changes.append(Change(Action.BLOCKED, "queue", obj.vhost, obj.display_name, before=obj, reason=why))
+                continue
+        changes.append(Change(Action.DELETE, obj.kind, obj.vhost, obj.display_name, before=obj,
+                              reason=_delete_reason(obj, stats)))
+
+    return Plan(changes=order_changes(changes), unmanaged=tuple(sorted(unmanaged, key=_resource_order)),
+                fingerprint=fingerprint, vhosts=tuple(vhosts), options=options.to_dict())
+
+
+def _classify(d: Difference, changes: list[Change], leftovers: list[Resource], *, queue_type: str | None = None,
+              default_queue_type: str | None = None) -> None:
+    subject = d.desired if d.desired is not None else d.live
+    name = subject.display_name
+    if d.only_desired:
+        changes.append(Change(Action.CREATE, d.kind, subject.vhost, name, after=d.desired))
+        return
+    if d.only_live:
+        leftovers.append(d.live)
+        return
+    paths = tuple(f.path for f in d.fields)
+    verdict = classify_change(d.kind, name, paths, queue_type=queue_type, default_queue_type=default_queue_type)
+    action = Action.UPDATE if verdict.action == "update" else Action.BLOCKED
+    changes.append(Change(action, d.kind, subject.vhost, name, before=d.live, after=d.desired, diff=paths,
+                          reason=verdict.reason))
+
+
+def _delete_reason(obj: Resource, stats: Mapping) -> str:
+    if isinstance(obj, Queue):
+        qstats = stats.get(obj.key)
+        if qstats is None:
+            return "Not in the files; --prune deletes it, with any messages it holds (--allow-data-loss)."
+        if qstats.messages:
+            n = qstats.messages
+            return f"Not in the files; --prune deletes it with its {n} message{'s' if n != 1 else ''} (--allow-data-loss)."
+        return "Not in the files; --prune deletes it (it is empty)."
+    if isinstance(obj, Exchange):
+        return "Not in the files; --prune deletes it (the broker drops its bindings too)."
+    return "Not in the files; --prune deletes it."
+
+
+_KIND_ORDER = {"vhost": 0, "policy": 1, "exchange": 2, "queue": 3, "binding": 4}
+
+
+def _resource_order(r: Resource) -> tuple:
+    return (r.vhost, _KIND_ORDER.get(r.kind, 9), r.display_name, repr(r.key))
+
+
+def describe_options(options: PlanOptions) -> list[str]:
+    """The flags as the user typed them (for messages)."""
+    flags: list[str] = []
+    for name in ("prune", "migrate", "allow_data_loss", "force"):
+        if getattr(options, name):
+            flags.append("--" + name.replace("_", "-"))
+    return flags
+

@@ -176,3 +176,40 @@ class Plan:
 
 def count_changes(changes: Iterable[Change]) -> dict[str, int]:
     return Plan(changes=tuple(changes)).summary
+
+
+# ---------------------------------------------------------------------- ordering (DESIGN "Ordering")
+# Creates and updates first, parents before children; then migrations; then deletes,
+# children before parents. A blocked change sits where its unblocked form would run.
+PHASES: tuple[tuple[str, str], ...] = (
+    ("apply", "vhost"),
+    ("apply", "policy"),
+    ("apply", "exchange"),
+    ("apply", "queue"),
+    ("apply", "binding"),
+    ("migrate", "*"),
+    ("delete", "binding"),
+    ("delete", "queue"),
+    ("delete", "exchange"),
+    ("delete", "policy"),
+    ("delete", "vhost"),
+)
+_PHASE_INDEX = {p: i for i, p in enumerate(PHASES)}
+
+
+def phase_of(change: Change) -> int:
+    """The index in :data:`PHASES` of the phase a change runs in."""
+    if change.action is Action.MIGRATE:
+        return _PHASE_INDEX[("migrate", "*")]
+    deleting = change.action is Action.DELETE or (change.action is Action.BLOCKED and change.after is None)
+    return _PHASE_INDEX[("delete" if deleting else "apply", change.kind)]
+
+
+def sort_key(change: Change) -> tuple:
+    """Phase, then vhost, then the displayed name, then the full identity (deterministic)."""
+    return (phase_of(change), change.vhost, change.name, repr(change.key))
+
+
+def order_changes(changes: Iterable[Change]) -> tuple[Change, ...]:
+    """Changes in execution order: phases, sorted by identity within a phase."""
+    return tuple(sorted(changes, key=sort_key))

@@ -1,0 +1,268 @@
+"""Benchmark: a no-change ``topoform plan`` against a large vhost, next to the floor.
+
+For each size (default 1,000, 10,000 and 30,000 queues, with a tenth as many exchanges
+and twice as many bindings), the script
+
+1. generates the topology as YAML (half the bindings in the per-queue sugar, half in
+   the general list) and as a definitions document, from the same data;
+2. fills a fresh vhost with it through the broker's bulk import
+   (``POST /api/definitions/VHOST``) and waits until every queue exists;
+3. times, interleaved, best of ``--repeat``:
+
+   * **floor**: one bare ``yaml.load(text, Loader=yaml.CSafeLoader)`` of the file plus
+     one ``GET /api/definitions/VHOST`` (what any planner must pay);
+   * **plan**: ``topoform plan -f FILE --detailed-exitcode`` run in-process through
+     ``topoform.cli.main`` (load, read live, normalize, diff, render), asserting exit 0;
+
+4. at 1,000 queues only, times a **per-object refresh** as the Terraform provider does
+   it: one GET per queue, per exchange and per binding.
+
+It prints a table with the ratio plan/floor (target: at most 1.5x at 10,000 queues),
+and the growth per queue from the smallest to the largest size (linear growth means a
+roughly constant time per object). The vhosts are deleted afterwards.
+
+Usage (a live broker; defaults to guest on localhost)::
+
+    .venv/bin/python benchmarks/bench_plan.py [--sizes 1000,10000,30000] [--repeat 3]
+        [--url amqp://guest:guest@localhost:5672/] [--management-url http://...]
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import io
+import json
+import os
+import sys
+import tempfile
+import time
+import uuid
+
+import requests
+import yaml
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from topoform.broker.settings import BrokerSettings, quote_segment  # noqa: E402
+from topoform.cli import Environment, main  # noqa: E402
+
+TARGET = 1.5
+TYPES = ("topic", "direct", "fanout", "headers")
+
+
+def generate(vhost: str, n_queues: int) -> tuple[str, dict]:
+    """(YAML text, definitions document) describing the same topology."""
+    n_exchanges, n_bindings = max(1, n_queues // 10), 2 * n_queues
+    exchanges = [(f"ex.{i:05d}", TYPES[i % 4]) for i in range(n_exchanges)]
+    queues = []
+    for i in range(n_queues):
+        args = {"x-message-ttl": 60000 + i} if i % 2 == 0 else {}
+        if i % 7 == 0:
+            args["x-max-length"] = 1000
+        queues.append((f"q.{i:05d}", args))
+    sugar, general = [], []
+    for j in range(n_bindings):
+        q = queues[j % n_queues][0]
+        ex, etype = exchanges[(j * 7) % n_exchanges]
+        key = "" if etype in ("fanout", "headers") else f"rk.{j}.#" if etype == "topic" else f"rk.{j}"
+        args = {"x-match": "all", "shard": j % 5} if etype == "headers" else {}
+        (sugar if j % 2 == 0 else general).append((ex, q, key, args))
+
+    by_queue: dict[str, list] = {}
+    for ex, q, key, args in sugar:
+        by_queue.setdefault(q, []).append((ex, key, args))
+    out = ["version: 1", "vhosts:", f"  {json.dumps(vhost)}:", "    exchanges:"]
+    for name, etype in exchanges:
+        out.append(f"      {name}:")
+        out.append(f"        type: {etype}")
+        out.append("        durable: true")
+    out.append("    queues:")
+    for name, args in queues:
+        out.append(f"      {name}:")
+        out.append("        durable: true")
+        if args:
+            out.append("        arguments:")
+            out.extend(f"          {k}: {v}" for k, v in args.items())
+        if name in by_queue:
+            out.append("        bindings:")
+            for ex, key, args in by_queue[name]:
+                line = f"          - {{exchange: {ex}, routing_key: {json.dumps(key)}"
+                if args:
+                    line += ", arguments: {" + ", ".join(f"{k}: {json.dumps(v)}" for k, v in args.items()) + "}"
+                out.append(line + "}")
+    out.append("    bindings:")
+    for ex, q, key, args in general:
+        line = f"      - {{source: {ex}, destination: {q}, routing_key: {json.dumps(key)}"
+        if args:
+            line += ", arguments: {" + ", ".join(f"{k}: {json.dumps(v)}" for k, v in args.items()) + "}"
+        out.append(line + "}")
+    text = "\n".join(out) + "\n"
+
+    definitions = {
+        "exchanges": [{"name": n, "type": t, "durable": True, "auto_delete": False, "internal": False,
+                       "arguments": {}} for n, t in exchanges],
+        "queues": [{"name": n, "durable": True, "auto_delete": False, "arguments": a} for n, a in queues],
+        "bindings": [{"source": ex, "destination": q, "destination_type": "queue", "routing_key": key,
+                      "arguments": args} for ex, q, key, args in sugar + general],
+        "policies": [],
+    }
+    return text, definitions
+
+
+class Http:
+    def __init__(self, settings: BrokerSettings):
+        self.base = settings.http_base_clean
+        self.s = requests.Session()
+        self.s.auth = settings.http_credentials
+        self.s.headers["content-type"] = "application/json"
+
+    def call(self, method, path, body=None, ok=(200, 201, 204), timeout=600):
+        r = self.s.request(method, self.base + path, data=None if body is None else json.dumps(body), timeout=timeout)
+        if r.status_code not in ok:
+            raise SystemExit(f"{method} {path}: {r.status_code} {r.text[:200]}")
+        return r
+
+
+def fill(http: Http, vhost: str, definitions: dict, user: str) -> float:
+    q = quote_segment(vhost)
+    http.call("PUT", f"/api/vhosts/{q}", {"description": "topoform benchmark (temporary)"})
+    http.call("PUT", f"/api/permissions/{q}/{quote_segment(user)}", {"configure": ".*", "write": ".*", "read": ".*"})
+    for _ in range(100):
+        states = http.call("GET", f"/api/vhosts/{q}").json().get("cluster_state", {})
+        if states and all(s == "running" for s in states.values()):
+            break
+        time.sleep(0.1)
+    t0 = time.perf_counter()
+    http.call("POST", f"/api/definitions/{q}", definitions)
+    want = len(definitions["queues"])
+    for _ in range(600):
+        got = len(http.call("GET", f"/api/definitions/{q}").json()["queues"])
+        if got >= want:
+            break
+        time.sleep(1)
+    return time.perf_counter() - t0
+
+
+def delete_vhost(http: Http, vhost: str) -> None:
+    """Delete a vhost; a big one takes longer than the API's 60 s request limit, so poll until gone."""
+    q = quote_segment(vhost)
+    try:
+        http.call("DELETE", f"/api/vhosts/{q}", ok=(200, 204, 404), timeout=900)
+    except requests.RequestException:
+        pass
+    for _ in range(300):
+        try:
+            if http.s.get(f"{http.base}/api/vhosts/{q}", timeout=30).status_code == 404:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(2)
+    print(f"  warning: vhost {vhost} still exists; delete it by hand", flush=True)
+
+
+def time_floor(path: str, http: Http, vhost: str) -> float:
+    t0 = time.perf_counter()
+    with open(path, encoding="utf-8") as fh:
+        yaml.load(fh.read(), Loader=yaml.CSafeLoader)
+    http.call("GET", f"/api/definitions/{quote_segment(vhost)}").json()
+    return time.perf_counter() - t0
+
+
+def time_plan(path: str, environ: dict) -> float:
+    env = Environment(stdout=io.StringIO(), stderr=io.StringIO(), environ=environ, cwd=os.path.dirname(path))
+    t0 = time.perf_counter()
+    code = main(["plan", "-f", path, "--detailed-exitcode"], env)
+    elapsed = time.perf_counter() - t0
+    if code != 0:
+        raise SystemExit(f"plan was not a no-change plan (exit {code}):\n{env.stdout.getvalue()[-2000:]}"
+                         f"{env.stderr.getvalue()[-2000:]}")
+    return elapsed
+
+
+def time_per_object(http: Http, vhost: str, definitions: dict) -> float:
+    """Terraform-provider style refresh: one GET per object."""
+    v = quote_segment(vhost)
+    t0 = time.perf_counter()
+    for e in definitions["exchanges"]:
+        http.call("GET", f"/api/exchanges/{v}/{quote_segment(e['name'])}")
+    for q in definitions["queues"]:
+        http.call("GET", f"/api/queues/{v}/{quote_segment(q['name'])}")
+    for b in definitions["bindings"]:
+        http.call("GET", f"/api/bindings/{v}/e/{quote_segment(b['source'])}/q/{quote_segment(b['destination'])}")
+    return time.perf_counter() - t0
+
+
+def run(sizes: list[int], repeat: int, settings: BrokerSettings, environ: dict, keep: bool) -> int:
+    http = Http(settings)
+    user = settings.http_credentials[0]
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="topoform-bench-") as tmp:
+        for n in sizes:
+            vhost = f"tf-bench-{n}-{uuid.uuid4().hex[:6]}"
+            text, definitions = generate(vhost, n)
+            path = os.path.join(tmp, f"plan-{n}.yaml")
+            with open(path, "w", encoding="utf-8") as fh:
+                fh.write(text)
+            print(f"[{n} queues] filling vhost {vhost} "
+                  f"({len(definitions['exchanges'])} exchanges, {len(definitions['bindings'])} bindings)...",
+                  flush=True)
+            try:
+                import_s = fill(http, vhost, definitions, user)
+                time_plan(path, environ)  # warm-up: imports, first connection
+                floors, plans = [], []
+                for _ in range(repeat):
+                    gc.collect()
+                    floors.append(time_floor(path, http, vhost))
+                    gc.collect()
+                    plans.append(time_plan(path, environ))
+                per_object = time_per_object(http, vhost, definitions) if n <= 1000 else None
+                rows.append((n, len(definitions["exchanges"]), len(definitions["bindings"]), min(floors),
+                             min(plans), per_object, import_s))
+                print(f"  import {import_s:.1f}s  floor {min(floors):.3f}s  plan {min(plans):.3f}s  "
+                      f"ratio {min(plans) / min(floors):.2f}x"
+                      + (f"  per-object refresh {per_object:.2f}s" if per_object else ""), flush=True)
+            finally:
+                if not keep:
+                    delete_vhost(http, vhost)
+
+    print()
+    print(f"{'queues':>7} {'exchanges':>9} {'bindings':>8} {'floor s':>8} {'plan s':>8} {'ratio':>6} "
+          f"{'plan us/queue':>13} {'per-object refresh s':>21}")
+    for n, ne, nb, floor, plan, per_object, _ in rows:
+        print(f"{n:>7} {ne:>9} {nb:>8} {floor:>8.3f} {plan:>8.3f} {plan / floor:>5.2f}x {plan / n * 1e6:>13.1f} "
+              f"{(f'{per_object:.2f}' if per_object else '-'):>21}")
+    status = 0
+    target_rows = [r for r in rows if r[0] == 10_000] or rows[-1:]
+    for n, _, _, floor, plan, _, _ in target_rows:
+        verdict = "PASS" if plan <= TARGET * floor else "FAIL"
+        status |= verdict == "FAIL"
+        print(f"target at {n} queues: plan within {TARGET}x of the floor: {plan / floor:.2f}x {verdict}")
+    if len(rows) >= 2:
+        (n0, *_, p0, _, _), (n1, *_, p1, _, _) = rows[0][:5] + rows[0][5:], rows[-1][:5] + rows[-1][5:]
+        growth = (p1 / n1) / (p0 / n0)
+        print(f"growth: time per queue at {n1} / at {n0} = {growth:.2f} (1.0 = perfectly linear)")
+    per = [r for r in rows if r[5]]
+    if per:
+        n, _, _, _, plan, per_object, _ = per[0]
+        print(f"per-object refresh at {n} queues: {per_object:.2f}s, {per_object / plan:.0f}x the plan's {plan:.3f}s")
+    return status
+
+
+def main_cli(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="1000,10000,30000")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--url", default=os.environ.get("TOPOFORM_URL", "amqp://guest:guest@localhost:5672/"))
+    parser.add_argument("--management-url", default=os.environ.get("TOPOFORM_MANAGEMENT_URL"))
+    parser.add_argument("--keep", action="store_true", help="keep the vhosts (for inspection)")
+    args = parser.parse_args(argv)
+    settings = BrokerSettings(url=args.url, management_url=args.management_url)
+    environ = {"TOPOFORM_URL": args.url}
+    if args.management_url:
+        environ["TOPOFORM_MANAGEMENT_URL"] = args.management_url
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    return run(sizes, args.repeat, settings, environ, args.keep)
+
+
+if __name__ == "__main__":
+    sys.exit(main_cli())

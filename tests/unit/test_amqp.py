@@ -1,0 +1,102 @@
+"""AMQP wrapper, offline: argument encoding, op building, reply formatting, connection errors."""
+from __future__ import annotations
+
+import struct
+from decimal import Decimal
+
+import pika
+import pika.data
+import pytest
+from pika import exceptions as pex
+from pika.compat import long
+
+from topoform.broker import amqp
+from topoform.broker.settings import BrokerSettings
+from topoform.errors import BrokerError
+from topoform.model import Args
+
+SETTINGS = BrokerSettings(url="amqp://alice:pa55-w0rd-x@broker.example:5672/")
+
+
+def test_integers_are_sent_as_long_deeply_and_bools_stay_bools():
+    out = amqp.encode_args(Args({"ttl": 60000, "flag": True, "t": {"n": 1, "l": [2, "s", {"m": 3}]}}))
+    assert type(out["ttl"]) is long
+    assert out["flag"] is True
+    assert type(out["t"]["n"]) is long and type(out["t"]["l"][0]) is long and type(out["t"]["l"][2]["m"]) is long
+    assert out["t"]["l"][1] == "s"
+
+
+def test_signedint_width_on_request_for_pika_created_bindings():
+    out = amqp.encode_args({"n": 1, "big": 2 ** 40}, int_type=int)
+    assert type(out["n"]) is int and type(out["big"]) is long
+
+
+def test_decimal_is_refused_naming_the_argument():
+    with pytest.raises(amqp.EncodingError, match=r"arguments\.x-foo"):
+        amqp.encode_args({"x-foo": Decimal("1.5")})
+
+
+def test_float_is_encoded_as_amqp_double():
+    pieces = []
+    pika.data.encode_table(pieces, {"f": 1.5, "nested": [2.25]})
+    raw = b"".join(pieces)
+    assert struct.pack(">cd", b"d", 1.5) in raw and struct.pack(">cd", b"d", 2.25) in raw
+    # pika alone would decode doubles as truncated integers
+    assert pika.data.decode_table(raw, 0)[0] == {"f": 1.5, "nested": [2.25]}
+
+
+def test_has_integers_ignores_bools():
+    assert not amqp.has_integers({"a": True, "b": "1"})
+    assert amqp.has_integers({"a": [{"b": 3}]})
+
+
+def test_exchange_destination_binds_use_exchange_bind():
+    op = amqp.op_bind("src", "dst", "exchange", "k", {"a": 1}, vhost="v")
+    assert op.method == "exchange_bind"
+    assert op.kwargs["source"] == "src" and op.kwargs["destination"] == "dst"
+    op = amqp.op_bind("src", "q", "queue", "k", {}, unbind=True)
+    assert op.method == "queue_unbind" and op.kwargs == {"queue": "q", "exchange": "src", "routing_key": "k",
+                                                         "arguments": {}}
+
+
+def test_queue_declares_are_never_exclusive():
+    op = amqp.op_declare_queue("q", durable=True, auto_delete=False, arguments={})
+    assert op.kwargs["exclusive"] is False
+
+
+def test_reply_is_quoted_as_the_broker_prints_it():
+    assert amqp.format_reply(406, "PRECONDITION_FAILED - inequivalent arg 'durable'") == \
+        "406 PRECONDITION_FAILED - inequivalent arg 'durable'"
+    assert amqp.format_reply(404, "no queue 'q'") == "404 NOT_FOUND - no queue 'q'"
+    err = amqp.AmqpError("queue 'q' in vhost 'v'", 403, "ACCESS_REFUSED - access to queue 'q' refused")
+    assert str(err) == "queue 'q' in vhost 'v': 403 ACCESS_REFUSED - access to queue 'q' refused"
+
+
+@pytest.mark.parametrize("raised, code", [
+    (pex.ProbableAuthenticationError("ConnectionClosedByBroker: (403) ACCESS_REFUSED"), "auth-failed"),
+    (pex.ProbableAccessDeniedError("vhost"), "access-refused"),
+    (pex.AMQPConnectionError(ConnectionRefusedError(111, "Connection refused")), "unreachable"),
+])
+def test_connection_failures_are_one_line_without_the_password(monkeypatch, raised, code):
+    def fail(params):
+        raise raised
+
+    monkeypatch.setattr(pika, "BlockingConnection", fail)
+    with pytest.raises(BrokerError) as info:
+        amqp.connect(SETTINGS, "v")
+    assert info.value.code == code
+    text = str(info.value) + info.value.hint
+    assert "pa55-w0rd-x" not in text and "\n" not in text
+    assert "broker.example:5672" in text
+
+
+def test_connection_parameters_name_the_connection_and_use_tls_for_amqps():
+    params = amqp.connection_parameters(SETTINGS, "v", name="topoform apply pid=1")
+    assert params.client_properties["connection_name"] == "topoform apply pid=1"
+    assert params.virtual_host == "v" and params.ssl_options is None
+    tls = amqp.connection_parameters(BrokerSettings(url="amqps://u:p@h/"), "/", name="n")
+    assert tls.ssl_options is not None and tls.port == 5671
+
+
+def test_scrub_removes_a_literal_password():
+    assert "pa55-w0rd-x" not in amqp.scrub("failed with pa55-w0rd-x inside", SETTINGS)

@@ -1,0 +1,276 @@
+"""Executor: dispatch table, phase order, pipelined batches, failures, retries (against a recording fake)."""
+from __future__ import annotations
+
+import pytest
+
+from topoform.apply import executor as ex
+from topoform.apply.executor import ApplyContext, ApplyOptions, apply_plan
+from topoform.broker import amqp
+from topoform.broker.settings import BrokerSettings
+from topoform.errors import BlockedPlanError
+from topoform.model import Args, Binding, Exchange, Policy, Queue, Vhost
+from topoform.planner.plan import Action, Change, Plan
+
+V = "v1"
+
+
+def create(r):
+    return Change(Action.CREATE, r.kind, r.vhost, r.name, before=None, after=r)
+
+
+def delete(r):
+    return Change(Action.DELETE, r.kind, r.vhost, r.name, before=r, after=None)
+
+
+class FakeSession:
+    """Records every batch; ``fail`` maps an op subject to (code, text); ``lose`` drops the connection N times."""
+
+    def __init__(self, log, fail=None, lose=0):
+        self.log = log
+        self.fail = fail or {}
+        self.lose = lose
+        self.last_result = None
+        self.closed = 0
+
+    def run(self, ops, on_done=None, tick=None):
+        ops = list(ops)
+        result = amqp.BatchResult()
+        self.last_result = result
+        if self.lose:
+            self.lose -= 1
+            half = len(ops) // 2
+            for op in ops[:half]:
+                result.done.append(op)
+                on_done(op)
+            result.not_attempted = ops[half:]
+            raise amqp.ConnectionLost("connection to vhost 'v1' lost: boom")
+        self.log.append([(op.method, op.kwargs, op.subject) for op in ops])
+        for i, op in enumerate(ops):
+            if op.subject in self.fail:
+                code, text = self.fail[op.subject]
+                result.failures.append((op, amqp.AmqpError(op.subject, code, text)))
+                result.not_attempted = ops[i + 1:]
+                return result
+            result.done.append(op)
+            on_done(op)
+            if tick:
+                tick()
+        return result
+
+    def close(self):
+        self.closed += 1
+
+
+class FakeClient:
+    def __init__(self):
+        self.requests = []
+
+    def request(self, method, path, body=None, expect=()):
+        self.requests.append((method, path, body))
+
+    def get(self, path, params=None):
+        self.requests.append(("GET", path, None))
+        return {"name": "x", "cluster_state": {"rabbit@n": "running"}}
+
+
+class FakeLock:
+    def __init__(self):
+        self.acquired = []
+        self.checks = 0
+
+    def acquire(self, vhosts, timeout=None):
+        self.acquired.extend(vhosts)
+
+    def check(self, timeout=5.0):
+        self.checks += 1
+
+
+class Ctx(ApplyContext):
+    def session(self, vhost):
+        if vhost not in self._sessions:
+            self._sessions[vhost] = self.fake_factory(vhost)
+        return self._sessions[vhost]
+
+
+def make_ctx(fail=None, lose=0, **options):
+    log = []
+    client = FakeClient()
+    ctx = Ctx(settings=BrokerSettings(url="amqp://bob:s3cret-pw@localhost:5672/"), client=client,
+              options=ApplyOptions(**options), lock=FakeLock(), sleep=lambda s: ctx.slept.append(s))
+    ctx.slept = []
+    sessions = {}
+
+    def factory(vhost):
+        s = FakeSession(log, fail=fail, lose=lose)
+        sessions[vhost] = s
+        return s
+
+    ctx.fake_factory = factory
+    ctx.fake_sessions = sessions
+    return ctx, log, client
+
+
+EX = Exchange(V, "events", "topic", durable=True)
+EX2 = Exchange(V, "audit", "fanout", arguments=Args({"alternate-exchange": "ae"}))
+Q = Queue(V, "orders", durable=True, arguments=Args({"x-message-ttl": 60000, "x-max-length": 10}))
+Q2 = Queue(V, "payments", durable=True)
+B = Binding(V, "events", "orders", "queue", "order.*")
+B2 = Binding(V, "events", "audit", "exchange", "#")
+POL = Policy(V, "ttl", "^short\\.", "queues", 1, Args({"message-ttl": 1000}))
+
+
+def full_plan():
+    return Plan(changes=(
+        create(Vhost(V, description="d", default_queue_type="quorum")),
+        create(POL),
+        create(EX2), create(EX),
+        create(Q), create(Q2),
+        create(B), create(B2),
+        delete(Binding(V, "events", "old", "queue", "k", Args({"n": 1}))),
+        delete(Queue(V, "old", durable=True)),
+        delete(Exchange(V, "gone")),
+        delete(Policy(V, "oldpol", ".*")),
+    ), vhosts=(V,))
+
+
+def test_every_change_runs_in_phase_order_one_batch_per_phase():
+    ctx, log, client = make_ctx()
+    result = apply_plan(full_plan(), ctx)
+    assert result.ok and len(result.done) == 12 and not result.not_attempted
+    methods = [[m for m, _, _ in batch] for batch in log]
+    assert methods == [
+        ["exchange_declare", "exchange_declare"],
+        ["queue_declare", "queue_declare"],
+        ["queue_bind", "exchange_bind"],
+        ["queue_unbind", "queue_unbind"],
+        ["queue_delete"],
+        ["exchange_delete"],
+    ]
+    http = [(m, p) for m, p, _ in client.requests]
+    assert http[0] == ("PUT", "/api/vhosts/v1")
+    assert http[1] == ("PUT", "/api/permissions/v1/bob")
+    assert ("PUT", "/api/policies/v1/ttl") in http
+    assert http[-1] == ("DELETE", "/api/policies/v1/oldpol")
+    # the vhost's settings: 3.10 reads defaultqueuetype, not default_queue_type
+    assert client.requests[0][2] == {"description": "d", "defaultqueuetype": "quorum"}
+    assert ctx.lock.acquired == [V]
+    assert result.counts() == {"create": 8, "update": 0, "delete": 4, "migrate": 0}
+
+
+def test_vhost_phase_and_http_changes_come_before_amqp_work():
+    ctx, log, client = make_ctx()
+    apply_plan(full_plan(), ctx)
+    assert client.requests[2][0] == "GET"  # waited for the new vhost to run before any AMQP connect
+
+
+def test_policy_body_uses_the_api_field_names():
+    ctx, _, client = make_ctx()
+    apply_plan(Plan(changes=(create(POL),)), ctx)
+    assert client.requests == [("PUT", "/api/policies/v1/ttl",
+                                {"pattern": "^short\\.", "definition": {"message-ttl": 1000}, "priority": 1,
+                                 "apply-to": "queues"})]
+
+
+def test_declares_send_exactly_the_planned_properties_with_long_integers():
+    ctx, log, _ = make_ctx()
+    apply_plan(Plan(changes=(create(EX2), create(Q))), ctx)
+    (_, xk, _), = log[0]
+    assert xk == {"exchange": "audit", "exchange_type": "fanout", "durable": False, "auto_delete": False,
+                  "internal": False, "arguments": {"alternate-exchange": "ae"}}
+    (_, qk, _), = log[1]
+    assert qk["queue"] == "orders" and qk["durable"] is True and qk["exclusive"] is False
+    assert all(type(v) is amqp.long for v in qk["arguments"].values())
+
+
+def test_blocked_plan_raises_before_touching_anything():
+    ctx, log, client = make_ctx()
+    plan = Plan(changes=(create(EX), Change(Action.BLOCKED, "queue", V, "orders", before=Q, after=Q2, reason="r")))
+    with pytest.raises(BlockedPlanError):
+        apply_plan(plan, ctx)
+    assert log == [] and client.requests == []
+
+
+def test_dispatch_table_covers_every_executable_action_and_kind():
+    for action in (Action.CREATE, Action.DELETE):
+        for kind in ("exchange", "queue", "binding", "policy"):
+            assert (action, kind) in ex.HANDLERS
+    assert (Action.CREATE, "vhost") in ex.HANDLERS and (Action.UPDATE, "policy") in ex.HANDLERS
+    assert (Action.MIGRATE, "queue") in ex.HANDLERS and (Action.MIGRATE, "exchange") in ex.HANDLERS
+    assert not any(action is Action.BLOCKED for action, _ in ex.HANDLERS)
+
+
+def test_queue_deletes_are_guarded_unless_flags_say_otherwise():
+    plan = Plan(changes=(delete(Q),))
+    ctx, log, _ = make_ctx()
+    apply_plan(plan, ctx)
+    assert log[0][0][1] == {"queue": "orders", "if_empty": True, "if_unused": True}
+    ctx, log, _ = make_ctx(allow_data_loss=True, force=True)
+    apply_plan(plan, ctx)
+    assert log[0][0][1] == {"queue": "orders", "if_empty": False, "if_unused": False}
+
+
+def test_exclusive_queues_and_bindings_to_them_are_never_declared():
+    xq = Queue(V, "runtime", exclusive=True)
+    xb = Binding(V, "events", "runtime", "queue", "k")
+    ctx, log, _ = make_ctx()
+    result = apply_plan(Plan(changes=(create(xq), create(xb), create(B))), ctx)
+    assert result.ok and [c.name for c, _ in result.skipped] == ["runtime", xb.name]
+    assert [[k["queue"] for _, k, _ in batch] for batch in log] == [["orders"]]
+
+
+def test_unbind_with_integer_arguments_sends_both_integer_widths():
+    b = Binding(V, "h", "q", "queue", "", Args({"x-match": "all", "n": 1}))
+    ctx, log, _ = make_ctx()
+    result = apply_plan(Plan(changes=(delete(b),)), ctx)
+    assert result.ok and len(result.done) == 1
+    widths = sorted(type(k["arguments"]["n"]).__name__ for _, k, _ in log[0])
+    assert widths == ["int", "long"]
+
+
+def test_a_refused_change_stops_the_run_and_is_reported_with_the_broker_reply():
+    reply = "PRECONDITION_FAILED - inequivalent arg 'durable' for queue 'orders' in vhost 'v1'"
+    ctx, log, _ = make_ctx(fail={"queue 'orders' in vhost 'v1'": (406, reply)})
+    result = apply_plan(Plan(changes=(create(EX), create(Q), create(Q2), create(B), create(B2))), ctx)
+    assert not result.ok
+    assert result.failed[0].change.name == "orders"
+    assert "406 PRECONDITION_FAILED - inequivalent arg 'durable'" in result.failed[0].message
+    assert [c.name for c in result.done] == ["events"]
+    assert sorted(c.name for c in result.not_attempted) == sorted(["payments", B.name, B2.name])
+    assert len(log) == 2  # the binding phase never started
+
+
+def test_a_lost_connection_is_retried_with_backoff_and_the_lock_is_checked():
+    ctx, log, _ = make_ctx(lose=2)
+    queues = [create(Queue(V, f"q{i}")) for i in range(10)]
+    result = apply_plan(Plan(changes=tuple(queues)), ctx)
+    assert result.ok and len(result.done) == 10
+    assert ctx.slept == [0.5, 1.0]
+    assert ctx.lock.checks == 2
+    assert len(log[0]) == 10 - 5 - 2  # only what was not finished is sent again
+
+
+def test_retries_are_bounded():
+    ctx, _, _ = make_ctx(lose=99, retries=2)
+    result = apply_plan(Plan(changes=tuple(create(Queue(V, f"q{i}")) for i in range(8))), ctx)
+    assert not result.ok and "lost" in result.failed[0].message
+    assert len(result.done) + len(result.failed) + len(result.not_attempted) == 8
+
+
+def test_phases_split_on_action_and_kind_and_never_merge_migrations():
+    m = Change(Action.MIGRATE, "queue", V, "a", before=Q, after=Q)
+    groups = ex.phases([create(EX), create(EX2), create(Q), m, m, create(B)])
+    assert [len(g) for g in groups] == [2, 1, 1, 1, 1]
+
+
+def test_http_failure_names_the_object_and_leaves_the_rest_not_attempted():
+    from topoform.errors import BrokerError
+
+    ctx, log, client = make_ctx()
+
+    def boom(method, path, body=None, expect=()):
+        raise BrokerError("PUT http://localhost:15672/api/policies/v1/ttl answered 400: bad pattern")
+
+    client.request = boom
+    result = apply_plan(Plan(changes=(create(POL), create(EX))), ctx)
+    assert result.failed[0].change.name == "ttl" and "400: bad pattern" in result.failed[0].message
+    assert [c.name for c in result.not_attempted] == ["events"] and log == []

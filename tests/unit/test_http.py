@@ -1,0 +1,207 @@
+"""ManagementClient: quoting, one session, TLS verification, and one-line redacted errors.
+
+A local HTTP(S) server stands in for the broker, answering with the bodies RabbitMQ
+3.10.8 sends (401 ``Login failed``, ``Not management user``, ``Not administrator user``).
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import ssl
+import subprocess
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import requests
+
+from topoform.broker.http import ManagementClient
+from topoform.broker.settings import BrokerSettings
+from topoform.errors import BrokerError
+
+SECRET = "s3cr3t-pw"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    routes: dict = {}
+    seen: list = []
+
+    def do_GET(self):  # noqa: N802
+        self.seen.append((self.path, self.headers.get("Authorization")))
+        status, body = self.routes.get(self.path.split("?")[0], (404, {"error": "Object Not Found", "reason": "Not Found"}))
+        if status == "hang":
+            threading.Event().wait(1.5)
+            return
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *a):
+        pass
+
+
+@pytest.fixture
+def server():
+    handler = type("H", (_Handler,), {"routes": {}, "seen": []})
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    srv.daemon_threads = True
+    t = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    t.start()
+    yield srv, handler
+    srv.shutdown()
+    srv.server_close()
+
+
+def _client(port, scheme="http", **kw) -> ManagementClient:
+    return ManagementClient(BrokerSettings(management_url=f"{scheme}://admin:{SECRET}@127.0.0.1:{port}", **kw))
+
+
+def _error(fn) -> BrokerError:
+    with pytest.raises(BrokerError) as info:
+        fn()
+    err = info.value
+    text = f"{err.message} {err.hint}"
+    assert SECRET not in text and "\n" not in err.message
+    return err
+
+
+def test_get_returns_json_and_sends_credentials_once_per_session(server):
+    srv, h = server
+    h.routes["/api/overview"] = (200, {"rabbitmq_version": "3.10.8"})
+    client = _client(srv.server_port)
+    assert client.overview() == {"rabbitmq_version": "3.10.8"}
+    assert client.get("/api/overview")["rabbitmq_version"] == "3.10.8"
+    assert h.seen[0][1].startswith("Basic ")
+    assert isinstance(client.session, requests.Session)
+
+
+def test_vhost_names_are_quoted_as_one_segment(server):
+    srv, h = server
+    h.routes["/api/definitions/%2F"] = (200, {"queues": []})
+    h.routes["/api/definitions/a%2Fb%20c"] = (200, {"queues": [1]})
+    client = _client(srv.server_port)
+    assert client.definitions("/") == {"queues": []}
+    assert client.definitions("a/b c") == {"queues": [1]}
+
+
+def test_queue_stats_asks_only_for_the_needed_columns(server):
+    srv, h = server
+    h.routes["/api/queues/v"] = (200, [])
+    _client(srv.server_port).queue_stats("v")
+    path = h.seen[-1][0]
+    assert "columns=name%2Cexclusive%2Cmessages%2Cconsumers" in path
+
+
+def test_vhost_names(server):
+    srv, h = server
+    h.routes["/api/vhosts"] = (200, [{"name": "b"}, {"name": "/"}])
+    assert _client(srv.server_port).vhost_names() == ["/", "b"]
+
+
+def test_wrong_password_is_one_line(server):
+    srv, h = server
+    h.routes["/api/overview"] = (401, {"error": "not_authorized", "reason": "Login failed"})
+    err = _error(_client(srv.server_port).overview)
+    assert err.code == "broker-auth" and "refused the credentials of user 'admin'" in err.message
+
+
+def test_user_without_management_tag(server):
+    srv, h = server
+    h.routes["/api/overview"] = (401, {"error": "not_authorised", "reason": "Not management user"})
+    err = _error(_client(srv.server_port).overview)
+    assert err.code == "broker-permission" and "management' tag" in err.message
+
+
+def test_user_who_is_not_administrator(server):
+    srv, h = server
+    h.routes["/api/definitions/v"] = (401, {"error": "not_authorised", "reason": "Not administrator user"})
+    err = _error(lambda: _client(srv.server_port).definitions("v"))
+    assert err.code == "broker-permission" and "administrator" in err.message and "--state" in err.hint
+
+
+def test_not_found_and_other_statuses_quote_the_broker_reason(server):
+    srv, h = server
+    h.routes["/api/definitions/x"] = (400, {"error": "bad_request", "reason": "vhost_not_found"})
+    err = _error(lambda: _client(srv.server_port).definitions("x"))
+    assert "400" in err.message and "vhost_not_found" in err.message
+    err = _error(lambda: _client(srv.server_port).get("/api/nothing"))
+    assert err.code == "broker-not-found"
+
+
+def test_non_json_answer(server):
+    srv, h = server
+    h.routes["/api/overview"] = (200, b"<html>hello</html>")
+    err = _error(_client(srv.server_port).overview)
+    assert "JSON" in err.message
+
+
+def _free_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def test_connection_refused():
+    err = _error(_client(_free_port()).overview)
+    assert err.code == "broker-unreachable" and "connection refused" in err.message
+    assert f"http://127.0.0.1:" in err.message
+
+
+def test_timeout(server):
+    srv, h = server
+    h.routes["/api/overview"] = ("hang", None)
+    err = _error(lambda: _client(srv.server_port, timeout=0.3).overview())
+    assert err.code == "broker-timeout" and "0.3s" in err.message and "--timeout" in err.hint
+
+
+def test_https_to_a_plain_http_port_is_a_tls_error(server):
+    srv, h = server
+    err = _error(_client(srv.server_port, scheme="https").overview)
+    assert err.code == "broker-tls"
+
+
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory):
+    if not shutil.which("openssl"):
+        pytest.skip("openssl not installed")
+    d = tmp_path_factory.mktemp("tls")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-keyout", str(d / "key.pem"), "-out", str(d / "cert.pem"), "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    return d
+
+
+@pytest.fixture
+def tls_server(tls_files):
+    handler = type("H", (_Handler,), {"routes": {"/api/overview": (200, {"ok": True})}, "seen": []})
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(tls_files / "cert.pem"), str(tls_files / "key.pem"))
+    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+    t = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    t.start()
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
+def test_https_verifies_certificates_by_default(tls_server):
+    err = _error(_client(tls_server.server_port, scheme="https").overview)
+    assert err.code == "broker-tls" and "certificate verification failed" in err.message
+    assert "--ca-cert" in err.hint
+
+
+def test_ca_cert_makes_a_self_signed_broker_trusted(tls_server, tls_files):
+    client = _client(tls_server.server_port, scheme="https", ca_cert=str(tls_files / "cert.pem"))
+    assert client.overview() == {"ok": True}
+
+
+def test_unreadable_ca_cert(tls_server, tmp_path):
+    err = _error(_client(tls_server.server_port, scheme="https", ca_cert=str(tmp_path / "missing.pem")).overview)
+    assert err.code == "broker-tls" and "missing.pem" in err.message

@@ -1,0 +1,548 @@
+"""AMQP 0-9-1 over pika: connections, typed argument encoding, pipelined operations.
+
+Owns everything topoform sends over AMQP to change a broker's topology: exchange and
+queue declares, binds and unbinds (queue and exchange destinations), deletes. Must not
+import planner, apply or cli.
+
+Broker quirks handled here (RABBITMQ-SEMANTICS.md):
+
+* Integers in argument tables are sent as AMQP ``long`` (section 1.3 and 9): that is
+  what the HTTP API and the definitions import produce, so AMQP-created, HTTP-created
+  and import-created bindings are the same binding. Nested tables and arrays too.
+* pika cannot encode ``float`` (Appendix B); :func:`install_double_encoding` teaches
+  its encoder the AMQP ``double`` (``d``). ``Decimal`` is refused: the broker crashes
+  (541, a *connection* error) when it compares one (section 1.3).
+* Channel errors (403, 404, 405, 406) close only the channel; the wrapper reopens it
+  and raises :class:`AmqpError` naming the object and quoting the broker's reply
+  (section 3.2). Connection errors (503, 541, a lost socket) end every channel.
+
+Pipelining: pika allows one outstanding synchronous method per channel, so
+:class:`Session` opens several channels on one connection and keeps each busy, driving
+pika's I/O loop until every reply has arrived. Each channel is a separate process on
+the broker, so the broker works on them in parallel too.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import ssl
+import struct
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Callable, Iterable, Mapping
+
+import pika
+import pika.data
+from pika import exceptions as pex
+from pika.compat import long
+
+from ..errors import BrokerError
+from .settings import BrokerSettings, redact
+
+# pika logs every broker refusal as a WARNING; without a handler Python's last-resort
+# handler would print those to stderr. topoform reports refusals itself, once.
+logging.getLogger("pika").addHandler(logging.NullHandler())
+
+# Channel-level reply codes (soft errors) and the names the broker gives them.
+REPLY_NAMES = {
+    311: "CONTENT_TOO_LARGE", 312: "NO_ROUTE", 313: "NO_CONSUMERS", 320: "CONNECTION_FORCED",
+    402: "INVALID_PATH", 403: "ACCESS_REFUSED", 404: "NOT_FOUND", 405: "RESOURCE_LOCKED",
+    406: "PRECONDITION_FAILED", 501: "FRAME_ERROR", 502: "SYNTAX_ERROR", 503: "COMMAND_INVALID",
+    504: "CHANNEL_ERROR", 505: "UNEXPECTED_FRAME", 506: "RESOURCE_ERROR", 530: "NOT_ALLOWED",
+    540: "NOT_IMPLEMENTED", 541: "INTERNAL_ERROR",
+}
+
+
+# --------------------------------------------------------------------------- encoding
+_DOUBLE_INSTALLED = False
+
+
+def install_double_encoding() -> None:
+    """Let pika encode Python ``float`` as AMQP ``double`` (pika raises otherwise), and decode it back.
+
+    pika's ``encode_value``/``decode_value`` recurse through the module globals, so
+    wrapping them also covers floats nested in tables and arrays. Idempotent; it
+    changes pika for the whole process (only cases pika refused or got wrong).
+    """
+    global _DOUBLE_INSTALLED
+    if _DOUBLE_INSTALLED:
+        return
+    original = pika.data.encode_value
+
+    def encode_value(pieces, value):
+        if isinstance(value, float):
+            pieces.append(struct.pack(">cd", b"d", value))
+            return 9
+        return original(pieces, value)
+
+    original_decode = pika.data.decode_value
+
+    def decode_value(encoded, offset):
+        # pika decodes float and double as integers (``long(...)``), truncating 1.5 to 1;
+        # migrations copy message headers through pika, so read them faithfully.
+        kind = encoded[offset:offset + 1]
+        if kind == b"d":
+            return struct.unpack_from(">d", encoded, offset + 1)[0], offset + 9
+        if kind == b"f":
+            return struct.unpack_from(">f", encoded, offset + 1)[0], offset + 5
+        return original_decode(encoded, offset)
+
+    pika.data.encode_value = encode_value
+    pika.data.decode_value = decode_value
+    _DOUBLE_INSTALLED = True
+
+
+install_double_encoding()
+
+
+class EncodingError(BrokerError):
+    """An argument value that topoform refuses to send over AMQP."""
+
+    code = "amqp-encoding"
+
+
+def encode_args(args: Mapping[str, Any] | None, *, int_type: type = long, where: str = "arguments") -> dict:
+    """A plain dict ready for pika, with every integer (nested too) as ``int_type``.
+
+    ``int_type`` is :class:`pika.compat.long` by default (SEMANTICS 1.3); pass ``int``
+    to get the 32-bit ``signedint`` width a plain pika client would have sent (used to
+    unbind bindings created that way). Raises :class:`EncodingError` for ``Decimal`` and
+    for types AMQP tables cannot carry.
+    """
+    return {str(k): _encode_value(v, int_type, f"{where}.{k}") for k, v in (args or {}).items()}
+
+
+def _encode_value(value: Any, int_type: type, where: str) -> Any:
+    if value is None or isinstance(value, (bool, str, bytes, float)):
+        return value
+    if isinstance(value, int):
+        if int_type is int and -2 ** 31 <= value < 2 ** 31:
+            return int(value)
+        return long(value)
+    if isinstance(value, bytearray):
+        return bytes(value)
+    if isinstance(value, Decimal):
+        raise EncodingError(f"{where}: decimal values are not sent (the broker fails comparing them); "
+                            "use an integer or a float")
+    if isinstance(value, Mapping):
+        return {str(k): _encode_value(v, int_type, f"{where}.{k}") for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_encode_value(v, int_type, f"{where}[{i}]") for i, v in enumerate(value)]
+    raise EncodingError(f"{where}: values of type {type(value).__name__} cannot be sent in AMQP arguments")
+
+
+def has_integers(value: Any) -> bool:
+    """True when an argument table holds an integer anywhere (bools excluded)."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return True
+    if isinstance(value, Mapping):
+        return any(has_integers(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(has_integers(v) for v in value)
+    return False
+
+
+# --------------------------------------------------------------------------- errors
+class AmqpError(BrokerError):
+    """The broker refused an operation. ``subject`` names the object, ``reply_text`` is the broker's own words."""
+
+    code = "broker-refused"
+
+    def __init__(self, subject: str, reply_code: int, reply_text: str, *, hint: str = ""):
+        self.subject = subject
+        self.reply_code = reply_code
+        self.reply_text = reply_text
+        super().__init__(f"{subject}: {format_reply(reply_code, reply_text)}", hint=hint)
+
+
+class ConnectionLost(BrokerError):
+    """The connection dropped (socket lost, broker restart, connection forced); worth retrying."""
+
+    code = "connection-lost"
+
+
+def format_reply(code: int, text: str) -> str:
+    """The broker's reply as it would print it: ``406 PRECONDITION_FAILED - inequivalent arg ...``."""
+    text = text or ""
+    name = REPLY_NAMES.get(code, "")
+    if name and text.startswith(name):
+        return f"{code} {text}"
+    return f"{code} {name + ' - ' if name else ''}{text}".strip()
+
+
+# --------------------------------------------------------------------------- connections
+def holder_name(purpose: str = "apply") -> str:
+    """A connection name that tells an operator who this is: ``topoform apply pid=123 host=h``."""
+    return f"topoform {purpose} pid={os.getpid()} host={socket.gethostname()}"
+
+
+def connection_parameters(settings: BrokerSettings, vhost: str, *, name: str, heartbeat: int | None = 60,
+                          keepalive: bool = False) -> pika.ConnectionParameters:
+    """pika parameters for ``vhost`` from the settings (TLS with ``ca_cert`` for amqps)."""
+    ssl_options = None
+    if settings.tls:
+        context = ssl.create_default_context(cafile=settings.ca_cert) if settings.ca_cert else ssl.create_default_context()
+        ssl_options = pika.SSLOptions(context, server_hostname=settings.amqp_host)
+    tcp_options = {"TCP_KEEPIDLE": 20, "TCP_KEEPINTVL": 5, "TCP_KEEPCNT": 4} if keepalive else None
+    return pika.ConnectionParameters(
+        host=settings.amqp_host, port=settings.amqp_port, virtual_host=vhost,
+        credentials=pika.PlainCredentials(settings.username, settings.password),
+        ssl_options=ssl_options, heartbeat=heartbeat, connection_attempts=1,
+        socket_timeout=settings.timeout, stack_timeout=settings.timeout,
+        blocked_connection_timeout=settings.timeout, tcp_options=tcp_options,
+        client_properties={"connection_name": name, "product": "topoform"},
+    )
+
+
+def scrub(text: str, settings: BrokerSettings) -> str:
+    """Redact URLs and any literal occurrence of the password (pika messages may echo parameters)."""
+    text = redact(str(text))
+    pw = settings.password
+    if pw and len(pw) >= 4 and pw != settings.username:
+        text = text.replace(pw, "***")
+    return text
+
+
+def _where(settings: BrokerSettings, vhost: str) -> str:
+    scheme = "amqps" if settings.tls else "amqp"
+    return f"{scheme}://{settings.amqp_host}:{settings.amqp_port} vhost '{vhost}'"
+
+
+def connect(settings: BrokerSettings, vhost: str, *, name: str | None = None, heartbeat: int | None = 60,
+            keepalive: bool = False) -> pika.BlockingConnection:
+    """Open a blocking connection to ``vhost``; failures become one-line :class:`BrokerError`.
+
+    Wrong credentials, a vhost the user may not use, and an unreachable broker each get
+    their own message; none of them contains the password.
+    """
+    params = connection_parameters(settings, vhost, name=name or holder_name(), heartbeat=heartbeat,
+                                   keepalive=keepalive)
+    where = _where(settings, vhost)
+    try:
+        return pika.BlockingConnection(params)
+    except (pex.ProbableAuthenticationError, pex.AuthenticationError):
+        raise BrokerError(f"authentication failed for user '{settings.username}' at {where}",
+                          hint="check the user and password in --url or TOPOFORM_URL", code="auth-failed") from None
+    except pex.ProbableAccessDeniedError:
+        raise BrokerError(f"user '{settings.username}' may not access {where}",
+                          hint="grant the user permissions on the vhost", code="access-refused") from None
+    except pex.ConnectionClosedByBroker as exc:
+        raise BrokerError(f"{where}: the broker refused the connection: "
+                          f"{scrub(format_reply(exc.reply_code, exc.reply_text), settings)}", code="access-refused") from None
+    except pex.AMQPConnectionError as exc:
+        reason = _connection_failure_reason(exc)
+        raise BrokerError(f"cannot connect to {where}: {scrub(reason, settings)}",
+                          hint="is RabbitMQ running, and are --url / TOPOFORM_URL right?", code="unreachable") from None
+    except (OSError, ssl.SSLError) as exc:
+        raise BrokerError(f"cannot connect to {where}: {scrub(str(exc), settings)}", code="unreachable") from None
+
+
+def _connection_failure_reason(exc: BaseException) -> str:
+    """The innermost useful reason pika's connection workflow recorded."""
+    inner = getattr(exc, "exceptions", None)
+    if inner:
+        exc = inner[-1]
+        deeper = getattr(exc, "exception", None)
+        if deeper is not None:
+            exc = deeper
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, ConnectionRefusedError) or "refused" in text.lower():
+        return "connection refused"
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+# --------------------------------------------------------------------------- operations
+@dataclass
+class Op:
+    """One AMQP method to send. ``method`` is a pika ``Channel`` method name; ``token`` is the caller's."""
+
+    method: str
+    kwargs: dict
+    subject: str
+    token: Any = None
+
+
+def op_declare_exchange(name: str, type: str, *, durable: bool, auto_delete: bool, internal: bool,
+                        arguments: Mapping | None, vhost: str = "", token: Any = None) -> Op:
+    return Op("exchange_declare", dict(exchange=name, exchange_type=type, durable=durable, auto_delete=auto_delete,
+                                       internal=internal, arguments=encode_args(arguments)),
+              subject=f"exchange '{name}'" + _in(vhost), token=token)
+
+
+def op_declare_queue(name: str, *, durable: bool, auto_delete: bool, arguments: Mapping | None,
+                     vhost: str = "", token: Any = None) -> Op:
+    # exclusive=False always: topoform never declares exclusive queues (SPEC section 2).
+    return Op("queue_declare", dict(queue=name, durable=durable, exclusive=False, auto_delete=auto_delete,
+                                    arguments=encode_args(arguments)),
+              subject=f"queue '{name}'" + _in(vhost), token=token)
+
+
+def op_bind(source: str, destination: str, destination_type: str, routing_key: str, arguments: Mapping | None,
+            *, int_type: type = long, vhost: str = "", token: Any = None, unbind: bool = False) -> Op:
+    args = encode_args(arguments, int_type=int_type)
+    verb = "unbind" if unbind else "bind"
+    subject = f"binding '{source}' -> {destination_type} '{destination}' [{routing_key}]" + _in(vhost)
+    if destination_type == "exchange":
+        return Op(f"exchange_{verb}", dict(destination=destination, source=source, routing_key=routing_key,
+                                            arguments=args), subject, token)
+    return Op(f"queue_{verb}", dict(queue=destination, exchange=source, routing_key=routing_key, arguments=args),
+              subject, token)
+
+
+def op_delete_queue(name: str, *, if_empty: bool, if_unused: bool, vhost: str = "", token: Any = None) -> Op:
+    return Op("queue_delete", dict(queue=name, if_empty=if_empty, if_unused=if_unused),
+              subject=f"queue '{name}'" + _in(vhost), token=token)
+
+
+def op_delete_exchange(name: str, *, if_unused: bool = False, vhost: str = "", token: Any = None) -> Op:
+    return Op("exchange_delete", dict(exchange=name, if_unused=if_unused),
+              subject=f"exchange '{name}'" + _in(vhost), token=token)
+
+
+def _in(vhost: str) -> str:
+    return f" in vhost '{vhost}'" if vhost else ""
+
+
+@dataclass
+class BatchResult:
+    """What happened to a batch: ops done (in completion order), the failures, ops never sent."""
+
+    done: list = field(default_factory=list)
+    failures: list = field(default_factory=list)  # [(Op, AmqpError)]
+    not_attempted: list = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+class _Lane:
+    """One channel with at most one outstanding request (pika's rule for synchronous methods)."""
+
+    __slots__ = ("channel", "op", "sent_at", "open")
+
+    def __init__(self):
+        self.channel = None
+        self.op: Op | None = None
+        self.sent_at = 0.0
+        self.open = False
+
+
+# --------------------------------------------------------------------------- session
+class Session:
+    """One AMQP connection to one vhost with ``channels`` channels for pipelined work.
+
+    ``run(ops)`` sends every op, keeping each channel busy, and returns once all
+    replies have arrived or the first failure has drained. A channel error fails only
+    the op that caused it (and closes that channel, which is reopened for the next op);
+    once anything failed no new op is sent. A lost connection raises
+    :class:`ConnectionLost` after the ops in flight are put back, so the caller can
+    reconnect and call ``run`` with ``result.not_attempted`` (every op is idempotent).
+    """
+
+    def __init__(self, settings: BrokerSettings, vhost: str, *, channels: int = 32, name: str | None = None,
+                 connection: pika.BlockingConnection | None = None, op_timeout: float | None = None):
+        self.settings = settings
+        self.vhost = vhost
+        self.name = name or holder_name()
+        self.width = max(1, channels)
+        self.op_timeout = op_timeout or max(settings.timeout, 5.0)
+        self.connection = connection
+        self._lanes: list[_Lane] = []
+
+    # ---- connection management
+    def open(self) -> "Session":
+        if self.connection is None or not self.connection.is_open:
+            self.connection = connect(self.settings, self.vhost, name=self.name)
+            self._lanes = []
+        return self
+
+    @property
+    def is_open(self) -> bool:
+        return self.connection is not None and self.connection.is_open
+
+    def close(self) -> None:
+        conn, self.connection = self.connection, None
+        self._lanes = []
+        if conn is not None and conn.is_open:
+            try:
+                conn.close()
+            except Exception:  # noqa: BLE001 - closing a dead connection is not an error worth reporting
+                pass
+
+    def __enter__(self) -> "Session":
+        return self.open()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _impl(self):
+        # pika's BlockingConnection keeps its asynchronous connection in ``_impl``; its
+        # channels accept callbacks, which is what allows many requests in flight.
+        return self.connection._impl  # noqa: SLF001
+
+    def _open_lanes(self, wanted: int) -> None:
+        """Open channels until ``wanted`` lanes are usable (reopening closed ones)."""
+        self._lanes = [lane for lane in self._lanes if lane.open or lane.op is not None]
+        missing = wanted - len(self._lanes)
+        for _ in range(missing):
+            lane = _Lane()
+
+            def opened(channel, lane=lane):
+                lane.open = True
+                channel.add_on_close_callback(lambda ch, reason, lane=lane: self._on_close(lane, reason))
+
+            lane.channel = self._impl().channel(on_open_callback=opened)
+            self._lanes.append(lane)
+        deadline = time.monotonic() + self.op_timeout
+        while not all(lane.open for lane in self._lanes):
+            self._pump(deadline, "opening channels")
+
+    def _pump(self, deadline: float, doing: str) -> None:
+        if time.monotonic() > deadline:
+            raise _Timeout(doing)
+        try:
+            self.connection.process_data_events(time_limit=0.02)
+        except (pex.AMQPConnectionError, OSError) as exc:
+            self._connection_failed(exc)
+
+    # ---- results of in-flight requests
+    def _on_ok(self, lane: _Lane, frame) -> None:
+        op, lane.op = lane.op, None
+        if op is not None:
+            self._result.done.append(op)
+            if self._on_done:
+                self._on_done(op)
+            self._feed(lane)
+
+    def _on_close(self, lane: _Lane, reason) -> None:
+        lane.open = False
+        op, lane.op = lane.op, None
+        if op is None:
+            return
+        if isinstance(reason, pex.ChannelClosedByBroker):
+            self._result.failures.append((op, AmqpError(op.subject, reason.reply_code, reason.reply_text)))
+            self._stopped = True
+        else:  # closed with the connection: the op's outcome is unknown, send it again later
+            self._inflight_lost.append(op)
+
+    def _connection_failed(self, exc: BaseException) -> None:
+        """Put the ops in flight back (or blame one of them for a hard error) and raise."""
+        inflight = [lane.op for lane in self._lanes if lane.op is not None] + self._inflight_lost
+        for lane in self._lanes:
+            lane.op = None
+            lane.open = False
+        self._inflight_lost = []
+        self._lanes = []
+        code = getattr(exc, "reply_code", None)
+        text = getattr(exc, "reply_text", "") or ""
+        if code and code not in (320,) and inflight:  # a hard error caused by a request (503, 541, ...)
+            culprit = _blame(inflight, text)
+            self._result.failures.append((culprit, AmqpError(culprit.subject, code, text)))
+            self._result.not_attempted[:0] = [op for op in inflight if op is not culprit]
+            self._stopped = True
+            self.connection = None
+            raise _HardError()
+        self._result.not_attempted[:0] = inflight
+        self.connection = None
+        reason = format_reply(code, text) if code else (str(exc) or type(exc).__name__)
+        raise ConnectionLost(f"connection to vhost '{self.vhost}' lost: {scrub(reason, self.settings)}")
+
+    def _feed(self, lane: _Lane) -> None:
+        if self._stopped or not self._queue or not lane.open:
+            return
+        op = self._queue.popleft()
+        lane.op = op
+        lane.sent_at = time.monotonic()
+        method = getattr(lane.channel, op.method)
+        try:
+            method(callback=lambda frame, lane=lane: self._on_ok(lane, frame), **op.kwargs)
+        except (pex.AMQPError, ValueError, TypeError) as exc:  # refused by pika before sending
+            lane.op = None
+            self._result.failures.append((op, AmqpError(op.subject, 0, f"not sent: {type(exc).__name__}: {exc}")))
+            self._stopped = True
+
+    # ---- the one public operation
+    def run(self, ops: Iterable[Op], on_done: Callable[[Op], None] | None = None,
+            tick: Callable[[], None] | None = None) -> BatchResult:
+        """Send ``ops`` over up to ``channels`` channels; see the class docstring.
+
+        ``on_done(op)`` is called as each reply arrives; ``tick()`` between I/O rounds
+        (progress reporting). Raises :class:`ConnectionLost` when the connection drops;
+        the partial result is then in ``self.last_result``.
+        """
+        self._queue = deque(ops)
+        self._result = BatchResult()
+        self.last_result = self._result
+        self._on_done = on_done
+        self._stopped = False
+        self._inflight_lost: list[Op] = []
+        if not self._queue:
+            return self._result
+        try:
+            self.open()
+            self._open_lanes(min(self.width, len(self._queue)))
+            for lane in self._lanes:
+                self._feed(lane)
+            while any(lane.op is not None for lane in self._lanes):
+                oldest = min((lane.sent_at for lane in self._lanes if lane.op is not None), default=time.monotonic())
+                self._pump(oldest + self.op_timeout, "waiting for a reply")
+                if not self._stopped and self._queue:
+                    for lane in self._lanes:
+                        if lane.op is None and lane.open:
+                            self._feed(lane)
+                if self._inflight_lost:
+                    self._result.not_attempted[:0] = self._inflight_lost
+                    self._inflight_lost = []
+                if tick:
+                    tick()
+        except _HardError:
+            pass
+        except _Timeout as exc:
+            waiting = sorted((lane for lane in self._lanes if lane.op is not None), key=lambda lane: lane.sent_at)
+            if waiting:
+                culprit = waiting[0].op
+                self._result.failures.append((culprit, AmqpError(
+                    culprit.subject, 0, f"no reply from the broker within {self.op_timeout:.0f}s")))
+                self._result.not_attempted[:0] = [lane.op for lane in waiting[1:]]
+            else:
+                self._result.failures.append((Op("channel_open", {}, f"vhost '{self.vhost}'"), AmqpError(
+                    f"vhost '{self.vhost}'", 0, f"no reply from the broker while {exc}")))
+            self.close()  # the state of a connection that stopped answering is unknown
+        except ConnectionLost:
+            self._result.not_attempted.extend(self._queue)
+            self._queue = deque()
+            raise
+        self._result.not_attempted.extend(self._queue)
+        self._queue = deque()
+        return self._result
+
+    # ---- conveniences (one op, synchronous)
+    def call(self, op: Op) -> None:
+        """Run one op and raise its :class:`AmqpError` if the broker refused it."""
+        result = self.run([op])
+        if result.failures:
+            raise result.failures[0][1]
+
+
+class _Timeout(Exception):
+    """Internal: no reply within the op timeout."""
+
+
+class _HardError(Exception):
+    """Internal: a connection error blamed on a request; the failure is already recorded."""
+
+
+def _blame(inflight: list[Op], text: str) -> Op:
+    """The in-flight op a connection-level error is about: the one whose name or type the text quotes."""
+    for op in inflight:
+        for key in ("exchange_type", "exchange", "queue", "destination"):
+            value = op.kwargs.get(key)
+            if value and f"'{value}'" in text:
+                return op
+    return inflight[0]

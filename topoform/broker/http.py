@@ -1,0 +1,220 @@
+"""The management HTTP API client: one ``requests`` session, quoting, timeouts, TLS, errors.
+
+Owns every HTTP request topoform makes to the broker. Every failure becomes a
+:class:`~topoform.errors.BrokerError` with a one-line message that names the
+*redacted* base URL (never a password) and, where one helps, a hint. Imports no
+pika and nothing from planner, apply or cli.
+
+Error mapping (observed on RabbitMQ 3.10.8):
+
+* connection refused / DNS failure     -> ``broker-unreachable``
+* connect or read timeout              -> ``broker-timeout`` (hint: ``--timeout``)
+* TLS handshake or verification        -> ``broker-tls`` (hint: ``--ca-cert``)
+* 401 ``Login failed``                 -> ``broker-auth``
+* 401 ``Not management user``          -> ``broker-permission`` (the user lacks the management tag)
+* 401 ``Not administrator user``       -> ``broker-permission`` (definitions need the administrator tag)
+* any other unexpected status          -> ``broker-http`` quoting the broker's ``reason``
+"""
+from __future__ import annotations
+
+import json
+from typing import Any, Iterable
+
+import requests
+
+from ..errors import BrokerError
+from .settings import BrokerSettings, quote_segment, redact
+
+__all__ = ["ManagementClient", "quote_segment"]
+
+_USER_AGENT = "topoform"
+
+
+class ManagementClient:
+    """A small client for the RabbitMQ management API.
+
+    ``settings`` gives the base URL, credentials, CA bundle and timeout. ``session``
+    may be injected (tests); otherwise one is created and reused for every request.
+
+    Example::
+
+        client = ManagementClient(BrokerSettings())
+        client.vhost_names()            # ['/']
+        client.definitions("/")         # {'queues': [...], 'exchanges': [...], ...}
+    """
+
+    def __init__(self, settings: BrokerSettings, session: requests.Session | None = None):
+        self.settings = settings
+        self.base = settings.http_base_clean
+        self.session = session if session is not None else requests.Session()
+        self.session.auth = settings.http_credentials
+        self.session.headers.update({"accept": "application/json", "user-agent": _USER_AGENT})
+        # https verifies certificates by default; --ca-cert names the CA bundle to trust. It is
+        # passed on every request, because requests lets REQUESTS_CA_BUNDLE override session.verify.
+        self.verify: str | bool = settings.ca_cert or True
+        self.session.verify = self.verify
+        self.timeout = settings.timeout
+        self._user = settings.http_credentials[0]
+
+    # ------------------------------------------------------------------ core
+    def request(self, method: str, path: str, body: Any = None,
+                expect: Iterable[int] = (200, 201, 204), params: dict | None = None) -> requests.Response:
+        """Send one request; return the response when its status is in ``expect``.
+
+        ``path`` starts with ``/api/`` and has its segments already quoted (use
+        :func:`quote_segment`). ``body`` is sent as JSON. Raises BrokerError otherwise.
+        """
+        url = self.base + path
+        headers = {"content-type": "application/json"} if body is not None else None
+        try:
+            response = self.session.request(method, url, params=params, headers=headers,
+                                            data=None if body is None else json.dumps(body),
+                                            timeout=self.timeout, verify=self.verify)
+        except requests.exceptions.SSLError as exc:
+            reason = _tls_reason(exc)
+            hint = ("is this port serving TLS? use http:// for port 15672" if "does not speak TLS" in reason
+                    else "pass the CA that signed the broker's certificate with --ca-cert")
+            raise BrokerError(f"TLS failure talking to the management API at {self.base}: {reason}",
+                              code="broker-tls", hint=hint) from None
+        except (requests.exceptions.ConnectTimeout, requests.exceptions.ReadTimeout):
+            raise BrokerError(f"the management API at {self.base} did not answer within {self.timeout:g}s "
+                              f"({method} {path})", code="broker-timeout",
+                              hint="check the address, or raise --timeout") from None
+        except requests.exceptions.ConnectionError as exc:
+            raise BrokerError(f"cannot connect to the management API at {self.base}: {_connection_reason(exc)}",
+                              code="broker-unreachable",
+                              hint="is RabbitMQ running with the management plugin? "
+                                   "set --management-url or TOPOFORM_MANAGEMENT_URL") from None
+        except requests.exceptions.RequestException as exc:
+            raise BrokerError(redact(f"request to the management API at {self.base} failed: "
+                                     f"{type(exc).__name__}"), code="broker-http") from None
+        except OSError as exc:  # e.g. an unreadable --ca-cert file (requests raises a bare OSError)
+            if self.settings.ca_cert and "certificate" in str(exc).lower():
+                raise BrokerError(f"cannot read the CA certificate file {self.settings.ca_cert!r}",
+                                  code="broker-tls", hint="--ca-cert names a PEM file") from None
+            raise BrokerError(f"cannot talk to the management API at {self.base}: {type(exc).__name__}",
+                              code="broker-unreachable") from None
+        expect = tuple(expect)
+        if expect and response.status_code not in expect:
+            raise self._status_error(method, path, response)
+        return response
+
+    def get(self, path: str, params: dict | None = None) -> Any:
+        """GET ``path`` and return its JSON body."""
+        response = self.request("GET", path, params=params, expect=(200,))
+        try:
+            return response.json()
+        except ValueError:
+            raise BrokerError(f"{self.base}{path} did not answer with JSON: is this a RabbitMQ management API?",
+                              code="broker-http") from None
+
+    def close(self) -> None:
+        self.session.close()
+
+    def __enter__(self) -> "ManagementClient":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ endpoints
+    def overview(self) -> dict:
+        """``GET /api/overview`` (``rabbitmq_version``, ``management_version``, ...)."""
+        return self.get("/api/overview")
+
+    def vhosts(self) -> list[dict]:
+        """Every vhost with its settings (``name``, ``description``, ``tags``, ``default_queue_type``)."""
+        return self.get("/api/vhosts", params={"columns": "name,description,tags,default_queue_type"})
+
+    def vhost_names(self) -> list[str]:
+        """The names of every vhost on the broker, sorted."""
+        return sorted(v["name"] for v in self.get("/api/vhosts", params={"columns": "name"}))
+
+    def definitions(self, vhost: str) -> dict:
+        """``GET /api/definitions/VHOST``: one vhost's exchanges, queues, bindings and policies.
+
+        The smallest complete configuration source (RABBITMQ-SEMANTICS.md 10.4). It omits
+        exclusive queues and the bindings to them (section 4.1).
+        """
+        return self.get(f"/api/definitions/{quote_segment(vhost)}")
+
+    def queue_stats(self, vhost: str) -> list[dict]:
+        """Every queue of a vhost with only the columns the planner needs.
+
+        ``messages`` and ``consumers`` come from stats and lag by about 5 s; they are
+        absent for a queue whose stats have not been emitted yet (section 10.3).
+        """
+        return self.get(f"/api/queues/{quote_segment(vhost)}",
+                        params={"columns": "name,exclusive,messages,consumers"})
+
+    # ------------------------------------------------------------------ errors
+    def _status_error(self, method: str, path: str, response: requests.Response) -> BrokerError:
+        status = response.status_code
+        reason = _reason(response)
+        where = f"{self.base}{path}"
+        if status == 401:
+            low = reason.lower()
+            if "not management user" in low:
+                return BrokerError(f"user '{self._user}' may not use the management API at {self.base} "
+                                   "(it lacks the 'management' tag)", code="broker-permission",
+                                   hint="give the user the management, policymaker or administrator tag")
+            if "not administrator" in low:
+                return BrokerError(f"user '{self._user}' is not an administrator on {self.base}; "
+                                   f"{method} {path} needs the 'administrator' tag", code="broker-permission",
+                                   hint="use an administrator, or plan offline with --state FILE")
+            return BrokerError(f"the management API at {self.base} refused the credentials of user "
+                               f"'{self._user}' (401 {reason or 'Unauthorized'})", code="broker-auth",
+                               hint="check the user and password in --url or --management-url")
+        if status == 403:
+            return BrokerError(f"user '{self._user}' is not allowed to {method} {where} (403 {reason})",
+                               code="broker-permission")
+        if status == 404:
+            return BrokerError(f"{method} {where}: not found (404)", code="broker-not-found",
+                               hint="is --management-url the RabbitMQ management API?")
+        return BrokerError(f"{method} {where} answered {status}" + (f": {reason}" if reason else ""),
+                           code="broker-http")
+
+
+def _reason(response: requests.Response) -> str:
+    """The broker's ``reason`` (or ``error``) from a JSON error body, else a short text excerpt."""
+    try:
+        body = response.json()
+    except ValueError:
+        text = " ".join(response.text.split())
+        return redact(text[:200])
+    if isinstance(body, dict):
+        reason = body.get("reason") or body.get("error") or ""
+        return redact(" ".join(str(reason).split())[:300])
+    return ""
+
+
+def _connection_reason(exc: Exception) -> str:
+    text = str(exc).lower()
+    if "refused" in text:
+        return "connection refused"
+    if "name or service not known" in text or "nodename nor servname" in text or "failed to resolve" in text \
+            or "temporary failure in name resolution" in text:
+        return "unknown host"
+    if "reset" in text:
+        return "connection reset"
+    if "timed out" in text:
+        return "connection timed out"
+    return "connection failed"
+
+
+def _tls_reason(exc: Exception) -> str:
+    text = str(exc)
+    if "CERTIFICATE_VERIFY_FAILED" in text:
+        detail = "certificate verification failed"
+        for marker in ("self-signed certificate in certificate chain", "self signed certificate in certificate chain",
+                       "self-signed certificate", "self signed certificate", "unable to get local issuer certificate",
+                       "certificate has expired", "Hostname mismatch"):
+            if marker.lower() in text.lower():
+                detail += f" ({marker.lower()})"
+                break
+        return detail
+    if "WRONG_VERSION_NUMBER" in text or "wrong version number" in text:
+        return "the server does not speak TLS on this port"
+    if "Could not find a suitable TLS CA certificate bundle" in text or "invalid path" in text.lower():
+        return "the CA certificate file cannot be read"
+    return "TLS handshake failed"

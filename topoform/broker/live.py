@@ -1,0 +1,447 @@
+"""The live state: management API responses or a definitions export -> :class:`LiveState`.
+
+Reads whole vhosts with as few requests as the API allows (RABBITMQ-SEMANTICS.md
+10.4): one ``GET /api/vhosts`` for every vhost and its settings, then per managed
+vhost one ``GET /api/definitions/V`` (configuration) and one ``GET /api/queues/V``
+restricted to four columns (message and consumer counts, exclusivity), the two
+issued concurrently on the one session.
+
+What is never managed is skipped here and counted in ``LiveState.skipped``: the
+default exchange and ``amq.*`` exchanges, exclusive queues, server-named ``amq.*``
+queues, the implicit default-exchange bindings (``source == ""``) and bindings to
+skipped queues (sections 4, 6, 10.2).
+
+The resources built here carry exactly the declared configuration: server-only
+fields (``node``, ``state``, ``policy``, ``effective_policy_definition``, stats) are
+dropped, missing fields get the declare defaults, and policy-applied values are never
+folded into ``arguments``. Comparison-only normalization (absent ``x-queue-type`` is
+``classic``, the vhost default queue type, ...) is the planner's job
+(``planner/normalize.py``), so ``before`` objects in a plan are what the broker has.
+
+Imports nothing from planner, apply or cli.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+
+from ..errors import InputError
+from ..model import EMPTY_ARGS, Args, Binding, Exchange, Policy, Queue, Resource, Topology, Vhost, thaw
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .http import ManagementClient
+
+__all__ = ["QueueStats", "LiveState", "LiveReader", "read_live", "live_from_definitions", "read_state_file",
+           "topology_fingerprint", "SKIP_CATEGORIES"]
+
+# Categories of never-managed objects, as counted in LiveState.skipped.
+SKIP_CATEGORIES = ("built-in exchanges", "exclusive queues", "server-named queues",
+                   "default-exchange bindings", "bindings to skipped queues")
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    """Counts from the broker's stats (they lag by about 5 s; section 10.3)."""
+
+    messages: int
+    consumers: int
+
+
+@dataclass(frozen=True)
+class LiveState:
+    """What the broker has in the managed vhosts.
+
+    ``queue_stats`` has an entry only for queues whose counts are known: a queue
+    missing from it (stats not emitted yet, or a ``--state`` file, which has no counts)
+    must be treated as possibly holding messages.
+    """
+
+    topology: Topology
+    queue_stats: Mapping[tuple, QueueStats] = field(default_factory=dict)
+    missing_vhosts: frozenset = frozenset()
+    fingerprint: str = ""
+    skipped: Mapping[str, int] = field(default_factory=dict)
+    source: str = "broker"  # "broker" | "state-file": for messages only
+
+    @property
+    def vhosts(self) -> tuple[str, ...]:
+        """The vhosts that were read and exist, sorted."""
+        return tuple(sorted(v.name for v in self.topology.vhosts.values()))
+
+    def narrow(self, vhosts: Iterable[str]) -> "LiveState":
+        """The part of this state inside ``vhosts``, with its own fingerprint (as if only they were read)."""
+        keep = set(vhosts)
+        topology = self.topology.in_vhosts(keep)
+        return LiveState(topology=topology,
+                         queue_stats=MappingProxyType({k: v for k, v in self.queue_stats.items() if k[1] in keep}),
+                         missing_vhosts=frozenset(v for v in self.missing_vhosts if v in keep),
+                         fingerprint=topology_fingerprint(topology), skipped=self.skipped, source=self.source)
+
+
+# ---------------------------------------------------------------------- rows -> resources
+def _bool(value: Any) -> bool:
+    return bool(value) if value is not None else False
+
+
+def _args(value: Any) -> Args:
+    if not value:
+        return EMPTY_ARGS  # most rows: no arguments (and one shared object)
+    return Args(value) if isinstance(value, dict) or isinstance(value, Mapping) else EMPTY_ARGS
+
+
+def _tags(value: Any) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        items = [t.strip() for t in value.split(",")]
+    else:
+        items = [str(t).strip() for t in value]
+    return tuple(sorted(t for t in items if t))
+
+
+def vhost_from_row(row: Mapping) -> Vhost:
+    """A vhost from ``GET /api/vhosts`` or a definitions ``vhosts`` entry (3.11+ puts settings in ``metadata``).
+
+    A setting the source does not report stays ``None`` (unknown); ``default_queue_type``
+    ``undefined`` (3.10's "not set") is ``None`` as well.
+    """
+    meta = row.get("metadata") if isinstance(row.get("metadata"), Mapping) else {}
+    description = row.get("description", meta.get("description"))
+    tags = row.get("tags", meta.get("tags"))
+    dqt = row.get("default_queue_type", meta.get("default_queue_type"))
+    if dqt in ("undefined", ""):
+        dqt = None
+    return Vhost(name=str(row["name"]), description=description, tags=_tags(tags), default_queue_type=dqt)
+
+
+def exchange_from_row(row: Mapping, vhost: str) -> Exchange:
+    return Exchange(vhost=vhost, name=str(row["name"]), type=str(row.get("type") or "direct"),
+                    durable=_bool(row.get("durable")), auto_delete=_bool(row.get("auto_delete")),
+                    internal=_bool(row.get("internal")), arguments=_args(row.get("arguments")))
+
+
+def queue_from_row(row: Mapping, vhost: str) -> Queue:
+    return Queue(vhost=vhost, name=str(row["name"]), durable=_bool(row.get("durable")),
+                 exclusive=_bool(row.get("exclusive")), auto_delete=_bool(row.get("auto_delete")),
+                 arguments=_args(row.get("arguments")))
+
+
+def binding_from_row(row: Mapping, vhost: str) -> Binding:
+    return Binding(vhost=vhost, source=str(row["source"]), destination=str(row["destination"]),
+                   destination_type=str(row.get("destination_type") or "queue"),
+                   routing_key=str(row.get("routing_key") or ""), arguments=_args(row.get("arguments")))
+
+
+def policy_from_row(row: Mapping, vhost: str) -> Policy:
+    try:
+        priority = int(row.get("priority") or 0)
+    except (TypeError, ValueError):
+        priority = 0
+    return Policy(vhost=vhost, name=str(row["name"]), pattern=str(row.get("pattern") or ""),
+                  apply_to=str(row.get("apply-to") or row.get("apply_to") or "all"),
+                  priority=priority, definition=_args(row.get("definition")))
+
+
+def is_server_named(queue_name: str) -> bool:
+    """``amq.*`` queue names are reserved: only the broker creates them (``amq.gen-*``; section 4.2)."""
+    return queue_name.startswith("amq.")
+
+
+def is_builtin_exchange(name: str) -> bool:
+    return name == "" or name.startswith("amq.")
+
+
+def _vhost_resources(defs: Mapping, vhost: str, exclusive: set[str], skipped: Counter) -> list[Resource]:
+    """One vhost's exchanges, queues, bindings and policies from a definitions document.
+
+    ``exclusive`` names the vhost's exclusive queues (from the queue listing): they and the
+    bindings to them are skipped even if a source lists them.
+    """
+    out: list[Resource] = []
+    skipped_queues: set[str] = set(exclusive)
+    for row in defs.get("exchanges") or ():
+        if is_builtin_exchange(str(row.get("name", ""))):
+            skipped["built-in exchanges"] += 1
+            continue
+        out.append(exchange_from_row(row, vhost))
+    for row in defs.get("queues") or ():
+        name = str(row.get("name", ""))
+        if name in exclusive or row.get("exclusive"):
+            skipped["exclusive queues"] += 1
+            skipped_queues.add(name)
+            continue
+        if is_server_named(name):
+            skipped["server-named queues"] += 1
+            skipped_queues.add(name)
+            continue
+        out.append(queue_from_row(row, vhost))
+    for row in defs.get("bindings") or ():
+        if not row.get("source"):
+            skipped["default-exchange bindings"] += 1
+            continue
+        dtype = row.get("destination_type") or "queue"
+        dest = str(row.get("destination", ""))
+        if dtype == "queue" and (dest in skipped_queues or is_server_named(dest)):
+            skipped["bindings to skipped queues"] += 1
+            continue
+        out.append(binding_from_row(row, vhost))
+    for row in defs.get("policies") or ():
+        out.append(policy_from_row(row, vhost))
+    return out
+
+
+# ---------------------------------------------------------------------- fingerprint
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _canon_resource(r: Resource) -> tuple:
+    cls = type(r)
+    names = _FIELDS.get(cls)
+    if names is None:
+        from dataclasses import fields
+
+        names = _FIELDS[cls] = tuple(f.name for f in fields(cls))  # type: ignore[arg-type]
+    values = []
+    for n in names:
+        v = getattr(r, n)
+        values.append(v.canon if type(v) is Args else v)  # type(): isinstance on an ABC is slow
+    return (r.kind, tuple(values))
+
+
+def topology_fingerprint(topology: Topology) -> str:
+    """A stable hash of a topology's configuration (never of message counts, which change constantly).
+
+    Equal topologies give equal fingerprints, whatever the order they were read in.
+    ``apply PLANFILE`` compares it with the live state's to refuse a stale plan.
+    """
+    lines = sorted(repr(_canon_resource(r)) for r in topology.resources())
+    digest = hashlib.sha256()
+    for line in lines:
+        digest.update(line.encode("utf-8", "surrogatepass"))
+        digest.update(b"\n")
+    return "sha256:" + digest.hexdigest()
+
+
+def _state(resources: list[Resource], stats: Mapping, missing: Iterable[str], skipped: Counter,
+           source: str) -> LiveState:
+    topology = Topology.build(resources)
+    return LiveState(topology=topology, queue_stats=MappingProxyType(dict(stats)),
+                     missing_vhosts=frozenset(missing), fingerprint=topology_fingerprint(topology),
+                     skipped=MappingProxyType({k: skipped[k] for k in SKIP_CATEGORIES if skipped[k]}),
+                     source=source)
+
+
+# ---------------------------------------------------------------------- from the broker
+class LiveReader:
+    """Reads vhosts from the broker; the reads can start early and overlap other work.
+
+    ``prefetch(names)`` starts reading vhosts that are probably managed (for example
+    guessed from the files before they are loaded) on background threads of the one
+    session; ``read(vhosts)`` then uses what was fetched and reads the rest. A wrong guess
+    costs broker time only: results are used only for vhosts passed to ``read``.
+    """
+
+    def __init__(self, client: "ManagementClient", max_workers: int = 8):
+        self.client = client
+        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="topoform-read")
+        self._listing: Future | None = None
+        self._reads: dict[str, tuple[Future, Future]] = {}
+
+    def _listing_future(self) -> Future:
+        if self._listing is None:
+            self._listing = self._pool.submit(self.client.vhosts)
+        return self._listing
+
+    def _start(self, vhost: str) -> tuple[Future, Future]:
+        if vhost not in self._reads:
+            # configuration and counts are two independent reads: issue them together
+            self._reads[vhost] = (self._pool.submit(self.client.definitions, vhost),
+                                  self._pool.submit(self.client.queue_stats, vhost))
+        return self._reads[vhost]
+
+    def prefetch(self, vhosts: Iterable[str]) -> None:
+        """Start reading the vhost list and these vhosts now."""
+        self._listing_future()
+        for v in sorted(set(vhosts)):
+            self._start(v)
+
+    def read(self, vhosts: Sequence[str] | None) -> LiveState:
+        """The LiveState of ``vhosts`` (None: every vhost on the broker). See :func:`read_live`."""
+        listing = self._listing_future().result()
+        existing = {row["name"]: vhost_from_row(row) for row in listing}
+        wanted = sorted(existing) if vhosts is None else sorted(set(vhosts))
+        present = [v for v in wanted if v in existing]
+        missing = [v for v in wanted if v not in existing]
+        futures = [(v, *self._start(v)) for v in present]
+
+        resources: list[Resource] = [existing[v] for v in present]
+        stats: dict[tuple, QueueStats] = {}
+        skipped: Counter = Counter()
+        for vhost, defs_future, stats_future in futures:
+            defs, listing_rows = defs_future.result(), stats_future.result()
+            exclusive = {str(r["name"]) for r in listing_rows if r.get("exclusive")}
+            resources.extend(_vhost_resources(defs, vhost, exclusive, skipped))
+            # exports never list exclusive queues (section 4.1): count them from the listing
+            skipped["exclusive queues"] += len(exclusive) - sum(
+                1 for r in defs.get("queues") or () if str(r.get("name")) in exclusive)
+            for row in listing_rows:
+                name = str(row["name"])
+                if name in exclusive or is_server_named(name):
+                    continue
+                messages, consumers = row.get("messages"), row.get("consumers")
+                if isinstance(messages, int) and isinstance(consumers, int):
+                    stats[("queue", vhost, name)] = QueueStats(messages=messages, consumers=consumers)
+        return _state(resources, stats, missing, skipped, "broker")
+
+    def close(self) -> None:
+        """Stop: unneeded prefetches are cancelled or left to finish in the background."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def __enter__(self) -> "LiveReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def read_live(client: "ManagementClient", vhosts: Sequence[str] | None) -> LiveState:
+    """Read the given vhosts (``None``: every vhost on the broker) into a LiveState.
+
+    Requests: one ``GET /api/vhosts`` (names and settings), then per vhost one
+    ``GET /api/definitions/V`` and one ``GET /api/queues/V?columns=...``, concurrently.
+    A requested vhost that does not exist is reported in ``missing_vhosts`` (the plan
+    creates it), not as an error. Raises BrokerError (one line, redacted) when the broker
+    cannot be read.
+    """
+    with LiveReader(client) as reader:
+        return reader.read(vhosts)
+
+
+# ---------------------------------------------------------------------- from a definitions export
+def live_from_definitions(definitions: Mapping, vhosts: Sequence[str] | None) -> LiveState:
+    """A LiveState from a definitions export, offline (``plan --state``).
+
+    Accepts the broker-wide export (``GET /api/definitions``, ``rabbitmqctl
+    export_definitions``: rows carry ``vhost``, plus a ``vhosts`` list) and the
+    single-vhost one (``GET /api/definitions/V``: no ``vhost`` anywhere), which is read
+    as the one vhost named in ``vhosts``. Exports carry no message counts, so
+    ``queue_stats`` is empty. Raises InputError when the document is not an export.
+    """
+    if not isinstance(definitions, Mapping) or not any(
+            k in definitions for k in ("queues", "exchanges", "bindings", "policies", "vhosts")):
+        raise InputError("the state file is not a RabbitMQ definitions export "
+                         "(expected the JSON of GET /api/definitions or rabbitmqctl export_definitions)")
+    rows = [r for k in ("queues", "exchanges", "bindings", "policies") for r in definitions.get(k) or ()]
+    for r in rows:
+        if not isinstance(r, Mapping) or "name" not in r and "source" not in r:
+            raise InputError("the state file has a malformed row: " + json.dumps(r, default=str)[:120])
+    # policy rows carry ``vhost`` even in a single-vhost export; the other rows only in a global one
+    is_global = "vhosts" in definitions or any(
+        "vhost" in r for k in ("queues", "exchanges", "bindings") for r in definitions.get(k) or ())
+    skipped: Counter = Counter()
+    resources: list[Resource] = []
+    stats = _export_stats(definitions)
+    if not is_global:
+        wanted = sorted(set(vhosts or ()))
+        if len(wanted) != 1:
+            raise InputError("the state file is a single-vhost export (GET /api/definitions/VHOST has no vhost "
+                             f"names) but {len(wanted)} vhosts are managed",
+                             hint="narrow the plan with --vhost NAME, or export the whole broker")
+        vhost = wanted[0]
+        resources.append(Vhost(name=vhost))
+        resources.extend(_vhost_resources(definitions, vhost, set(), skipped))
+        return _state(resources, {("queue", vhost, k[2]): v for k, v in stats.items()}, (), skipped, "state-file")
+
+    listed = {}
+    for row in definitions.get("vhosts") or ():
+        if isinstance(row, Mapping) and "name" in row:
+            listed[str(row["name"])] = vhost_from_row(row)
+    by_vhost: dict[str, dict[str, list]] = {}
+    for kind in ("queues", "exchanges", "bindings", "policies"):
+        for row in definitions.get(kind) or ():
+            v = str(row.get("vhost", "/"))
+            by_vhost.setdefault(v, {}).setdefault(kind, []).append(row)
+            if "vhosts" not in definitions:
+                listed.setdefault(v, Vhost(name=v))
+    wanted = sorted(listed) if vhosts is None else sorted(set(vhosts))
+    missing = [v for v in wanted if v not in listed]
+    for v in wanted:
+        if v in listed:
+            resources.append(listed[v])
+            resources.extend(_vhost_resources(by_vhost.get(v, {}), v, set(), skipped))
+    stats = {k: s for k, s in stats.items() if k[1] in set(wanted)}
+    return _state(resources, stats, missing, skipped, "state-file")
+
+
+def _export_stats(definitions: Mapping) -> dict[tuple, QueueStats]:
+    """Counts from queue rows that carry ``messages`` (and ``consumers``).
+
+    Real exports have none; a file merged with ``GET /api/queues`` rows (or a test
+    fixture) may, and then ``--prune`` can tell empty queues from full ones offline.
+    """
+    out = {}
+    for row in definitions.get("queues") or ():
+        messages = row.get("messages")
+        if isinstance(messages, int) and not isinstance(messages, bool):
+            consumers = row.get("consumers")
+            out[("queue", str(row.get("vhost", "")), str(row["name"]))] = QueueStats(
+                messages, consumers if isinstance(consumers, int) else 0)
+    return out
+
+
+def read_state_file(path: str, vhosts: Sequence[str] | None) -> LiveState:
+    """``plan --state FILE``: read a definitions export from disk. Raises InputError (one line)."""
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read()
+    except OSError as exc:
+        raise InputError(f"cannot read state file {path}: {exc.strerror or exc}") from None
+    try:
+        data = json.loads(raw)
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: the state file is not UTF-8 JSON") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}:{exc.lineno}:{exc.colno}: invalid JSON in state file: {exc.msg}") from None
+    try:
+        return live_from_definitions(data, vhosts)
+    except InputError as exc:
+        raise InputError(f"{path}: {exc.message}", hint=exc.hint) from None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(f"{path}: malformed definitions export ({type(exc).__name__}: {exc})") from None
+
+
+def to_definitions(topology: Topology) -> dict:
+    """A topology as a broker-wide definitions export (the inverse of :func:`live_from_definitions`).
+
+    Used by tests and fixtures; ``topoform export`` has its own writer.
+    """
+    out: dict[str, list] = {"vhosts": [], "queues": [], "exchanges": [], "bindings": [], "policies": []}
+    for v in sorted(topology.vhosts.values(), key=lambda v: v.name):
+        row: dict[str, Any] = {"name": v.name}
+        meta = {k: (list(val) if isinstance(val, tuple) else val)
+                for k, val in (("description", v.description), ("tags", v.tags),
+                               ("default_queue_type", v.default_queue_type)) if val is not None}
+        if meta:
+            row["metadata"] = meta
+        out["vhosts"].append(row)
+    for e in sorted(topology.exchanges.values(), key=lambda r: r.key):
+        out["exchanges"].append({"name": e.name, "vhost": e.vhost, "type": e.type, "durable": e.durable,
+                                 "auto_delete": e.auto_delete, "internal": e.internal,
+                                 "arguments": thaw(e.arguments)})
+    for q in sorted(topology.queues.values(), key=lambda r: r.key):
+        out["queues"].append({"name": q.name, "vhost": q.vhost, "durable": q.durable, "auto_delete": q.auto_delete,
+                              "arguments": thaw(q.arguments)})
+    for b in sorted(topology.bindings, key=lambda r: repr(r.key)):
+        out["bindings"].append({"source": b.source, "vhost": b.vhost, "destination": b.destination,
+                                "destination_type": b.destination_type, "routing_key": b.routing_key,
+                                "arguments": thaw(b.arguments)})
+    for p in sorted(topology.policies.values(), key=lambda r: r.key):
+        out["policies"].append({"vhost": p.vhost, "name": p.name, "pattern": p.pattern, "apply-to": p.apply_to,
+                                "definition": thaw(p.definition), "priority": p.priority})
+    return out
+

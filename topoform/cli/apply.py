@@ -1,0 +1,176 @@
+"""``topoform apply [PLANFILE]``: lock, plan (or check a saved plan), confirm, execute, summarize.
+
+Order of events, each step needed by the next:
+
+1. Take the apply lock on every managed vhost that exists (``--lock-timeout``), so
+   that the plan executed is the one computed under the lock.
+2. Read the live state. With PLANFILE, refuse the saved plan when the live
+   fingerprint changed since ``plan --out`` (stale plan); otherwise plan again.
+3. Print the plan. Blocked changes: exit 3, nothing touched. No changes: exit 0.
+4. Confirm on a terminal; without one, ``--auto-approve`` is required (exit 1).
+5. Execute (vhosts created here are locked as soon as they exist), with progress,
+   then print the summary and the elapsed time. Any failure: exit 1.
+
+Exit codes (SPEC section 3): 0 done, 3 blocked changes, 1 error.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+
+from ..errors import BlockedPlanError, InputError, StalePlanError, TopoformError, UsageError
+from .common import broker_settings, load_files
+from .env import Environment, ExitCode
+
+
+def register(subparsers, parents):
+    parser = subparsers.add_parser(
+        "apply", parents=[parents["common"], parents["files"], parents["broker"]],
+        help="plan, confirm and carry out the changes on the broker",
+        description="Compute the plan against the live broker (or take a plan saved by 'plan --out'), "
+                    "show it, ask for confirmation and carry it out. Exit 0 done, 3 blocked changes "
+                    "(nothing applied), 1 error.")
+    parser.add_argument("planfile", nargs="?", metavar="PLANFILE",
+                        help="a plan saved by 'topoform plan --out'; refused when the broker changed since")
+    parser.add_argument("--prune", action="store_true", help="delete unmanaged objects in the managed vhosts")
+    parser.add_argument("--migrate", action="store_true",
+                        help="turn blocked queue and exchange changes into message-preserving recreations")
+    parser.add_argument("--allow-data-loss", action="store_true",
+                        help="allow deleting queues that hold messages (no if-empty guard)")
+    parser.add_argument("--force", action="store_true",
+                        help="delete or migrate queues that have consumers (no if-unused guard)")
+    parser.add_argument("--auto-approve", action="store_true", help="apply without asking for confirmation")
+    parser.add_argument("--vhost", dest="vhosts", action="append", metavar="V",
+                        help="only this vhost of the files (repeatable)")
+    parser.add_argument("--lock-timeout", type=float, default=60.0, metavar="SECONDS",
+                        help="how long to wait for another apply to finish (default 60)")
+    parser.add_argument("--channels", type=int, default=32, help=argparse.SUPPRESS)  # AMQP channels per vhost
+    return parser
+
+
+def run(args, env: Environment) -> int:
+    from ..apply.executor import ApplyContext, ApplyOptions, apply_plan
+    from ..apply.lock import BrokerLock, holder_from_management
+    from ..apply.progress import LineProgress, TerminalProgress
+    from ..broker.http import ManagementClient
+    from ..broker.live import read_live
+
+    if args.lock_timeout < 0:
+        raise UsageError("--lock-timeout must be zero or more seconds")
+    settings = broker_settings(args, env)
+    saved = _read_planfile(args.planfile, env) if args.planfile else None
+    desired = None
+    if saved is not None:
+        if args.files:
+            raise UsageError("apply PLANFILE takes its changes from the plan; do not pass -f as well")
+        vhosts = list(saved.vhosts)
+        if args.vhosts:
+            raise UsageError("--vhost cannot narrow a saved plan; pass it to 'topoform plan' instead")
+    else:
+        desired = load_files(args, env).topology
+        vhosts = desired.vhost_names()
+        if args.vhosts:
+            unknown = sorted(set(args.vhosts) - set(vhosts))
+            if unknown:
+                raise UsageError(f"--vhost {unknown[0]!r} is not a vhost of the files (they have: "
+                                 f"{', '.join(vhosts) or 'none'})")
+            vhosts = sorted(set(args.vhosts))
+
+    client = ManagementClient(settings)
+    lock = BrokerLock(settings, timeout=args.lock_timeout, lookup_holder=holder_from_management(client),
+                      on_wait=lambda v, who: env.err(f"Waiting for the apply lock on vhost '{v}' "
+                                                     f"(held by {who or 'another apply'}) ..."))
+    try:
+        existing = set(client.vhost_names())
+        lock.acquire([v for v in vhosts if v in existing])
+        live = read_live(client, vhosts)
+        if saved is not None:
+            if saved.fingerprint != live.fingerprint:
+                raise StalePlanError(
+                    f"the plan in {args.planfile} is stale: the broker changed since it was made",
+                    hint="run 'topoform plan --out FILE' again and review it")
+            plan = saved
+        else:
+            plan = _make_plan(desired, live, args, vhosts)
+
+        _print_plan(plan, env)
+        if plan.blocked:
+            n = len(plan.blocked)
+            raise BlockedPlanError(f"the plan holds {n} blocked change{'s' if n != 1 else ''}; nothing was applied"
+                                   + ("" if args.migrate else " (see the reasons above; --migrate may help)"))
+        if not plan.changes:
+            return ExitCode.OK
+        if not args.auto_approve:
+            if not env.stdin_isatty:
+                raise UsageError("apply needs confirmation, but stdin is not a terminal; nothing was applied",
+                                 hint="review the plan, then run again with --auto-approve")
+            answer = env.ask("\nDo you want to apply these changes? Only 'yes' will be accepted: ")
+            if answer.strip() != "yes":
+                env.err("Apply cancelled; nothing was applied.")
+                return ExitCode.ERROR
+
+        options = ApplyOptions(allow_data_loss=args.allow_data_loss or bool(plan.options.get("allow_data_loss")),
+                               force=args.force or bool(plan.options.get("force")),
+                               channels=max(1, args.channels))
+        progress = TerminalProgress(env.stdout) if env.stdout_isatty else LineProgress(env.stdout)
+        ctx = ApplyContext(settings=settings, client=client, options=options, lock=lock, progress=progress)
+        if desired is not None:
+            ctx.exclusive_queues.update((q.vhost, q.name) for q in desired.queues.values() if q.exclusive)
+        result = apply_plan(plan, ctx)
+    finally:
+        lock.release()
+        client.close()
+
+    return _summarize(result, env)
+
+
+def _make_plan(desired, live, args, vhosts):
+    from ..planner import PlanOptions, make_plan
+
+    options = PlanOptions(prune=args.prune, migrate=args.migrate, allow_data_loss=args.allow_data_loss,
+                          force=args.force, vhosts=tuple(sorted(set(args.vhosts))) if args.vhosts else None)
+    return make_plan(desired, live, options)
+
+
+def _print_plan(plan, env: Environment) -> None:
+    from ..planner.render import render_text
+
+    text = render_text(plan, color=env.color)
+    env.out(text.rstrip("\n"))
+
+
+def _read_planfile(path: str, env: Environment):
+    import os
+
+    from ..planner.plan import Plan
+
+    full = path if os.path.isabs(path) else os.path.join(env.cwd, path)
+    try:
+        with open(full, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except OSError as exc:
+        raise InputError(f"cannot read plan file {path}: {exc.strerror or exc}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{path}: not a plan file saved by 'topoform plan --out' ({exc})") from None
+    try:
+        return Plan.from_dict(data)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(f"{path}: not a usable plan file: {exc}") from None
+
+
+def _summarize(result, env: Environment) -> int:
+    counts = result.counts()
+    elapsed = f"{result.elapsed:.1f}s"
+    for change, why in result.skipped:
+        env.out(f"Skipped {change.kind} {change.name} in vhost '{change.vhost}': {why}.")
+    if result.ok:
+        env.out(f"Apply complete: {counts['create']} created, {counts['update']} updated, "
+                f"{counts['delete']} deleted, {counts['migrate']} migrated in {elapsed}.")
+        return ExitCode.OK
+    first = result.failed[0]
+    for other in result.failed[1:]:
+        env.err(f"Also failed: {other.change.kind} {other.change.name}: {other.message}")
+    env.err(f"Apply failed at {first.change.kind} {first.change.name}: {first.message}. "
+            f"Done: {len(result.done)}. Not attempted: {len(result.not_attempted)}. "
+            f"Run 'topoform plan' to see what remains. ({elapsed})")
+    return ExitCode.ERROR

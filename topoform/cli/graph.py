@@ -1,0 +1,96 @@
+"""``topoform graph``: the files' topology as a Mermaid or Graphviz DOT diagram.
+
+``--route EXCHANGE KEY`` asks the routing engine (the one ``test-route`` uses) where a
+message goes and highlights that path.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import TopoformError, UsageError
+from .common import load_files
+from .env import Environment, ExitCode
+
+HELP = "draw the topology as a Mermaid or Graphviz DOT diagram"
+
+
+def register(subparsers, parents):
+    parser = subparsers.add_parser(
+        "graph", parents=[parents["common"], parents["files"]], help=HELP,
+        description=HELP + ". Mermaid renders in GitHub and GitLab Markdown (```mermaid blocks); "
+                           "render DOT with Graphviz, e.g. `topoform graph --format dot | dot -Tsvg > topology.svg`.")
+    parser.add_argument("--format", dest="format", choices=("mermaid", "dot"), default="mermaid",
+                        help="output format (default: mermaid)")
+    parser.add_argument("--route", nargs=2, metavar=("EXCHANGE", "KEY"),
+                        help="highlight the path a message published to EXCHANGE with routing key KEY "
+                             "takes (\"\" is the default exchange)")
+    parser.add_argument("-H", "--header", dest="headers", action="append", default=[], metavar="KEY=VALUE",
+                        help="with --route: a message header (repeatable; VALUE typed as in test-route)")
+    parser.add_argument("--vhost", dest="vhosts", action="append", metavar="V",
+                        help="draw only this vhost (repeatable; default: every vhost in the files, or with "
+                             "--route the vhost of the route)")
+    parser.add_argument("-o", "--output", metavar="FILE", help="write to FILE (default: stdout)")
+    return parser
+
+
+def _route_vhost(args, topology, names: list[str]) -> str:
+    """The vhost for ``--route``: the one given, the only one, or the only one holding the exchange."""
+    if args.vhosts:
+        if len(set(args.vhosts)) > 1:
+            raise UsageError("--route needs exactly one vhost: give a single --vhost")
+        return args.vhosts[0]
+    if len(names) == 1:
+        return names[0]
+    exchange = args.route[0]
+    holding = [v for v in names if topology.exchange(v, exchange) is not None]
+    if len(holding) == 1:
+        return holding[0]
+    if "/" in (holding or names):
+        return "/"
+    raise UsageError(f"--route: {'several vhosts have' if holding else 'the files have several vhosts and no'} "
+                     f"exchange {exchange!r}; choose the vhost with --vhost")
+
+
+def _highlight(topology, vhost: str, exchange: str, key: str, headers):
+    from ..graph import highlight_from_route
+    from ..routing import Router, RoutingError
+
+    if exchange != "" and topology.exchange(vhost, exchange) is None and not exchange.startswith("amq."):
+        raise TopoformError(f"--route: no exchange {exchange!r} in vhost {vhost!r}", code="unknown-exchange")
+    try:
+        result = Router(topology).route(vhost, exchange, key, headers)
+    except RoutingError as exc:
+        raise TopoformError(f"--route: {exc}", code="routing") from None
+    return highlight_from_route(vhost, exchange, key, result)
+
+
+def run(args, env: Environment) -> int:
+    from ..graph import render
+
+    topology = load_files(args, env).topology
+    names = topology.vhost_names()
+    if args.vhosts:
+        unknown = sorted(set(args.vhosts) - set(names))
+        if unknown:
+            raise UsageError(f"--vhost: not in the files: {', '.join(repr(v) for v in unknown)}")
+    if args.headers and not args.route:
+        raise UsageError("-H/--header needs --route")
+    highlight = None
+    draw = args.vhosts
+    if args.route:
+        vhost = _route_vhost(args, topology, names)
+        draw = draw or [vhost]  # the route lives in one vhost: draw that one
+        from .route import parse_headers
+
+        highlight = _highlight(topology, vhost, args.route[0], args.route[1], parse_headers(args.headers))
+        where = ", ".join(highlight.queues) if highlight.queues else "unroutable"
+        env.err(f"route: {args.route[0] or '(default exchange)'} [{args.route[1]}] -> {where}")
+    text = render(topology, args.format, vhosts=draw, highlight=highlight)
+    if not args.output or args.output == "-":
+        env.stdout.write(text)
+        return ExitCode.OK
+    try:
+        Path(env.cwd, args.output).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise TopoformError(f"cannot write {args.output}: {exc.strerror or exc}", code="output") from None
+    return ExitCode.OK

@@ -1,0 +1,176 @@
+"""``topoform plan``: diff the files against the live broker (or a definitions export).
+
+Prints the plan as text (or ``--json``), saves it with ``--out FILE`` (the JSON plan
+with the fingerprint of the live state it was computed from, for ``apply PLANFILE``).
+
+Exit codes (SPEC section 3): 0 ok; with ``--detailed-exitcode`` 0 no changes and 2
+changes; 3 the plan holds blocked changes (whatever the flags); 1 error.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+
+from ..errors import InputError, UsageError
+from .common import broker_settings, dump_json, load_files
+from .env import Environment, ExitCode
+
+
+def register(subparsers, parents):
+    parser = subparsers.add_parser(
+        "plan", parents=[parents["common"], parents["files"], parents["broker"]],
+        help="show what would change on the broker (or against a definitions export)",
+        description="Compare the topology files with the live broker's managed vhosts (or with a definitions "
+                    "export given by --state) and show the changes apply would make. Exit 0 ok (with "
+                    "--detailed-exitcode: 0 no changes, 2 changes), 3 blocked changes, 1 error.")
+    parser.add_argument("--state", metavar="FILE",
+                        help="plan offline against a definitions export (JSON of GET /api/definitions[/VHOST] "
+                             "or rabbitmqctl export_definitions) instead of the live broker")
+    parser.add_argument("--prune", action="store_true", help="delete objects of the managed vhosts that are not "
+                                                             "in the files (never built-ins or exclusive queues)")
+    parser.add_argument("--migrate", action="store_true",
+                        help="turn blocked queue and exchange changes into message-preserving recreations")
+    parser.add_argument("--allow-data-loss", action="store_true",
+                        help="with --prune, allow deleting queues that hold messages")
+    parser.add_argument("--force", action="store_true", help="with --migrate, also migrate queues that have consumers")
+    parser.add_argument("--vhost", dest="vhosts", action="append", metavar="V",
+                        help="only this vhost of the files (repeatable)")
+    parser.add_argument("--out", metavar="FILE", help="save the plan (JSON, with the live state's fingerprint) "
+                                                      "for 'topoform apply FILE'")
+    parser.add_argument("--json", action="store_true", help="print the plan as JSON (the format --out saves)")
+    parser.add_argument("--detailed-exitcode", action="store_true",
+                        help="exit 2 when there are changes, 0 when there are none")
+    return parser
+
+
+def compute_plan(args, env: Environment):
+    """Load the files, read the live state and plan: ``(plan, desired, live)``. Shared with apply."""
+    from ..broker.live import LiveReader, read_state_file
+    from ..planner import PlanOptions, make_plan
+
+    reader = None
+    if not getattr(args, "state", None):
+        from ..broker.http import ManagementClient
+
+        reader = LiveReader(ManagementClient(broker_settings(args, env)))
+        # Start reading the broker now, so the reads overlap the loading of the files.
+        reader.prefetch(_guess_vhosts(args, env))
+    try:
+        return _compute(args, env, reader)
+    finally:
+        if reader is not None:
+            reader.close()
+            reader.client.close()
+
+
+def _compute(args, env: Environment, reader):
+    from ..broker.live import read_state_file
+    from ..planner import PlanOptions, make_plan
+
+    desired = load_files(args, env).topology
+    vhosts = desired.vhost_names()
+    narrowed = None
+    if getattr(args, "vhosts", None):
+        unknown = sorted(set(args.vhosts) - set(vhosts))
+        if unknown:
+            raise UsageError(f"--vhost {unknown[0]!r} is not a vhost of the files (they have: "
+                             f"{', '.join(vhosts) or 'none'})")
+        narrowed = tuple(sorted(set(args.vhosts)))
+        vhosts = list(narrowed)
+    options = PlanOptions(prune=args.prune, migrate=args.migrate, allow_data_loss=args.allow_data_loss,
+                          force=args.force, vhosts=narrowed)
+    if getattr(args, "state", None):
+        path = args.state if os.path.isabs(args.state) else os.path.join(env.cwd, args.state)
+        live = read_state_file(path, vhosts)
+    else:
+        live = reader.read(vhosts)
+    return make_plan(desired, live, options), desired, live
+
+
+def _guess_vhosts(args, env: Environment) -> set[str]:
+    """Vhost names the files probably declare, from a quick scan of their text (no YAML parse).
+
+    Only a guess, used to start the broker reads early: block-style keys one level under
+    a top-level ``vhosts:``. Includes, flow style and anything unusual are simply missed
+    (those vhosts are read after loading). Never raises.
+    """
+    import glob
+
+    import yaml
+
+    from ..load import discover_files
+
+    try:
+        paths = discover_files(getattr(args, "files", None) or [], env.environ, env.cwd)
+    except Exception:  # noqa: BLE001 - the loader reports discovery errors properly
+        return set()
+    names: set[str] = set()
+    for path in paths:
+        files = sorted(glob.glob(os.path.join(path, "*.y*ml"))) if os.path.isdir(path) else [path]
+        for file in files:
+            try:
+                with open(file, encoding="utf-8") as fh:
+                    text = fh.read()
+            except (OSError, UnicodeDecodeError):
+                continue
+            names.update(_scan_vhost_keys(text, yaml))
+    return names
+
+
+def _scan_vhost_keys(text: str, yaml) -> set[str]:
+    found: set[str] = set()
+    in_vhosts, indent = False, None
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        col = len(line) - len(line.lstrip(" "))
+        if col == 0:
+            in_vhosts, indent = stripped.startswith("vhosts:") and stripped.rstrip() == "vhosts:", None
+            continue
+        if not in_vhosts:
+            continue
+        if indent is None:
+            indent = col
+        if col == indent and ":" in stripped:
+            try:
+                node = yaml.safe_load(stripped)
+            except yaml.YAMLError:
+                continue
+            if isinstance(node, dict):
+                found.update(str(k) for k in node)
+    return found
+
+
+def run(args, env: Environment) -> int:
+    from ..planner.render import render_json, render_text
+
+    plan, _desired, _live = compute_plan(args, env)
+    data = None
+    if args.json or args.out:
+        data = render_json(plan)
+    if args.json:
+        env.out(dump_json(data))
+    else:
+        env.stdout.write(render_text(plan, color=env.color))
+    if args.out:
+        _save(args.out, dump_json(data) + "\n", env)
+        env.err(f"Saved the plan to {args.out}; run 'topoform apply {args.out}' to carry it out.")
+    if plan.blocked:
+        return ExitCode.BLOCKED
+    if args.detailed_exitcode and plan.has_changes:
+        return ExitCode.CHANGES
+    return ExitCode.OK
+
+
+def _save(path: str, text: str, env: Environment) -> None:
+    """Write atomically: a plan file is either complete or absent."""
+    full = path if os.path.isabs(path) else os.path.join(env.cwd, path)
+    directory = os.path.dirname(full) or "."
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".topoform-plan-", dir=directory)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, full)
+    except OSError as exc:
+        raise InputError(f"cannot write the plan to {path}: {exc.strerror or exc}") from None

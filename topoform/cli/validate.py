@@ -1,0 +1,60 @@
+"""``topoform validate``: load the files, report every finding, exit 0 (valid) or 1 (invalid).
+
+Findings go to stderr as ``PATH:LINE:COL: message`` (warnings as ``... warning: ...``),
+all of them, sorted by position; a one-line summary goes to stdout. ``--json`` prints
+the findings and counts as JSON on stdout instead.
+"""
+from __future__ import annotations
+
+from ..load import discover_files, load_topology
+from .common import dump_json
+from .env import Environment, ExitCode
+
+_WORDS = (("file", "files"), ("vhost", "vhosts"), ("exchange", "exchanges"), ("queue", "queues"),
+          ("binding", "bindings"), ("policy", "policies"), ("test", "tests"))
+
+
+def register(subparsers, parents):
+    parser = subparsers.add_parser(
+        "validate", parents=[parents["common"], parents["files"]],
+        help="check topology files: YAML, schema, references, declarations the broker would refuse",
+        description="Load the topology files and report every problem as PATH:LINE:COL: message. "
+                    "Exit 0 when valid (warnings do not fail), 1 when invalid.")
+    parser.add_argument("--json", action="store_true", help="print findings and counts as JSON on stdout")
+    return parser
+
+
+def summary_counts(result) -> dict[str, int]:
+    counts = result.topology.counts()
+    return {"file": len(result.files), **counts, "test": len(result.topology.tests)}
+
+
+def _summary(counts: dict[str, int]) -> str:
+    return ", ".join(f"{counts[one]} {one if counts[one] == 1 else many}" for one, many in _WORDS)
+
+
+def run(args, env: Environment) -> int:
+    paths = discover_files(args.files or [], env.environ, env.cwd)
+    result = load_topology(paths)
+    counts = summary_counts(result)
+    if args.json:
+        env.out(dump_json({
+            "valid": result.ok,
+            "files": list(result.files),
+            "counts": counts,
+            "findings": [{"code": f.code, "severity": f.severity, "message": f.message,
+                          "path": f.position.path if f.position else None,
+                          "line": f.position.line if f.position else None,
+                          "col": f.position.col if f.position else None} for f in result.findings],
+        }))
+        return ExitCode.OK if result.ok else ExitCode.ERROR
+    for finding in result.findings:
+        env.err(finding.format())
+    if result.errors:
+        n, w = len(result.errors), len(result.warnings)
+        env.err(f"invalid: {n} error{'' if n == 1 else 's'}"
+                + (f", {w} warning{'' if w == 1 else 's'}" if w else "")
+                + f" in {len(result.files)} file{'' if len(result.files) == 1 else 's'}")
+        return ExitCode.ERROR
+    env.out(f"valid: {_summary(counts)}")
+    return ExitCode.OK

@@ -1,0 +1,109 @@
+"""Canonical forms for comparison, so that equal things compare equal.
+
+Desired (files) and live (broker) objects go through the same functions before
+they are compared. Each rule below comes from RABBITMQ-SEMANTICS.md section 0 and
+has its own test in ``tests/unit/test_normalize.py``:
+
+* ``x-queue-type``: absent means ``classic`` (1.3), *except* that a durable,
+  non-exclusive declare without it in a vhost whose default queue type is quorum
+  (or stream) creates a queue of that type (1.6). The canonical form therefore
+  always carries the effective ``x-queue-type``. On the live side the broker stores
+  the injected type, so a live queue without the key is classic.
+* Every other argument: absent is *not* its default value (``x-overflow:
+  drop-head`` differs from absent, 1.3). Nothing is filled in.
+* Argument value types are kept (``60000`` vs ``"60000"`` vs ``60000.0`` differ);
+  integer widths are one class (:class:`topoform.model.Args`), which matches both
+  queue equivalence (1.3) and HTTP/definitions bindings, which are all ``long`` (9).
+* An exclusive queue is stored non-durable whatever was declared (1.1).
+* Vhost tags are an unordered set.
+* Policy-applied values (``effective_policy_definition``) are never part of a
+  queue's arguments: the live reader does not read them (11.3).
+
+The canonical objects are for comparison only: plans carry the objects as the
+files and the broker have them. Pure; imports only model.
+"""
+from __future__ import annotations
+
+from typing import Mapping
+
+from ..model import Args, Exchange, Policy, Queue, Topology, Vhost
+
+CLASSIC = "classic"
+
+
+def effective_queue_type(queue: Queue, default_queue_type: str | None = None) -> str:
+    """The type a declare of ``queue`` creates (or the type a live queue has).
+
+    ``default_queue_type`` is the vhost's default (None when not set): it applies only
+    to durable, non-exclusive declares without ``x-queue-type`` (section 1.6).
+    """
+    declared = queue.arguments.get("x-queue-type")
+    if declared is not None:
+        return declared if isinstance(declared, str) else str(declared)
+    if default_queue_type and queue.durable and not queue.exclusive:
+        return default_queue_type
+    return CLASSIC
+
+
+def normalize_queue(queue: Queue, default_queue_type: str | None = None) -> Queue:
+    """The canonical queue: explicit effective ``x-queue-type``; exclusive implies non-durable."""
+    qtype = effective_queue_type(queue, default_queue_type)
+    args = queue.arguments
+    if args.get("x-queue-type") != qtype or "x-queue-type" not in args:
+        data = dict(args)
+        data["x-queue-type"] = qtype
+        args = Args(data)
+    durable = queue.durable and not queue.exclusive
+    if args is queue.arguments and durable == queue.durable:
+        return queue
+    return queue.replace(arguments=args, durable=durable)
+
+
+def normalize_exchange(exchange: Exchange) -> Exchange:
+    """Exchanges need nothing beyond the reader's defaults; kept for symmetry and future quirks."""
+    return exchange
+
+
+def normalize_policy(policy: Policy) -> Policy:
+    return policy
+
+
+def normalize_vhost(vhost: Vhost) -> Vhost:
+    """Tags are a set: sort them; ``undefined`` default queue type means not set."""
+    tags = tuple(sorted(set(vhost.tags))) if vhost.tags is not None else None
+    dqt = None if vhost.default_queue_type in ("undefined", "") else vhost.default_queue_type
+    if tags == vhost.tags and dqt == vhost.default_queue_type:
+        return vhost
+    return vhost.replace(tags=tags, default_queue_type=dqt)
+
+
+def queues_equivalent(desired: Queue, live: Queue, default_queue_type: str | None = None) -> bool:
+    """True when redeclaring ``desired`` over ``live`` changes nothing (fast path first)."""
+    if desired == live and (not default_queue_type or default_queue_type == CLASSIC):
+        return True
+    return normalize_queue(desired, default_queue_type) == normalize_queue(live)
+
+
+def vhost_defaults(desired: Topology, live: Topology) -> dict[str, str | None]:
+    """Per vhost, the default queue type a declare will see: the live setting, else the desired one."""
+    out: dict[str, str | None] = {}
+    for v in desired.vhosts.values():
+        out[v.name] = normalize_vhost(v).default_queue_type
+    for v in live.vhosts.values():
+        dqt = normalize_vhost(v).default_queue_type
+        if dqt is not None or v.name not in out:
+            out[v.name] = dqt
+    return out
+
+
+def normalize_topology(topology: Topology, default_queue_types: Mapping[str, str | None] | None = None) -> Topology:
+    """Every object of a topology in canonical form (for tests and whole-topology comparison)."""
+    defaults = default_queue_types or {}
+    resources = []
+    for r in topology.resources():
+        if isinstance(r, Queue):
+            r = normalize_queue(r, defaults.get(r.vhost))
+        elif isinstance(r, Vhost):
+            r = normalize_vhost(r)
+        resources.append(r)
+    return Topology.build(resources, tests=topology.tests)

@@ -19,6 +19,7 @@ that they give the same answers before timing them.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import random
 import re
@@ -118,9 +119,12 @@ def topology_many_exchanges(rng, n_bindings: int, n_exchanges: int):
 def timed(fn, items, min_seconds: float = 0.3, rounds: int = 5) -> float:
     """Calls per CPU-second of ``fn(item)`` over ``items``: the best of ``rounds`` runs of at
     least ``min_seconds`` each. CPU time (``process_time``), because on a shared machine
-    wall time mostly measures the other processes; best-of, like ``timeit``."""
+    wall time mostly measures the other processes; best-of and with the cyclic garbage
+    collector paused, like ``timeit`` (the same for both sides of a comparison)."""
     best = 0.0
+    gc.collect()
     for _ in range(rounds):
+        gc.disable()
         done, start = 0, time.process_time()
         while True:
             for item in items:
@@ -129,6 +133,7 @@ def timed(fn, items, min_seconds: float = 0.3, rounds: int = 5) -> float:
             elapsed = time.process_time() - start
             if elapsed >= min_seconds:
                 break
+        gc.enable()
         best = max(best, done / elapsed)
     return best
 
@@ -150,10 +155,12 @@ def bench_one_exchange(n_bindings: int, quick: bool) -> bool:
     rng = random.Random(1)
     topology = topology_one_exchange(rng, n_bindings)
     keys = [routing_key(rng) for _ in range(2000)]
+    gc.disable()
     t0 = time.perf_counter()
     router = Router(topology)
     router.index_for(VHOST, "events")
     build = time.perf_counter() - t0
+    gc.enable()
     scan = Scan(topology.bindings)
     sample = keys[: (5 if quick else 20)]
     for k in sample:
@@ -178,11 +185,13 @@ def bench_many_exchanges(n_bindings: int, n_exchanges: int) -> bool:
     rng = random.Random(2)
     topology, exchanges = topology_many_exchanges(rng, n_bindings, n_exchanges)
     messages = [(rng.choice(exchanges), routing_key(rng)) for _ in range(5000)]
+    gc.disable()
     t0 = time.perf_counter()
     router = Router(topology)
     for x in exchanges:
         router.index_for(VHOST, x)
     build = time.perf_counter() - t0
+    gc.enable()
     scan = Scan(topology.bindings)
     for x, k in messages[:500]:
         assert router.route(VHOST, x, k).queues == scan.route(x, k), (x, k)
@@ -247,6 +256,7 @@ def _load_breakdown(path: Path, key: str) -> str:
     """Where the in-process time goes: load_topology, index build, the answer."""
     from topoform.load import load_topology
 
+    gc.disable()  # as the test-route command does
     t0 = time.perf_counter()
     result = load_topology([str(path)])
     t1 = time.perf_counter()
@@ -255,6 +265,7 @@ def _load_breakdown(path: Path, key: str) -> str:
     t2 = time.perf_counter()
     router.route(VHOST, "events", key)
     t3 = time.perf_counter()
+    gc.enable()
     return f"in-process: load {t1 - t0:.2f} s, index {t2 - t1:.2f} s, answer {(t3 - t2) * 1e6:.0f} us"
 
 

@@ -6,8 +6,8 @@ they FAIL, never skip, unless the run asks for offline tests only (``--offline``
 ``TOPOFORM_OFFLINE=1``), which deselects them.
 
 Every broker test works in its own uniquely named vhost, removed afterwards. The suite
-talks to the broker as a dedicated administrator ``topoform-test`` whose password is
-random per session, so that tests can assert no output ever contains it.
+talks to the broker as a dedicated administrator ``topoform-test-<random>`` whose
+password is random per session, so that tests can assert no output ever contains it.
 """
 from __future__ import annotations
 
@@ -25,7 +25,8 @@ from helpers import EXAMPLES, Management, run_cli, unique_vhost  # noqa: E402
 from topoform.broker.settings import BrokerSettings, quote_segment  # noqa: E402
 
 ADMIN_URL = os.environ.get("TOPOFORM_TEST_ADMIN_URL", "amqp://guest:guest@localhost:5672/")
-TEST_USER = "topoform-test"
+# One user per test session, so concurrent sessions never reset each other's password.
+TEST_USER = f"topoform-test-{secrets.token_hex(4)}"
 
 
 def pytest_addoption(parser):
@@ -76,6 +77,7 @@ def broker(admin, test_password) -> BrokerSettings:
     mgmt = admin.settings.http_base_clean.replace("://", f"://{TEST_USER}:{test_password}@", 1)
     settings = BrokerSettings(url=f"amqp://{TEST_USER}:{test_password}@{host}:{port}/", management_url=mgmt)
     yield settings
+    admin.delete(f"/api/users/{quote_segment(TEST_USER)}")
 
 
 @pytest.fixture

@@ -56,6 +56,7 @@ def export_definitions(topology: Topology, vhosts: Iterable[str] | None = None) 
 
     Example::
 
+        >>> from topoform.model import Queue
         >>> e = export_definitions(Topology.build([Queue("/", "orders", durable=True)]))
         >>> e.definitions["queues"]
         [{'name': 'orders', 'vhost': '/', 'durable': True, 'auto_delete': False, 'arguments': {}}]

@@ -159,9 +159,10 @@ def test_missing_vhost_is_a_create(admin, broker_env, cli, tmp_path):
 
 def _wait_for_stats(mgmt, vhost, queue, messages, timeout=15.0):
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        row = mgmt.get(f"/api/queues/{quote_segment(vhost)}/{quote_segment(queue)}")
-        if row.get("messages") == messages:
+    while time.monotonic() < deadline:  # the same listing the reader uses
+        rows = mgmt.get(f"/api/queues/{quote_segment(vhost)}?columns=name,messages,consumers")
+        row = next((r for r in rows if r["name"] == queue), {})
+        if row.get("messages") == messages and "consumers" in row:
             return
         time.sleep(0.5)
     raise AssertionError(f"stats of {queue} never showed {messages} messages")

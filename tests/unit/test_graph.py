@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 
 from helpers import EXAMPLES, run_cli
 from strategies_import_export import topologies
-from topoform.graph import Highlight, build_diagram, highlight_from_route, render, render_dot, render_mermaid
+from topoform.graph import build_diagram, highlight_from_route, render
 from topoform.model import Args, Binding, Exchange, Policy, Queue, Topology, Vhost
 
 DOT = shutil.which("dot") or "/usr/bin/dot"

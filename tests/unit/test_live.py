@@ -191,3 +191,23 @@ def test_state_file_round_trip(tmp_path):
     live = read_state_file(str(path), ["v"])
     assert live.topology == t
     assert isinstance(live, LiveState)
+
+
+def test_read_without_counts_skips_the_queue_listing():
+    client = FakeClient([{"name": "v"}], {"v": DEFS}, {"v": QUEUE_LISTING})
+    live = read_live(client, ["v"], stats=False)
+    assert ("queue_stats", "v") not in client.calls and live.queue_stats == {}
+    assert set(live.topology.queues) == {("queue", "v", "q1"), ("queue", "v", "qq")}
+
+
+def test_prefetched_reads_are_reused_and_wrong_guesses_ignored():
+    from topoform.broker.live import LiveReader
+
+    client = FakeClient([{"name": "v"}], {"v": DEFS}, {"v": QUEUE_LISTING})
+    with LiveReader(client) as reader:
+        reader.prefetch(["v", "guessed-wrong"], stats=False)
+        client._defs["guessed-wrong"] = None  # would fail if used
+        live = reader.read(["v"], stats=True)
+        assert reader.read_stats(["v"]) == dict(live.queue_stats)
+    assert client.calls.count(("definitions", "v")) == 1 and client.calls.count(("queue_stats", "v")) == 1
+    assert ("queue", "v", "q1") in live.queue_stats

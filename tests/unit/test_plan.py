@@ -230,3 +230,36 @@ def test_cli_vhost_narrows(tmp_path):
     (tmp_path / "state.json").write_text(json.dumps({"vhosts": [{"name": "a"}, {"name": "b"}]}))
     r = run_cli(["plan", "--state", "state.json", "--vhost", "b", "--json"], cwd=tmp_path)
     assert [c["name"] for c in r.json["changes"]] == ["qb"] and r.json["vhosts"] == ["b"]
+
+
+def test_migration_artifacts_are_neither_unmanaged_nor_pruned():
+    from topoform.planner import migration
+
+    temp = Queue("v", migration.temp_queue_name("orders"), durable=True,
+                 arguments=Args({migration.ARG_MIGRATING: "orders"}))
+    assert migration.is_migration_artifact(temp)
+    plan = make_plan(desired(V), live_state(V, temp, stats={temp.key: QueueStats(0, 0)}), PlanOptions(prune=True))
+    assert temp.key not in {c.key for c in plan.changes if c.action is Action.DELETE}
+    assert temp not in plan.unmanaged
+
+
+def test_planner_imports_no_broker_code():
+    import subprocess
+    import sys
+
+    code = ("import sys, topoform.planner, topoform.planner.render, topoform.planner.rules; "
+            "bad = [m for m in sys.modules if m.startswith(('topoform.broker', 'topoform.apply', 'topoform.cli', "
+            "'requests', 'pika'))]; print(bad)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[]"
+
+
+def test_vhost_guess_for_early_reads_finds_block_style_vhost_keys():
+    import yaml
+
+    from topoform.cli.plan import _scan_vhost_keys
+
+    text = ('version: 1\n# comment\nvhosts:\n  /:\n    queues:\n      q: {}\n  "a b":\n    queues: {}\n'
+            '  orders:   # trailing comment\n    exchanges: {}\ntests: []\n  notavhost:\n')
+    assert _scan_vhost_keys(text, yaml) == {"/", "a b", "orders"}
+    assert _scan_vhost_keys("vhosts: {x: {}}\n", yaml) == set()  # flow style: no guess, read later

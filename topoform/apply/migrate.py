@@ -193,9 +193,14 @@ class _Broker:
             self.call(subject, fn)
 
 
-def _http_json(ctx, path: str) -> Any:
-    response = ctx.client.request("GET", path, expect=(200, 404))
-    return response.json() if response.status_code == 200 else None
+def _http_json(ctx, path: str, attempts: int = 20) -> Any:
+    """GET a JSON document, None on 404. A just-declared quorum queue briefly answers 500: retried."""
+    for attempt in range(attempts):
+        response = ctx.client.request("GET", path, expect=(200, 404, 500, 503))
+        if response.status_code in (200, 404):
+            return response.json() if response.status_code == 200 else None
+        time.sleep(0.25)
+    raise MigrationError(f"the management API kept answering {response.status_code} to GET {path}")
 
 
 def _queue_from_http(vhost: str, row: dict | None) -> Queue | None:

@@ -257,46 +257,59 @@ class LiveReader:
             self._listing = self._pool.submit(self.client.vhosts)
         return self._listing
 
-    def _start(self, vhost: str) -> tuple[Future, Future]:
-        if vhost not in self._reads:
+    def _start(self, vhost: str, stats: bool = True) -> tuple[Future, Future | None]:
+        defs, counts = self._reads.get(vhost, (None, None))
+        if defs is None:
+            defs = self._pool.submit(self.client.definitions, vhost)
+        if counts is None and stats:
             # configuration and counts are two independent reads: issue them together
-            self._reads[vhost] = (self._pool.submit(self.client.definitions, vhost),
-                                  self._pool.submit(self.client.queue_stats, vhost))
-        return self._reads[vhost]
+            counts = self._pool.submit(self.client.queue_stats, vhost)
+        self._reads[vhost] = (defs, counts)
+        return defs, counts
 
-    def prefetch(self, vhosts: Iterable[str]) -> None:
+    def prefetch(self, vhosts: Iterable[str], stats: bool = True) -> None:
         """Start reading the vhost list and these vhosts now."""
         self._listing_future()
         for v in sorted(set(vhosts)):
-            self._start(v)
+            self._start(v, stats)
 
-    def read(self, vhosts: Sequence[str] | None) -> LiveState:
-        """The LiveState of ``vhosts`` (None: every vhost on the broker). See :func:`read_live`."""
+    def read(self, vhosts: Sequence[str] | None, stats: bool = True) -> LiveState:
+        """The LiveState of ``vhosts`` (None: every vhost on the broker). See :func:`read_live`.
+
+        ``stats=False`` skips the queue listing: ``queue_stats`` is then empty (every count
+        unknown) and exclusive queues are not counted in ``skipped``. A plan without
+        ``--prune`` or ``--migrate`` needs no counts, and the listing costs the broker about
+        as much as the definitions.
+        """
         listing = self._listing_future().result()
         existing = {row["name"]: vhost_from_row(row) for row in listing}
         wanted = sorted(existing) if vhosts is None else sorted(set(vhosts))
         present = [v for v in wanted if v in existing]
         missing = [v for v in wanted if v not in existing]
-        futures = [(v, *self._start(v)) for v in present]
+        futures = [(v, *self._start(v, stats)) for v in present]
 
         resources: list[Resource] = [existing[v] for v in present]
-        stats: dict[tuple, QueueStats] = {}
+        counts: dict[tuple, QueueStats] = {}
         skipped: Counter = Counter()
         for vhost, defs_future, stats_future in futures:
-            defs, listing_rows = defs_future.result(), stats_future.result()
+            defs = defs_future.result()
+            listing_rows = stats_future.result() if stats and stats_future is not None else []
             exclusive = {str(r["name"]) for r in listing_rows if r.get("exclusive")}
             resources.extend(_vhost_resources(defs, vhost, exclusive, skipped))
             # exports never list exclusive queues (section 4.1): count them from the listing
             skipped["exclusive queues"] += len(exclusive) - sum(
                 1 for r in defs.get("queues") or () if str(r.get("name")) in exclusive)
-            for row in listing_rows:
-                name = str(row["name"])
-                if name in exclusive or is_server_named(name):
-                    continue
-                messages, consumers = row.get("messages"), row.get("consumers")
-                if isinstance(messages, int) and isinstance(consumers, int):
-                    stats[("queue", vhost, name)] = QueueStats(messages=messages, consumers=consumers)
-        return _state(resources, stats, missing, skipped, "broker")
+            counts.update(_counts(vhost, listing_rows, exclusive))
+        return _state(resources, counts, missing, skipped, "broker")
+
+    def read_stats(self, vhosts: Iterable[str]) -> dict[tuple, QueueStats]:
+        """Only the message and consumer counts of these (existing) vhosts."""
+        out: dict[tuple, QueueStats] = {}
+        futures = [(v, self._start(v, True)[1]) for v in sorted(set(vhosts))]
+        for vhost, future in futures:
+            rows = future.result()
+            out.update(_counts(vhost, rows, {str(r["name"]) for r in rows if r.get("exclusive")}))
+        return out
 
     def close(self) -> None:
         """Stop: unneeded prefetches are cancelled or left to finish in the background."""
@@ -309,7 +322,19 @@ class LiveReader:
         self.close()
 
 
-def read_live(client: "ManagementClient", vhosts: Sequence[str] | None) -> LiveState:
+def _counts(vhost: str, rows: Iterable[Mapping], exclusive: set[str]) -> dict[tuple, QueueStats]:
+    out = {}
+    for row in rows:
+        name = str(row["name"])
+        if name in exclusive or is_server_named(name):
+            continue
+        messages, consumers = row.get("messages"), row.get("consumers")
+        if isinstance(messages, int) and isinstance(consumers, int):
+            out[("queue", vhost, name)] = QueueStats(messages=messages, consumers=consumers)
+    return out
+
+
+def read_live(client: "ManagementClient", vhosts: Sequence[str] | None, *, stats: bool = True) -> LiveState:
     """Read the given vhosts (``None``: every vhost on the broker) into a LiveState.
 
     Requests: one ``GET /api/vhosts`` (names and settings), then per vhost one
@@ -319,7 +344,7 @@ def read_live(client: "ManagementClient", vhosts: Sequence[str] | None) -> LiveS
     cannot be read.
     """
     with LiveReader(client) as reader:
-        return reader.read(vhosts)
+        return reader.read(vhosts, stats=stats)
 
 
 # ---------------------------------------------------------------------- from a definitions export

@@ -8,6 +8,7 @@ changes; 3 the plan holds blocked changes (whatever the flags); 1 error.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 
@@ -54,7 +55,7 @@ def compute_plan(args, env: Environment):
 
         reader = LiveReader(ManagementClient(broker_settings(args, env)))
         # Start reading the broker now, so the reads overlap the loading of the files.
-        reader.prefetch(_guess_vhosts(args, env))
+        reader.prefetch(_guess_vhosts(args, env), stats=_needs_counts(args))
     try:
         return _compute(args, env, reader)
     finally:
@@ -83,8 +84,23 @@ def _compute(args, env: Environment, reader):
         path = args.state if os.path.isabs(args.state) else os.path.join(env.cwd, args.state)
         live = read_state_file(path, vhosts)
     else:
-        live = reader.read(vhosts)
+        live = reader.read(vhosts, stats=_needs_counts(args))
+        if not _needs_counts(args) and _has_migration_artifacts(live):
+            # an interrupted migration is resumed from what it left: that needs the counts
+            live = dataclasses.replace(live, queue_stats=reader.read_stats(live.vhosts))
     return make_plan(desired, live, options), desired, live
+
+
+def _needs_counts(args) -> bool:
+    """Message and consumer counts matter only to queue deletes (--prune) and migrations."""
+    return bool(getattr(args, "prune", False) or getattr(args, "migrate", False))
+
+
+def _has_migration_artifacts(live) -> bool:
+    from ..planner import migration
+
+    check = getattr(migration, "is_migration_artifact", None)
+    return bool(check) and any(check(q) for q in live.topology.queues.values())
 
 
 def _guess_vhosts(args, env: Environment) -> set[str]:

@@ -171,7 +171,8 @@ def make_plan(desired: Topology, live: "LiveState", options: PlanOptions | None 
     if options.migrate:
         expanded = []
         for change in changes:
-            if change.action is Action.BLOCKED and change.kind in ("exchange", "queue") and change.after is not None:
+            if (change.action is Action.BLOCKED and change.kind in ("exchange", "queue") and change.after is not None
+                    and not getattr(change.after, "exclusive", False)):  # runtime queues are not recreated
                 change = migration.expand_migration(change, want, have, stats, force=options.force)
             expanded.append(change)
         changes = expanded
@@ -181,8 +182,10 @@ def make_plan(desired: Topology, live: "LiveState", options: PlanOptions | None 
 
     # ---- live-only objects: listed, or deleted with --prune (queues only when empty)
     unmanaged: list[Resource] = []
+    is_artifact = getattr(migration, "is_migration_artifact", lambda r: False)
     for obj in leftovers:
-        if obj.key in resumed_keys:
+        # an interrupted migration's temporary objects hold messages: resume_changes handles them
+        if obj.key in resumed_keys or is_artifact(obj):
             continue
         if not options.prune:
             unmanaged.append(obj)

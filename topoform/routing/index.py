@@ -11,8 +11,8 @@
 Each index answers ``match(routing_keys, headers) -> list``: the payloads of the
 bindings whose key (or headers) match, ``match1(routing_key, headers)`` for the usual
 single key. A payload is the binding itself unless the index was built with a
-``payload`` function (the router stores ``(destination, is_queue, binding)`` tuples,
-cheaper to read in its inner loop). A message has one routing key plus any
+``payload`` function (the router stores ``(destination, target exchange or None,
+binding)`` tuples, cheaper to read in its inner loop). A message has one routing key plus any
 ``CC``/``BCC`` keys; a binding may appear once per key that matches it (the simulator
 takes the union of destinations). Imports nothing from topoform but ``match``.
 """

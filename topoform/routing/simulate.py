@@ -269,8 +269,26 @@ class Router:
                 raise RoutingError(
                     f"exchange '{info.name}' in vhost '{vhost}' has type '{info.type}', which test-route "
                     f"cannot simulate (it simulates {', '.join(SIMULATED_TYPES)})")
+            # Bindings to a queue or exchange that does not exist never deliver (the broker
+            # drops the message on that branch), so they stay out of the index; an
+            # exchange destination is resolved once, here, instead of on every route.
+            queue_names = self._queue_names(vhost)
+            bindings, targets = [], {}
+            for b in info.bindings:
+                if b.destination_type == "queue":
+                    if b.destination in queue_names:
+                        bindings.append(b)
+                else:
+                    target = self._info(vhost, b.destination)
+                    if target is not None:
+                        bindings.append(b)
+                        targets[b.destination] = target
+
+            def entry(b) -> tuple:  # what the index returns: (destination, target exchange or None, binding)
+                return (b.destination, targets.get(b.destination) if b.destination_type == "exchange" else None, b)
+
             try:
-                info.index = build_index(info.type, info.bindings, _entry, exact_numbers=self.exact_numbers)
+                info.index = build_index(info.type, bindings, entry, exact_numbers=self.exact_numbers)
             except InvalidXMatch as exc:
                 raise RoutingError(f"a binding of headers exchange '{info.name}' in vhost '{vhost}' "
                                    f"has {exc} (the broker refuses it at bind time)") from None
@@ -295,9 +313,10 @@ class Router:
         if vhost not in self._vhosts:
             known = ", ".join(repr(v) for v in self.vhosts) or "none"
             raise RoutingError(f"unknown vhost '{vhost}' (the files define: {known})")
-        keys = [routing_key]
+        keys = None  # the routing keys when CC/BCC add some; None for just routing_key
         match_headers = headers
         if headers:
+            keys = [routing_key]
             for name in ROUTING_HEADERS:
                 if name in headers:
                     extra = headers[name]
@@ -307,11 +326,10 @@ class Router:
                     keys.extend(k for k in extra if isinstance(k, str))
             if "BCC" in headers:  # stripped from the message before routing (rabbit_basic:message/3)
                 match_headers = {k: v for k, v in headers.items() if k != "BCC"}
-        if len(keys) > 1:
-            keys = list(dict.fromkeys(keys))
+            keys = list(dict.fromkeys(keys)) if len(keys) > 1 else None
         if exchange == "":
-            return self._route_default(vhost, routing_key, keys, headers)
-        start = self._info(vhost, exchange)
+            return self._route_default(vhost, routing_key, keys or [routing_key], headers)
+        start = self._exchanges.get((vhost, exchange)) or self._info(vhost, exchange)
         if start is None:
             raise RoutingError(f"no exchange '{exchange}' in vhost '{vhost}' (the broker answers 404 NOT_FOUND)")
         if start.internal:
@@ -326,17 +344,14 @@ class Router:
                 routes.append(Route(key, (Hop("", key, "queue", key, "default"),)))
         return RouteResult(vhost, "", routing_key, headers, tuple(r.queue for r in routes), tuple(routes))
 
-    def _walk(self, vhost: str, start: _ExchangeInfo, routing_key: str, keys: list, headers,
+    def _walk(self, vhost: str, start: _ExchangeInfo, routing_key: str, keys: list | None, headers,
               match_headers) -> RouteResult:
-        queue_names = self._queues_by_vhost.get(vhost)
-        if queue_names is None:
-            queue_names = self._queue_names(vhost)
         # queue -> (source exchange, binding) of the hop that delivered to it;
         # exchange -> (source exchange, binding or None for an alternate exchange), None for the start.
         # Hops are built only when the result's routes are read.
         last_hop: dict[str, tuple] = {}
         via: dict[str, tuple | None] = {start.name: None}
-        single = len(keys) == 1
+        single = keys is None
         level = [start]
         while level:
             next_level = []
@@ -345,21 +360,18 @@ class Router:
                 matched = index.match1(routing_key, match_headers) if single else index.match(keys, match_headers)
                 src = info.name
                 if matched:
-                    for dest, is_queue, b in matched:
-                        if is_queue:
+                    for dest, target, b in matched:
+                        if target is None:  # a queue
                             current = last_hop.get(dest)
                             if current is None:
-                                if dest in queue_names:
-                                    last_hop[dest] = (src, b)
+                                last_hop[dest] = (src, b)
                             elif current[0] == src and _before(b, current[1]):
                                 last_hop[dest] = (src, b)
                         else:
                             current = via.get(dest, False)
                             if current is False:
-                                target = self._info(vhost, dest)
-                                if target is not None:  # a missing exchange drops the message (section 8.3)
-                                    via[dest] = (src, b)
-                                    next_level.append(target)
+                                via[dest] = (src, b)
+                                next_level.append(target)
                             elif current is not None and current[0] == src and _before(b, current[1]):
                                 via[dest] = (src, b)
                 elif info.alternate is not None and info.alternate not in via:
@@ -378,11 +390,6 @@ class Router:
             names = self._queues_by_vhost[vhost] = frozenset(
                 q.name for q in self.topology.queues.values() if q.vhost == vhost)
         return names
-
-
-def _entry(b) -> tuple:
-    """What an index returns for a binding: ``(destination, is_queue, binding)``."""
-    return (b.destination, b.destination_type == "queue", b)
 
 
 def _name(info: _ExchangeInfo) -> str:

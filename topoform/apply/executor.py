@@ -40,7 +40,7 @@ class ApplyOptions:
 
     allow_data_loss: bool = False  # delete queues without the broker's if-empty guard
     force: bool = False  # delete queues without the if-unused guard; migrate queues with consumers
-    channels: int = 32  # AMQP channels per vhost for pipelined operations
+    channels: int = 64  # AMQP channels per vhost for pipelined operations
     retries: int = 4  # reconnect attempts after a lost connection
     backoff: float = 0.5  # first retry delay in seconds, doubled each time
 

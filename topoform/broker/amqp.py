@@ -357,6 +357,12 @@ class Session:
 
     # ---- connection management
     def open(self) -> "Session":
+        if self.connection is not None and self.connection.is_open:
+            # an idle connection may have died quietly (missed heartbeats while other work ran)
+            try:
+                self.connection.process_data_events(0)
+            except (pex.AMQPError, OSError):
+                self.connection = None
         if self.connection is None or not self.connection.is_open:
             self.connection = connect(self.settings, self.vhost, name=self.name)
             self._lanes = []

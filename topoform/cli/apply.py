@@ -44,7 +44,7 @@ def register(subparsers, parents):
                         help="only this vhost of the files (repeatable)")
     parser.add_argument("--lock-timeout", type=float, default=60.0, metavar="SECONDS",
                         help="how long to wait for another apply to finish (default 60)")
-    parser.add_argument("--channels", type=int, default=32, help=argparse.SUPPRESS)  # AMQP channels per vhost
+    parser.add_argument("--channels", type=int, default=64, help=argparse.SUPPRESS)  # AMQP channels per vhost
     return parser
 
 

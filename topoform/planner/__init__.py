@@ -176,16 +176,17 @@ def make_plan(desired: Topology, live: "LiveState", options: PlanOptions | None 
                 change = migration.expand_migration(change, want, have, stats, force=options.force)
             expanded.append(change)
         changes = expanded
+    # interrupted migrations found on the broker: finishing them supersedes other changes to
+    # the same objects and their bindings (planner/migration.py owns which)
     resumed = migration.resume_changes(want, have, stats)
-    resumed_keys = {c.key for c in resumed}
-    changes.extend(resumed)
+    busy = {(c.kind, c.vhost, c.name) for c in resumed}
 
     # ---- live-only objects: listed, or deleted with --prune (queues only when empty)
     unmanaged: list[Resource] = []
     is_artifact = getattr(migration, "is_migration_artifact", lambda r: False)
     for obj in leftovers:
         # an interrupted migration's temporary objects hold messages: resume_changes handles them
-        if obj.key in resumed_keys or is_artifact(obj):
+        if (obj.kind, obj.vhost, obj.display_name) in busy or is_artifact(obj):
             continue
         if not options.prune:
             unmanaged.append(obj)
@@ -199,6 +200,10 @@ def make_plan(desired: Topology, live: "LiveState", options: PlanOptions | None 
         changes.append(Change(Action.DELETE, obj.kind, obj.vhost, obj.display_name, before=obj,
                               reason=_delete_reason(obj, stats)))
 
+    if resumed:
+        supersede = getattr(migration, "superseded", None)
+        changes = (list(supersede(changes, resumed)) if supersede else
+                   [c for c in changes if (c.kind, c.vhost, c.name) not in busy]) + list(resumed)
     return Plan(changes=order_changes(changes), unmanaged=tuple(sorted(unmanaged, key=_resource_order)),
                 fingerprint=fingerprint, vhosts=tuple(vhosts), options=options.to_dict())
 

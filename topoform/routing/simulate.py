@@ -284,8 +284,13 @@ class Router:
                         bindings.append(b)
                         targets[b.destination] = target
 
-            def entry(b) -> tuple:  # what the index returns: (destination, target exchange or None, binding)
-                return (b.destination, targets.get(b.destination) if b.destination_type == "exchange" else None, b)
+            src = info.name
+
+            def entry(b) -> tuple:
+                # What the index returns: (destination, target exchange or None, (source, binding));
+                # the last part is stored as is in the route's hop table, so a route allocates nothing per match.
+                return (b.destination, targets.get(b.destination) if b.destination_type == "exchange" else None,
+                        (src, b))
 
             try:
                 info.index = build_index(info.type, bindings, entry, exact_numbers=self.exact_numbers)
@@ -350,6 +355,7 @@ class Router:
         # exchange -> (source exchange, binding or None for an alternate exchange), None for the start.
         # Hops are built only when the result's routes are read.
         last_hop: dict[str, tuple] = {}
+        set_hop = last_hop.setdefault
         via: dict[str, tuple | None] = {start.name: None}
         single = keys is None
         level = [start]
@@ -360,20 +366,18 @@ class Router:
                 matched = index.match1(routing_key, match_headers) if single else index.match(keys, match_headers)
                 src = info.name
                 if matched:
-                    for dest, target, b in matched:
+                    for dest, target, hop in matched:
                         if target is None:  # a queue
-                            current = last_hop.get(dest)
-                            if current is None:
-                                last_hop[dest] = (src, b)
-                            elif current[0] == src and _before(b, current[1]):
-                                last_hop[dest] = (src, b)
+                            current = set_hop(dest, hop)
+                            if current is not hop and current[0] == src and _before(hop[1], current[1]):
+                                last_hop[dest] = hop
                         else:
                             current = via.get(dest, False)
                             if current is False:
-                                via[dest] = (src, b)
+                                via[dest] = hop
                                 next_level.append(target)
-                            elif current is not None and current[0] == src and _before(b, current[1]):
-                                via[dest] = (src, b)
+                            elif current is not None and current[0] == src and _before(hop[1], current[1]):
+                                via[dest] = hop
                 elif info.alternate is not None and info.alternate not in via:
                     target = self._info(vhost, info.alternate)
                     if target is not None:

@@ -14,11 +14,15 @@ and twice as many bindings), the script
    * **plan**: ``topoform plan -f FILE --detailed-exitcode`` run in-process through
      ``topoform.cli.main`` (load, read live, normalize, diff, render), asserting exit 0;
 
+   * **offline**: ``topoform plan --state EXPORT`` of the same vhost's export (saved once):
+     topoform's own work (load, read, normalize, diff, render) without the broker wait;
+
 4. at 1,000 queues only, times a **per-object refresh** as the Terraform provider does
    it: one GET per queue, per exchange and per binding.
 
 It prints a table with the ratio plan/floor (target: at most 1.5x at 10,000 queues),
-and the growth per queue from the smallest to the largest size (linear growth means a
+and the growth per queue from the smallest to the largest size of the live plan, of the
+offline plan and of the broker's own ``GET /api/definitions`` (linear growth means a
 roughly constant time per object). The vhosts are deleted afterwards.
 
 Usage (a live broker; defaults to guest on localhost)::
@@ -188,6 +192,17 @@ def time_plan(path: str, environ: dict) -> float:
     return elapsed
 
 
+def time_offline(path: str, state: str) -> float:
+    """``plan --state`` of the same export: topoform's own work, without waiting for the broker."""
+    env = Environment(stdout=io.StringIO(), stderr=io.StringIO(), environ={}, cwd=os.path.dirname(path))
+    t0 = time.perf_counter()
+    code = main(["plan", "-f", path, "--state", state, "--detailed-exitcode"], env)
+    elapsed = time.perf_counter() - t0
+    if code != 0:
+        raise SystemExit(f"offline plan was not a no-change plan (exit {code})")
+    return elapsed
+
+
 def time_per_object(http: Http, vhost: str, definitions: dict) -> float:
     """Terraform-provider style refresh: one GET per object."""
     v = quote_segment(vhost)
@@ -227,35 +242,43 @@ def run(sizes: list[int], repeat: int, settings: BrokerSettings, environ: dict, 
                     gc.collect()
                     plans.append(time_plan(path, environ))
                 floor = min(p + g for p, g in zip(parses, gets))
+                state = os.path.join(tmp, f"state-{n}.json")
+                with open(state, "w", encoding="utf-8") as fh:
+                    fh.write(http.call("GET", f"/api/definitions/{quote_segment(vhost)}").text)
+                offline = min(time_offline(path, state) for _ in range(repeat))
                 per_object = time_per_object(http, vhost, definitions) if n <= 1000 else None
                 rows.append((n, len(definitions["exchanges"]), len(definitions["bindings"]), floor,
-                             min(plans), per_object, import_s))
+                             min(plans), per_object, import_s, offline, min(gets)))
                 print(f"  import {import_s:.1f}s  floor {floor:.3f}s (best parse {min(parses):.3f}s + best GET "
-                      f"{min(gets):.3f}s)  plan {min(plans):.3f}s  ratio {min(plans) / floor:.2f}x"
+                      f"{min(gets):.3f}s)  plan {min(plans):.3f}s  ratio {min(plans) / floor:.2f}x  offline {offline:.3f}s"
                       + (f"  per-object refresh {per_object:.2f}s" if per_object else ""), flush=True)
             finally:
                 if not keep:
                     delete_vhost(http, vhost)
 
     print()
-    print(f"{'queues':>7} {'exchanges':>9} {'bindings':>8} {'floor s':>8} {'plan s':>8} {'ratio':>6} "
-          f"{'plan us/queue':>13} {'per-object refresh s':>21}")
-    for n, ne, nb, floor, plan, per_object, _ in rows:
-        print(f"{n:>7} {ne:>9} {nb:>8} {floor:>8.3f} {plan:>8.3f} {plan / floor:>5.2f}x {plan / n * 1e6:>13.1f} "
+    print(f"{'queues':>7} {'exchanges':>9} {'bindings':>8} {'floor s':>8} {'(GET s)':>8} {'plan s':>8} {'ratio':>6} "
+          f"{'us/queue':>9} {'offline s':>9} {'us/queue':>9} {'per-object refresh s':>21}")
+    for n, ne, nb, floor, plan, per_object, _, offline, get in rows:
+        print(f"{n:>7} {ne:>9} {nb:>8} {floor:>8.3f} {get:>8.3f} {plan:>8.3f} {plan / floor:>5.2f}x "
+              f"{plan / n * 1e6:>9.1f} {offline:>9.3f} {offline / n * 1e6:>9.1f} "
               f"{(f'{per_object:.2f}' if per_object else '-'):>21}")
+    print("(offline = plan --state of the same export: topoform's own work, no broker wait)")
     status = 0
     target_rows = [r for r in rows if r[0] == 10_000] or rows[-1:]
-    for n, _, _, floor, plan, _, _ in target_rows:
+    for n, _, _, floor, plan, *_ in target_rows:
         verdict = "PASS" if plan <= TARGET * floor else "FAIL"
         status |= verdict == "FAIL"
         print(f"target at {n} queues: plan within {TARGET}x of the floor: {plan / floor:.2f}x {verdict}")
     if len(rows) >= 2:
-        n0, p0, n1, p1 = rows[0][0], rows[0][4], rows[-1][0], rows[-1][4]
-        growth = (p1 / n1) / (p0 / n0)
-        print(f"growth: time per queue at {n1} / at {n0} = {growth:.2f} (1.0 = perfectly linear)")
+        first, last = rows[0], rows[-1]
+        n0, n1 = first[0], last[0]
+        for label, i in (("plan", 4), ("offline plan", 7), ("GET /api/definitions (broker)", 8)):
+            growth = (last[i] / n1) / (first[i] / n0)
+            print(f"growth of {label}: time per queue at {n1} / at {n0} = {growth:.2f} (1.0 = linear)")
     per = [r for r in rows if r[5]]
     if per:
-        n, _, _, _, plan, per_object, _ = per[0]
+        n, _, _, _, plan, per_object, *_ = per[0]
         print(f"per-object refresh at {n} queues: {per_object:.2f}s, {per_object / plan:.0f}x the plan's {plan:.3f}s")
     return status
 

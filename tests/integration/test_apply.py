@@ -15,50 +15,7 @@ import yaml
 from helpers import EXAMPLES, ROOT, Management, run_cli
 
 from topoform.apply.lock import LOCK_QUEUE, BrokerLock
-from topoform.broker.settings import BrokerSettings, quote_segment
-
-
-# ----------------------------------------------------------------------------- fixtures
-# Several test sessions may share this broker, and each one resets the shared test user's
-# password; these tests therefore run as their own administrator, unique per module.
-@pytest.fixture(scope="module")
-def me(admin):
-    user, password = f"tf-apply-{secrets.token_hex(4)}", "pw-" + secrets.token_hex(12)
-    admin.put(f"/api/users/{user}", {"password": password, "tags": "administrator"})
-    host, port = admin.settings.amqp_host, admin.settings.amqp_port
-    mgmt_url = admin.settings.http_base_clean.replace("://", f"://{user}:{password}@", 1)
-    yield BrokerSettings(url=f"amqp://{user}:{password}@{host}:{port}/", management_url=mgmt_url)
-    admin.delete(f"/api/users/{user}")
-
-
-@pytest.fixture
-def broker(me):
-    """Overrides conftest's: this module's own user."""
-    return me
-
-
-@pytest.fixture(autouse=True)
-def _granted(me, vhost, admin):
-    admin.put(f"/api/permissions/{quote_segment(vhost)}/{quote_segment(me.username)}",
-              {"configure": ".*", "write": ".*", "read": ".*"})
-
-
-@pytest.fixture
-def broker_env(broker):
-    return {"TOPOFORM_URL": broker.url, "TOPOFORM_MANAGEMENT_URL": broker.management_url, "CI": "true"}
-
-
-@pytest.fixture
-def mgmt(broker):
-    return Management(broker)
-
-
-@pytest.fixture
-def cli(me):
-    def _run(argv, **kw):
-        return run_cli(argv, secrets=(me.password,), **kw)
-
-    return _run
+from topoform.broker.settings import quote_segment
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -107,17 +64,19 @@ def counts(mgmt: Management, vhost: str) -> tuple[int, int, int]:
     return len(d["exchanges"]), len(d["queues"]), len(d["bindings"])
 
 
-def spawn_apply(broker_env: dict, files: Path, *extra: str) -> subprocess.Popen:
+def spawn_apply(broker_env: dict, files: Path, *extra: str, quiet: bool = False) -> subprocess.Popen:
+    """``topoform apply --auto-approve`` in a subprocess (``quiet``: output discarded, so no pipe can fill up)."""
     env = dict(os.environ, **broker_env)
+    stream = subprocess.DEVNULL if quiet else subprocess.PIPE
     return subprocess.Popen([sys.executable, "-m", "topoform", "apply", "--auto-approve", "-f", str(files), *extra],
-                            env=env, cwd=str(ROOT), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=env, cwd=str(ROOT), stdout=stream, stderr=stream, text=True)
 
 
 def wait_for_lock(mgmt: Management, vhost: str, proc: subprocess.Popen, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            out, err = proc.communicate()
+            out, err = (text or "" for text in proc.communicate())
             raise AssertionError(f"apply ended (exit {proc.returncode}) before it was seen holding the lock: "
                                  f"{out[-500:]} {err[-1000:]}")
         r = mgmt.request("GET", f"/api/queues/{quote_segment(vhost)}/{LOCK_QUEUE}", expect=())
@@ -318,11 +277,20 @@ def test_killed_applies_at_random_points_converge_on_the_next_run(vhost, broker_
     rnd = random.Random(20240501)
     progress = []
     for _ in range(5):
-        proc = spawn_apply(broker_env, files)
-        time.sleep(rnd.uniform(0.4, 2.5))
+        proc = spawn_apply(broker_env, files, quiet=True)
+        if rnd.random() < 0.2:  # while starting up
+            time.sleep(rnd.uniform(0.0, 0.5))
+        else:  # once it holds the lock: reading, planning, executing
+            try:
+                wait_for_lock(mgmt, vhost, proc)
+            except AssertionError:
+                pass  # it already finished
+            time.sleep(rnd.uniform(0.0, 0.8))
         proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=30)
         progress.append(sum(counts(mgmt, vhost)))
+    print("objects on the broker after each kill:", progress)
+    assert any(0 < n < 2000 for n in progress), progress  # at least one kill landed mid-apply
     r = cli(["apply", "--auto-approve", "--lock-timeout", "10", "-f", files], environ=broker_env)
     assert r.code == 0, (progress, r)
     r = cli(["plan", "--detailed-exitcode", "-f", files], environ=broker_env)

@@ -13,7 +13,7 @@ from topoform.apply.progress import LineProgress, TerminalProgress
 from topoform.broker import http as http_mod
 from topoform.broker import live as live_mod
 from topoform.broker.live import LiveState
-from topoform.model import Args, Queue, Topology, Vhost
+from topoform.model import Queue, Topology, Vhost
 from topoform.planner.plan import Action, Change, Plan
 
 V = "tf-unit"

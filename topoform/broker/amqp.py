@@ -322,13 +322,19 @@ class BatchResult:
 
 
 class _Lane:
-    """One channel with at most one outstanding request (pika's rule for synchronous methods)."""
+    """One channel and the window of requests in flight on it (oldest first).
 
-    __slots__ = ("channel", "op", "sent_at", "open")
+    pika allows one outstanding *synchronous* request per channel, so a window is sent
+    as ``nowait`` requests followed by one synchronous request: the broker handles a
+    channel's requests in order, so its reply means the whole window succeeded, and an
+    error closes the channel naming the object that failed.
+    """
+
+    __slots__ = ("channel", "ops", "sent_at", "open")
 
     def __init__(self):
         self.channel = None
-        self.op: Op | None = None
+        self.ops: list[Op] = []
         self.sent_at = 0.0
         self.open = False
 
@@ -346,11 +352,13 @@ class Session:
     """
 
     def __init__(self, settings: BrokerSettings, vhost: str, *, channels: int = 32, name: str | None = None,
-                 connection: pika.BlockingConnection | None = None, op_timeout: float | None = None):
+                 connection: pika.BlockingConnection | None = None, op_timeout: float | None = None,
+                 window: int = 20):
         self.settings = settings
         self.vhost = vhost
         self.name = name or holder_name()
         self.width = max(1, channels)
+        self.window = max(1, window)
         self.op_timeout = op_timeout or max(settings.timeout, 5.0)
         self.connection = connection
         self._lanes: list[_Lane] = []
@@ -394,7 +402,7 @@ class Session:
 
     def _open_lanes(self, wanted: int) -> None:
         """Open channels until ``wanted`` lanes are usable (reopening closed ones)."""
-        self._lanes = [lane for lane in self._lanes if lane.open or lane.op is not None]
+        self._lanes = [lane for lane in self._lanes if lane.open or lane.ops]
         missing = wanted - len(self._lanes)
         for _ in range(missing):
             lane = _Lane()
@@ -419,29 +427,37 @@ class Session:
 
     # ---- results of in-flight requests
     def _on_ok(self, lane: _Lane, frame) -> None:
-        op, lane.op = lane.op, None
-        if op is not None:
+        ops, lane.ops = lane.ops, []
+        for op in ops:
             self._result.done.append(op)
             if self._on_done:
                 self._on_done(op)
-            self._feed(lane)
+        self._feed(lane)
 
     def _on_close(self, lane: _Lane, reason) -> None:
         lane.open = False
-        op, lane.op = lane.op, None
-        if op is None:
+        ops, lane.ops = lane.ops, []
+        if not ops:
             return
         if isinstance(reason, pex.ChannelClosedByBroker):
-            self._result.failures.append((op, AmqpError(op.subject, reason.reply_code, reason.reply_text)))
+            # requests before the failed one succeeded; the broker ignored the ones after it
+            culprit = _blame(ops, reason.reply_text or "")
+            at = ops.index(culprit)
+            for op in ops[:at]:
+                self._result.done.append(op)
+                if self._on_done:
+                    self._on_done(op)
+            self._result.failures.append((culprit, AmqpError(culprit.subject, reason.reply_code, reason.reply_text)))
+            self._result.not_attempted[:0] = ops[at + 1:]
             self._stopped = True
-        else:  # closed with the connection: the op's outcome is unknown, send it again later
-            self._inflight_lost.append(op)
+        else:  # closed with the connection: the outcome is unknown, send them again later
+            self._inflight_lost.extend(ops)
 
     def _connection_failed(self, exc: BaseException) -> None:
         """Put the ops in flight back (or blame one of them for a hard error) and raise."""
-        inflight = [lane.op for lane in self._lanes if lane.op is not None] + self._inflight_lost
+        inflight = [op for lane in self._lanes for op in lane.ops] + self._inflight_lost
         for lane in self._lanes:
-            lane.op = None
+            lane.ops = []
             lane.open = False
         self._inflight_lost = []
         self._lanes = []
@@ -462,16 +478,26 @@ class Session:
     def _feed(self, lane: _Lane) -> None:
         if self._stopped or not self._queue or not lane.open:
             return
-        op = self._queue.popleft()
-        lane.op = op
+        # Spread the work: a window never takes more than an even share of what is left.
+        size = min(self.window, max(1, len(self._queue) // len(self._lanes)))
+        ops = [self._queue.popleft() for _ in range(min(size, len(self._queue)))]
+        lane.ops = ops
         lane.sent_at = time.monotonic()
-        method = getattr(lane.channel, op.method)
-        try:
-            method(callback=lambda frame, lane=lane: self._on_ok(lane, frame), **op.kwargs)
-        except (pex.AMQPError, ValueError, TypeError) as exc:  # refused by pika before sending
-            lane.op = None
-            self._result.failures.append((op, AmqpError(op.subject, 0, f"not sent: {type(exc).__name__}: {exc}")))
-            self._stopped = True
+        last = len(ops) - 1
+        for i, op in enumerate(ops):
+            method = getattr(lane.channel, op.method)
+            try:
+                if i == last:
+                    method(callback=lambda frame, lane=lane: self._on_ok(lane, frame), **op.kwargs)
+                else:
+                    method(**op.kwargs)  # no callback: nowait where the method has it
+            except (pex.AMQPError, ValueError, TypeError) as exc:  # refused by pika before sending
+                # the ones already sent have no reply coming: their outcome is unknown
+                lane.ops = []
+                self._result.failures.append((op, AmqpError(op.subject, 0, f"not sent: {type(exc).__name__}: {exc}")))
+                self._result.not_attempted[:0] = ops[:i] + ops[i + 1:]
+                self._stopped = True
+                return
 
     # ---- the one public operation
     def run(self, ops: Iterable[Op], on_done: Callable[[Op], None] | None = None,
@@ -495,12 +521,12 @@ class Session:
             self._open_lanes(min(self.width, len(self._queue)))
             for lane in self._lanes:
                 self._feed(lane)
-            while any(lane.op is not None for lane in self._lanes):
-                oldest = min((lane.sent_at for lane in self._lanes if lane.op is not None), default=time.monotonic())
+            while any(lane.ops for lane in self._lanes):
+                oldest = min((lane.sent_at for lane in self._lanes if lane.ops), default=time.monotonic())
                 self._pump(oldest + self.op_timeout, "waiting for a reply")
                 if not self._stopped and self._queue:
                     for lane in self._lanes:
-                        if lane.op is None and lane.open:
+                        if not lane.ops and lane.open:
                             self._feed(lane)
                 if self._inflight_lost:
                     self._result.not_attempted[:0] = self._inflight_lost
@@ -510,12 +536,12 @@ class Session:
         except _HardError:
             pass
         except _Timeout as exc:
-            waiting = sorted((lane for lane in self._lanes if lane.op is not None), key=lambda lane: lane.sent_at)
+            waiting = sorted((lane for lane in self._lanes if lane.ops), key=lambda lane: lane.sent_at)
             if waiting:
-                culprit = waiting[0].op
+                culprit = waiting[0].ops[0]
                 self._result.failures.append((culprit, AmqpError(
                     culprit.subject, 0, f"no reply from the broker within {self.op_timeout:.0f}s")))
-                self._result.not_attempted[:0] = [lane.op for lane in waiting[1:]]
+                self._result.not_attempted[:0] = [op for lane in waiting for op in lane.ops if op is not culprit]
             else:
                 self._result.failures.append((Op("channel_open", {}, f"vhost '{self.vhost}'"), AmqpError(
                     f"vhost '{self.vhost}'", 0, f"no reply from the broker while {exc}")))
@@ -547,7 +573,7 @@ class _HardError(Exception):
 def _blame(inflight: list[Op], text: str) -> Op:
     """The in-flight op a connection-level error is about: the one whose name or type the text quotes."""
     for op in inflight:
-        for key in ("exchange_type", "exchange", "queue", "destination"):
+        for key in ("exchange_type", "exchange", "queue", "destination", "source"):
             value = op.kwargs.get(key)
             if value and f"'{value}'" in text:
                 return op

@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..errors import BlockedPlanError, InputError, StalePlanError, TopoformError, UsageError
+from ..errors import BlockedPlanError, InputError, StalePlanError, UsageError
 from .common import broker_settings, load_files
 from .env import Environment, ExitCode
 

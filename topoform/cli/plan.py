@@ -8,7 +8,9 @@ changes; 3 the plan holds blocked changes (whatever the flags); 1 error.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import gc
 import os
 import tempfile
 
@@ -57,7 +59,8 @@ def compute_plan(args, env: Environment):
         # Start reading the broker now, so the reads overlap the loading of the files.
         reader.prefetch(_guess_vhosts(args, env), stats=_needs_counts(args))
     try:
-        return _compute(args, env, reader)
+        with _gc_paused():
+            return _compute(args, env, reader)
     finally:
         if reader is not None:
             reader.close()
@@ -89,6 +92,25 @@ def _compute(args, env: Environment, reader):
             # an interrupted migration is resumed from what it left: that needs the counts
             live = dataclasses.replace(live, queue_stats=reader.read_stats(live.vhosts))
     return make_plan(desired, live, options), desired, live
+
+
+@contextlib.contextmanager
+def _gc_paused():
+    """Pause the cyclic garbage collector while the plan is built.
+
+    Loading and planning allocate hundreds of thousands of small, acyclic objects; the
+    collector's full passes over a growing heap made the plan time grow faster than the
+    topology (206 vs 131 us per queue at 10,000 and 30,000 queues with and without it,
+    ``benchmarks/bench_plan.py``). Nothing built here needs cycle collection in the
+    meantime; reference counting still frees everything as usual.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _needs_counts(args) -> bool:

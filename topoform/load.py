@@ -20,8 +20,6 @@ Never prints.
 """
 from __future__ import annotations
 
-import contextlib
-import gc
 import glob
 import os
 import re
@@ -33,6 +31,7 @@ from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
 from . import schema as _schema
 from .errors import Finding, InputError, Position
+from .perf import gc_paused
 from .model import EMPTY_ARGS, Args, Binding, Exchange, Policy, Queue, RouteTest, Topology, Vhost
 
 try:  # libyaml is several times faster; the pure-Python loader gives the same nodes.
@@ -436,7 +435,7 @@ def load_topology(paths: Sequence[str]) -> LoadResult:
     >>> load_text("vhosts: {/: {queues: {hello: {}}}}").topology.counts()["queue"]
     1
     """
-    with _no_gc():
+    with gc_paused():
         state = _State()
         for path in paths:
             if os.path.isdir(path):
@@ -449,29 +448,10 @@ def load_topology(paths: Sequence[str]) -> LoadResult:
 
 def load_text(text: str, path: str = "<string>") -> LoadResult:
     """Load one topology from a string (includes are resolved relative to the current directory)."""
-    with _no_gc():
+    with gc_paused():
         state = _State()
         _load_doc(state, text, path)
         return _finish(state)
-
-
-@contextlib.contextmanager
-def _no_gc():
-    """Pause the cyclic garbage collector while loading.
-
-    A load allocates hundreds of thousands of acyclic objects (nodes, marks, values,
-    resources) that all stay alive, and every automatic collection rescans them for
-    nothing: on the benchmark file (benchmarks/bench_load.py) a bare ``yaml.load`` spends
-    about two thirds of its time in such collections. Reference counting still frees
-    everything; the previous collector state is restored afterwards.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _load_file(state: _State, path: str, included_from: Position | None = None) -> None:

@@ -253,21 +253,39 @@ def test_a_held_lock_makes_apply_wait_then_fail_naming_the_holder(vhost, broker,
     assert r.code == 0, r
 
 
-def test_two_concurrent_applies_never_interleave(vhost, broker, broker_env, mgmt, tmp_path):
+def test_two_concurrent_applies_never_interleave(vhost, broker, broker_env, tmp_path):
     files = tmp_path / "big.yaml"
     files.write_text(big_topology(vhost))
-    first = spawn_apply(broker_env, files)
-    wait_for_lock(mgmt, vhost, first)
-    second = spawn_apply(broker_env, files, "--lock-timeout", "120")
-    out1, err1 = first.communicate(timeout=120)
-    out2, err2 = second.communicate(timeout=120)
-    assert first.returncode == 0, err1
-    assert second.returncode == 0, err2
-    assert "Apply complete: 2000 created" in out1
-    # the second waited for the first, then planned on the finished state: nothing left to do
-    assert "Waiting for the apply lock" in err2 and "pid=" in err2
-    assert "No changes" in out2 and "Apply complete" not in out2
-    for text in (out1, err1, out2, err2):
+    # The test holds the lock first, so both applies are certainly running and contending
+    # when it frees (without it, on a quiet broker the first apply can finish before the
+    # second one has even started, and nothing would be shown).
+    holder = BrokerLock(broker, holder="topoform test holder pid=1 host=test")
+    holder.acquire([vhost])
+    logs, procs = [], []
+    try:
+        for i in range(2):
+            out, err = tmp_path / f"out{i}.txt", tmp_path / f"err{i}.txt"
+            logs.append((out, err))
+            procs.append(subprocess.Popen(
+                [sys.executable, "-m", "topoform", "apply", "--auto-approve", "--lock-timeout", "120", "-f", str(files)],
+                env=dict(os.environ, **broker_env), cwd=str(ROOT), stdout=out.open("w"), stderr=err.open("w")))
+        deadline = time.monotonic() + 60
+        while not all("Waiting for the apply lock" in err.read_text() for _, err in logs):
+            assert time.monotonic() < deadline, [err.read_text() for _, err in logs]
+            assert all(p.poll() is None for p in procs), [err.read_text() for _, err in logs]
+            time.sleep(0.05)
+    finally:
+        holder.release()
+    for p in procs:
+        assert p.wait(timeout=180) == 0, [err.read_text() for _, err in logs]
+    outs = [out.read_text() for out, _ in logs]
+    errs = [err.read_text() for _, err in logs]
+    # exactly one applied everything; the other waited for it, then planned on the finished state
+    done = [o for o in outs if "Apply complete: 2000 created" in o]
+    idle = [o for o in outs if "No changes" in o and "Apply complete" not in o]
+    assert len(done) == 1 and len(idle) == 1, outs
+    assert all("pid=" in e for e in errs)
+    for text in outs + errs:
         assert broker.password not in text
 
 

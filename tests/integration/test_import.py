@@ -72,7 +72,7 @@ def test_import_skips_never_managed_objects_and_says_how_many(mgmt, vhost, cli, 
     assert r.code == 0, r
     assert "runtime-only" not in r.out and "amq.gen-" not in r.out and "amq.direct" not in r.out
     header = r.out.splitlines()[:2]
-    assert header[0].startswith(f"# Imported by `topoform import` from the broker at http")
+    assert header[0].startswith("# Imported by `topoform import` from the broker at http")
     assert header[1] == "# Skipped 2 never-managed objects (SPEC section 2): exclusive queues: 2."
     data = yaml.safe_load(r.out)
     assert data["vhosts"][vhost]["queues"]["kept"]["bindings"] == [{"exchange": "ex", "routing_key": "k"}]

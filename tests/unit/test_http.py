@@ -150,7 +150,7 @@ def _free_port() -> int:
 def test_connection_refused():
     err = _error(_client(_free_port()).overview)
     assert err.code == "broker-unreachable" and "connection refused" in err.message
-    assert f"http://127.0.0.1:" in err.message
+    assert "http://127.0.0.1:" in err.message
 
 
 def test_timeout(server):

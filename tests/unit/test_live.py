@@ -73,7 +73,7 @@ def test_read_live_builds_the_managed_vhosts_topology():
     live, client = _read()
     t = live.topology
     assert set(t.vhosts) == {("vhost", "v")}
-    assert t.vhosts[("vhost", "v")] == Vhost("v", description="d", tags=("a", "b"), default_queue_type=None)
+    assert t.vhosts[("vhost", "v")] == Vhost("v", description="d", tags=("a", "b"), default_queue_type="classic")
     assert t.exchanges == {("exchange", "v", "ex"): Exchange("v", "ex", "topic", durable=True,
                                                              arguments=Args({"alternate-exchange": "ae"}))}
     assert set(t.queues) == {("queue", "v", "q1"), ("queue", "v", "qq")}

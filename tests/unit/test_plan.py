@@ -263,3 +263,15 @@ def test_vhost_guess_for_early_reads_finds_block_style_vhost_keys():
             '  orders:   # trailing comment\n    exchanges: {}\ntests: []\n  notavhost:\n')
     assert _scan_vhost_keys(text, yaml) == {"/", "a b", "orders"}
     assert _scan_vhost_keys("vhosts: {x: {}}\n", yaml) == set()  # flow style: no guess, read later
+
+
+def test_files_setting_a_default_queue_type_the_broker_reports_unset_plan_an_update():
+    """3.10's GET /api/vhosts says ``undefined`` for "not set": that is known, so quorum differs."""
+    from topoform.broker.live import vhost_from_row
+
+    live_vhost = vhost_from_row({"name": "v", "description": "", "tags": [], "default_queue_type": "undefined"})
+    live = LiveState(topology=Topology.build([live_vhost]))
+    plan = make_plan(Topology.build([Vhost("v", default_queue_type="quorum")]), live, PlanOptions())
+    assert [(c.action.value, c.kind, c.diff) for c in plan.changes] == [("update", "vhost", ("default_queue_type",))]
+    unknown = LiveState(topology=Topology.build([Vhost("v")]))  # an export that does not report it
+    assert make_plan(Topology.build([Vhost("v", default_queue_type="quorum")]), unknown, PlanOptions()).changes == ()

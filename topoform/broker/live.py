@@ -107,15 +107,17 @@ def _tags(value: Any) -> tuple[str, ...] | None:
 def vhost_from_row(row: Mapping) -> Vhost:
     """A vhost from ``GET /api/vhosts`` or a definitions ``vhosts`` entry (3.11+ puts settings in ``metadata``).
 
-    A setting the source does not report stays ``None`` (unknown); ``default_queue_type``
-    ``undefined`` (3.10's "not set") is ``None`` as well.
+    A setting the source does not report stays ``None`` (unknown, never a difference).
+    A reported but unset ``default_queue_type`` (3.10 says ``undefined``) is ``classic``:
+    that is what a declare without ``x-queue-type`` gets there, and it is known, so files
+    that ask for ``quorum`` see an update.
     """
     meta = row.get("metadata") if isinstance(row.get("metadata"), Mapping) else {}
     description = row.get("description", meta.get("description"))
     tags = row.get("tags", meta.get("tags"))
     dqt = row.get("default_queue_type", meta.get("default_queue_type"))
     if dqt in ("undefined", ""):
-        dqt = None
+        dqt = "classic"
     return Vhost(name=str(row["name"]), description=description, tags=_tags(tags), default_queue_type=dqt)
 
 

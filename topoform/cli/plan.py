@@ -8,13 +8,12 @@ changes; 3 the plan holds blocked changes (whatever the flags); 1 error.
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import gc
 import os
 import tempfile
 
 from ..errors import InputError, UsageError
+from ..perf import gc_paused
 from .common import broker_settings, dump_json, load_files
 from .env import Environment, ExitCode
 
@@ -48,8 +47,7 @@ def register(subparsers, parents):
 
 def compute_plan(args, env: Environment):
     """Load the files, read the live state and plan: ``(plan, desired, live)``. Shared with apply."""
-    from ..broker.live import LiveReader, read_state_file
-    from ..planner import PlanOptions, make_plan
+    from ..broker.live import LiveReader
 
     reader = None
     if not getattr(args, "state", None):
@@ -59,7 +57,7 @@ def compute_plan(args, env: Environment):
         # Start reading the broker now, so the reads overlap the loading of the files.
         reader.prefetch(_guess_vhosts(args, env), stats=_needs_counts(args))
     try:
-        with _gc_paused():
+        with gc_paused():
             return _compute(args, env, reader)
     finally:
         if reader is not None:
@@ -92,25 +90,6 @@ def _compute(args, env: Environment, reader):
             # an interrupted migration is resumed from what it left: that needs the counts
             live = dataclasses.replace(live, queue_stats=reader.read_stats(live.vhosts))
     return make_plan(desired, live, options), desired, live
-
-
-@contextlib.contextmanager
-def _gc_paused():
-    """Pause the cyclic garbage collector while the plan is built.
-
-    Loading and planning allocate hundreds of thousands of small, acyclic objects; the
-    collector's full passes over a growing heap made the plan time grow faster than the
-    topology (206 vs 131 us per queue at 10,000 and 30,000 queues with and without it,
-    ``benchmarks/bench_plan.py``). Nothing built here needs cycle collection in the
-    meantime; reference counting still frees everything as usual.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _needs_counts(args) -> bool:

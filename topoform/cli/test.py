@@ -10,7 +10,8 @@ exchange, a CC header that is not an array) fails, with the broker's reason.
 from __future__ import annotations
 
 from .env import Environment, ExitCode
-from .route import add_version_option, gc_paused, render_path
+from ..perf import gc_paused
+from .route import add_version_option, render_path
 
 
 def register(subparsers, parents):

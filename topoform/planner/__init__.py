@@ -183,10 +183,9 @@ def make_plan(desired: Topology, live: "LiveState", options: PlanOptions | None 
 
     # ---- live-only objects: listed, or deleted with --prune (queues only when empty)
     unmanaged: list[Resource] = []
-    is_artifact = getattr(migration, "is_migration_artifact", lambda r: False)
     for obj in leftovers:
         # an interrupted migration's temporary objects hold messages: resume_changes handles them
-        if (obj.kind, obj.vhost, obj.display_name) in busy or is_artifact(obj):
+        if (obj.kind, obj.vhost, obj.display_name) in busy or migration.is_migration_artifact(obj):
             continue
         if not options.prune:
             unmanaged.append(obj)
@@ -201,9 +200,7 @@ def make_plan(desired: Topology, live: "LiveState", options: PlanOptions | None 
                               reason=_delete_reason(obj, stats)))
 
     if resumed:
-        supersede = getattr(migration, "superseded", None)
-        changes = (list(supersede(changes, resumed)) if supersede else
-                   [c for c in changes if (c.kind, c.vhost, c.name) not in busy]) + list(resumed)
+        changes = list(migration.superseded(changes, resumed)) + list(resumed)
     return Plan(changes=order_changes(changes), unmanaged=tuple(sorted(unmanaged, key=_resource_order)),
                 fingerprint=fingerprint, vhosts=tuple(vhosts), options=options.to_dict())
 

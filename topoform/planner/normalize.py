@@ -69,9 +69,9 @@ def normalize_policy(policy: Policy) -> Policy:
 
 
 def normalize_vhost(vhost: Vhost) -> Vhost:
-    """Tags are a set: sort them; ``undefined`` default queue type means not set."""
+    """Tags are a set: sort them; an ``undefined`` default queue type behaves as ``classic``."""
     tags = tuple(sorted(set(vhost.tags))) if vhost.tags is not None else None
-    dqt = None if vhost.default_queue_type in ("undefined", "") else vhost.default_queue_type
+    dqt = "classic" if vhost.default_queue_type in ("undefined", "") else vhost.default_queue_type
     if tags == vhost.tags and dqt == vhost.default_queue_type:
         return vhost
     return vhost.replace(tags=tags, default_queue_type=dqt)

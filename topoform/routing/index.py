@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from .match import InvalidXMatch, counted_keys, match_counted, parse_x_match
+from .match import counted_keys, match_counted, parse_x_match
 
 __all__ = ["TopicTrie", "DirectIndex", "FanoutIndex", "HeadersIndex", "build_index", "SIMULATED_TYPES"]
 
@@ -235,4 +235,3 @@ def build_index(exchange_type: str, bindings: Iterable[Any], payload: Callable |
     return None
 
 
-__all__.append("InvalidXMatch")

@@ -21,7 +21,8 @@ from typing import Any, Mapping, NamedTuple
 
 from ..errors import TopoformError
 from ..model import EMPTY_ARGS, Args, Exchange, Topology, thaw
-from .index import SIMULATED_TYPES, InvalidXMatch, build_index
+from .index import SIMULATED_TYPES, build_index
+from .match import InvalidXMatch
 
 __all__ = ["Router", "RouteResult", "Route", "Hop", "RoutingError", "BUILTIN_EXCHANGES", "route"]
 

@@ -39,7 +39,8 @@ class _Parser(argparse.ArgumentParser):
     """argparse that raises instead of exiting with 2 (a pipeline reads 2 as "changes")."""
 
     def error(self, message: str):  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message}", hint=f"see '{self.prog} --help'")
+        where = f"{self.prog.split(' ', 1)[1]}: " if " " in self.prog else ""  # name the subcommand
+        raise UsageError(f"{where}{message}", hint=f"see '{self.prog} --help'")
 
 
 def _parents() -> dict[str, argparse.ArgumentParser]:

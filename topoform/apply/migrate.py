@@ -62,7 +62,7 @@ import json
 import os
 import time
 import uuid
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import pika
 from pika import exceptions as pex
@@ -575,40 +575,59 @@ class Mover:
 
 
 # ---------------------------------------------------------------------- queue migration
-class QueueMigration:
-    def __init__(self, change: Change, ctx):
+class _Migration:
+    """What queue and exchange migrations share: resuming from what the broker shows.
+
+    Each run asks the broker where the migration stands (``inspect``: the temporary
+    object's record and the current object), then runs the steps of that phase; it
+    loops until the object matches its target, so a fresh run, a resume after a kill
+    and a retry after a lost connection all take the same path. Subclasses name the
+    steps (``OPS``, ``PHASE_OF``) and say how to fetch, read back and compare objects.
+    """
+
+    KIND = ""
+    OPS: tuple = ()
+    PHASE_OF: Mapping[str, str] = {}
+    ROUNDS = 8
+
+    def __init__(self, change: Change, ctx, temp: str):
         self.change = change
         self.ctx = ctx
         self.vhost = change.vhost
         self.name = change.name
-        self.temp = plan_m.temp_queue_name(self.name)
-        self.journal = plan_m.journal_queue_name(self.name)
-        self.target: Queue = change.after
-        self.recorded_before: Queue | None = change.before
-        self.force = bool(getattr(getattr(ctx, "options", None), "force", False)) or any(
-            s.op == "cancel_consumers" for s in change.steps)
+        self.temp = temp
+        self.target = change.after
+        self.recorded_before = change.before
         self.environ = getattr(ctx, "environ", None)
 
     def note(self, text: str) -> None:
         self.ctx.note(text)
 
+    # ---- hooks
+    def _get(self, name: str):
+        raise NotImplementedError
+
+    def _from_record(self, raw):
+        raise NotImplementedError
+
+    def _same(self, a, b) -> bool:
+        raise NotImplementedError
+
     # ---- where are we?
     def inspect(self) -> str:
-        base = f"/api/queues/{quote_segment(self.vhost)}/"
-        temp = _queue_from_http(self.vhost, _http_json(self.ctx, base + quote_segment(self.temp)))
-        current = _queue_from_http(self.vhost, _http_json(self.ctx, base + quote_segment(self.name)))
+        temp, current = self._get(self.temp), self._get(self.name)
         if temp is not None:
-            recorded = plan_m.queue_from_record(self.vhost, self.name, temp.arguments.get(plan_m.ARG_TARGET))
-            if recorded is not None and not plan_m.same_queue(recorded, self.target):
-                self.note(f"Queue {self.name}: finishing the interrupted migration toward the properties recorded "
-                          f"in {self.temp}; the next plan shows any further change")
+            recorded = self._from_record(temp.arguments.get(plan_m.ARG_TARGET))
+            if recorded is not None and not self._same(recorded, self.target):
+                self.note(f"{self.KIND.capitalize()} {self.name}: finishing the interrupted migration toward the "
+                          f"properties recorded in {self.temp}; the next plan shows any further change")
                 self.target = recorded
-            before = plan_m.queue_from_record(self.vhost, self.name, temp.arguments.get(plan_m.ARG_BEFORE))
+            before = self._from_record(temp.arguments.get(plan_m.ARG_BEFORE))
             self.recorded_before = before or self.recorded_before
             if current is None:
                 return "gap"
-            return "back" if plan_m.same_queue(current, self.target) else "out"
-        if current is not None and plan_m.same_queue(current, self.target):
+            return "back" if self._same(current, self.target) else "out"
+        if current is not None and self._same(current, self.target):
             return "done"
         if current is not None:
             self.recorded_before = current
@@ -618,17 +637,39 @@ class QueueMigration:
     def run(self) -> None:
         self.broker = _Broker(self.ctx, self.vhost)
         try:
-            for _ in range(8):
+            for _ in range(self.ROUNDS):
                 phase = self.inspect()
                 if phase == "done":
                     return
-                for op in [o for o in plan_m.QUEUE_OPS if plan_m.QUEUE_PHASE_OF[o] == phase]:
+                for op in [o for o in self.OPS if self.PHASE_OF[o] == phase]:
                     _pause(op, self.environ)
                     getattr(self, "op_" + op)()
-            raise MigrationError(f"queue {self.name}: the migration did not settle after 8 rounds; "
-                                 "is another client recreating the queue?")
+            raise MigrationError(f"{self.KIND} {self.name}: the migration did not settle after {self.ROUNDS} "
+                                 f"rounds; is another client recreating the {self.KIND}?")
         finally:
             self.broker.close()
+
+
+class QueueMigration(_Migration):
+    KIND = "queue"
+    OPS = plan_m.QUEUE_OPS
+    PHASE_OF = plan_m.QUEUE_PHASE_OF
+
+    def __init__(self, change: Change, ctx):
+        super().__init__(change, ctx, plan_m.temp_queue_name(change.name))
+        self.journal = plan_m.journal_queue_name(self.name)
+        self.force = bool(getattr(getattr(ctx, "options", None), "force", False)) or any(
+            s.op == "cancel_consumers" for s in change.steps)
+
+    def _get(self, name: str) -> Queue | None:
+        return _queue_from_http(self.vhost, _http_json(
+            self.ctx, f"/api/queues/{quote_segment(self.vhost)}/{quote_segment(name)}"))
+
+    def _from_record(self, raw) -> Queue | None:
+        return plan_m.queue_from_record(self.vhost, self.name, raw)
+
+    def _same(self, a, b) -> bool:
+        return plan_m.same_queue(a, b)
 
     # ---- the steps
     def op_declare_temp(self) -> None:
@@ -754,56 +795,28 @@ class QueueMigration:
 
 
 # ---------------------------------------------------------------------- exchange migration
-class ExchangeMigration:
+class ExchangeMigration(_Migration):
+    KIND = "exchange"
+    OPS = plan_m.EXCHANGE_OPS
+    PHASE_OF = plan_m.EXCHANGE_PHASE_OF
+    ROUNDS = 6
+
     def __init__(self, change: Change, ctx):
-        self.change = change
-        self.ctx = ctx
-        self.vhost = change.vhost
-        self.name = change.name
-        self.temp = plan_m.temp_exchange_name(self.name)
-        self.target: Exchange = change.after
-        self.recorded_before: Exchange | None = change.before
-        self.environ = getattr(ctx, "environ", None)
+        super().__init__(change, ctx, plan_m.temp_exchange_name(change.name))
 
     def _get(self, name: str) -> Exchange | None:
         return _exchange_from_http(self.vhost, _http_json(
             self.ctx, f"/api/exchanges/{quote_segment(self.vhost)}/{quote_segment(name)}"))
 
+    def _from_record(self, raw) -> Exchange | None:
+        return plan_m.exchange_from_record(self.vhost, self.name, raw)
+
+    def _same(self, a, b) -> bool:
+        return plan_m.same_exchange(a, b)
+
     def _bindings(self, name: str, side: str) -> list[dict]:
         return _http_json(self.ctx, f"/api/exchanges/{quote_segment(self.vhost)}/{quote_segment(name)}"
                                     f"/bindings/{side}") or []
-
-    def inspect(self) -> str:
-        temp, current = self._get(self.temp), self._get(self.name)
-        if temp is not None:
-            recorded = plan_m.exchange_from_record(self.vhost, self.name, temp.arguments.get(plan_m.ARG_TARGET))
-            if recorded is not None:
-                self.target = recorded
-            before = plan_m.exchange_from_record(self.vhost, self.name, temp.arguments.get(plan_m.ARG_BEFORE))
-            self.recorded_before = before or self.recorded_before
-            if current is None:
-                return "gap"
-            return "back" if plan_m.same_exchange(current, self.target) else "out"
-        if current is not None and plan_m.same_exchange(current, self.target):
-            return "done"
-        if current is not None:
-            self.recorded_before = current
-            return "out"
-        return "gap"
-
-    def run(self) -> None:
-        self.broker = _Broker(self.ctx, self.vhost)
-        try:
-            for _ in range(6):
-                phase = self.inspect()
-                if phase == "done":
-                    return
-                for op in [o for o in plan_m.EXCHANGE_OPS if plan_m.EXCHANGE_PHASE_OF[o] == phase]:
-                    _pause(op, self.environ)
-                    getattr(self, "op_" + op)()
-            raise MigrationError(f"exchange {self.name}: the migration did not settle after 6 rounds")
-        finally:
-            self.broker.close()
 
     def _map(self, b: dict, old: str, new: str) -> tuple[str, str, str]:
         src = new if b["source"] == old else b["source"]

@@ -55,6 +55,8 @@ class ManagementClient:
         self.session.verify = self.verify
         self.timeout = settings.timeout
         self._user = settings.http_credentials[0]
+        # set once GET /api/definitions/V answered "not administrator": read listings instead
+        self._definitions_forbidden = False
 
     # ------------------------------------------------------------------ core
     def request(self, method: str, path: str, body: Any = None,
@@ -134,9 +136,42 @@ class ManagementClient:
         """``GET /api/definitions/VHOST``: one vhost's exchanges, queues, bindings and policies.
 
         The smallest complete configuration source (RABBITMQ-SEMANTICS.md 10.4). It omits
-        exclusive queues and the bindings to them (section 4.1).
+        exclusive queues and the bindings to them (section 4.1). In 3.10 it needs the
+        ``administrator`` tag; for any other user (pipelines usually run with a
+        ``management`` or ``policymaker`` account) the same document is rebuilt from the
+        per-kind listings, which such users may read (:meth:`definitions_from_listings`).
         """
-        return self.get(f"/api/definitions/{quote_segment(vhost)}")
+        if not self._definitions_forbidden:
+            try:
+                return self.get(f"/api/definitions/{quote_segment(vhost)}")
+            except BrokerError as exc:
+                if exc.code != "broker-permission":
+                    raise
+                self._definitions_forbidden = True
+        return self.definitions_from_listings(vhost)
+
+    def definitions_from_listings(self, vhost: str) -> dict:
+        """One vhost's definitions, shaped as ``GET /api/definitions/V``, from four listings.
+
+        Drops what an export leaves out, so both sources read identically: the default
+        and ``amq.*`` exchanges, exclusive queues and the bindings to them, and the
+        implicit default-exchange bindings (sections 2, 4.1 and 6).
+        """
+        v = quote_segment(vhost)
+        exchanges = self.get(f"/api/exchanges/{v}", params={"columns": "name,type,durable,auto_delete,internal,arguments"})
+        queues = self.get(f"/api/queues/{v}", params={"columns": "name,durable,auto_delete,exclusive,arguments"})
+        bindings = self.get(f"/api/bindings/{v}",
+                            params={"columns": "source,destination,destination_type,routing_key,arguments"})
+        policies = self.get(f"/api/policies/{v}")
+        exclusive = {q["name"] for q in queues if q.get("exclusive")}
+        return {
+            "exchanges": [x for x in exchanges if x["name"] and not x["name"].startswith("amq.")],
+            "queues": [{k: q[k] for k in ("name", "durable", "auto_delete", "arguments") if k in q}
+                       for q in queues if q["name"] not in exclusive],
+            "bindings": [b for b in bindings if b["source"] and not (
+                b.get("destination_type") == "queue" and b["destination"] in exclusive)],
+            "policies": policies,
+        }
 
     def queue_stats(self, vhost: str) -> list[dict]:
         """Every queue of a vhost with only the columns the planner needs.

@@ -116,11 +116,33 @@ def test_user_without_management_tag(server):
     assert err.code == "broker-permission" and "management' tag" in err.message
 
 
-def test_user_who_is_not_administrator(server):
+def test_non_administrator_gets_the_definitions_rebuilt_from_the_listings(server):
     srv, h = server
-    h.routes["/api/definitions/v"] = (401, {"error": "not_authorised", "reason": "Not administrator user"})
-    err = _error(lambda: _client(srv.server_port).definitions("v"))
-    assert err.code == "broker-permission" and "administrator" in err.message and "--state" in err.hint
+    not_admin = (401, {"error": "not_authorised", "reason": "Not administrator user"})
+    for v in ("v", "w"):
+        h.routes[f"/api/definitions/{v}"] = not_admin
+        h.routes[f"/api/exchanges/{v}"] = (200, [
+            {"name": "", "type": "direct"}, {"name": "amq.topic", "type": "topic"},
+            {"name": "x", "type": "topic", "durable": True, "auto_delete": False, "internal": False, "arguments": {}}])
+        h.routes[f"/api/queues/{v}"] = (200, [
+            {"name": "q", "durable": True, "auto_delete": False, "exclusive": False, "arguments": {"x-message-ttl": 5}},
+            {"name": "mine", "durable": False, "auto_delete": False, "exclusive": True, "arguments": {}}])
+        h.routes[f"/api/bindings/{v}"] = (200, [
+            {"source": "", "destination": "q", "destination_type": "queue", "routing_key": "q", "arguments": {}},
+            {"source": "x", "destination": "q", "destination_type": "queue", "routing_key": "a.#", "arguments": {}},
+            {"source": "x", "destination": "mine", "destination_type": "queue", "routing_key": "b", "arguments": {}}])
+        h.routes[f"/api/policies/{v}"] = (200, [{"name": "p", "pattern": "^q$", "apply-to": "queues",
+                                                  "definition": {"max-length": 1}, "priority": 0}])
+    client = _client(srv.server_port)
+    defs = client.definitions("v")
+    # what an export leaves out is left out: built-ins, exclusive queues, their and implicit bindings
+    assert [x["name"] for x in defs["exchanges"]] == ["x"]
+    assert defs["queues"] == [{"name": "q", "durable": True, "auto_delete": False, "arguments": {"x-message-ttl": 5}}]
+    assert [(b["source"], b["destination"]) for b in defs["bindings"]] == [("x", "q")]
+    assert [p["name"] for p in defs["policies"]] == ["p"]
+    client.definitions("w")
+    asked = [path.split("?")[0] for path, _ in h.seen]
+    assert asked.count("/api/definitions/v") == 1 and "/api/definitions/w" not in asked  # refused once is enough
 
 
 def test_not_found_and_other_statuses_quote_the_broker_reason(server):

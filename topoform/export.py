@@ -22,10 +22,26 @@ __all__ = ["Export", "export_definitions"]
 
 @dataclass
 class Export:
-    """``definitions``: JSON-ready dict; ``notes``: one line per thing left out, for stderr."""
+    """``definitions``: JSON-ready dict; ``notes``: one line per thing left out, for stderr.
+
+    ``problems``: values the broker's definitions import refuses, one line each; the
+    caller must not write such a document.
+    """
 
     definitions: dict
     notes: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def _null_paths(value, path: str = "") -> list[str]:
+    """Where a JSON-ready value holds ``null``, as dotted paths."""
+    if value is None:
+        return [path]
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in _null_paths(v, f"{path}.{k}" if path else k)]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in _null_paths(v, f"{path}[{i}]")]
+    return []
 
 
 def _vhost_row(topology: Topology, name: str) -> dict:
@@ -106,4 +122,16 @@ def export_definitions(topology: Topology, vhosts: Iterable[str] | None = None) 
         "queues": queues,
         "bindings": bindings,
     }
-    return Export(definitions, notes)
+    # A null (AMQP void) argument is valid over AMQP, e.g. a headers binding's presence
+    # check, but POST /api/definitions refuses it with 400 null_not_allowed (checked on
+    # 3.10.8), and load_definitions would fail at boot.
+    problems = []
+    for kind, rows, field_name in (("exchange", exchanges, "arguments"), ("queue", queues, "arguments"),
+                                   ("binding", bindings, "arguments"), ("policy", policies, "definition")):
+        for row in rows:
+            for path in _null_paths(row[field_name]):
+                what = (f"binding {row['source']} -> {row['destination']} [{row['routing_key']}]"
+                        if kind == "binding" else f"{kind} {row['name']}")
+                problems.append(f"{what} in vhost {row['vhost']!r} has {field_name}.{path}: null, which the "
+                                "broker's definitions import refuses (400 null_not_allowed)")
+    return Export(definitions, notes, problems)

@@ -837,3 +837,10 @@ def _check_bindings(state: _State) -> None:
                 state.add("topic-key-too-many-hashes",
                           f"topic binding key '{_clip(key)}' has more than two '#' words; RabbitMQ 4.3.5 and later "
                           f"refuse it", doc.locate(path + ("routing_key",)), severity="warning")
+        for name, value in b.arguments.items():
+            if value == "undefined":
+                # the management API renders this string exactly as it renders null (void)
+                state.add("ambiguous-undefined", f"binding argument '{name}' is the string \"undefined\", which the "
+                          "management API shows exactly like null; topoform reads it back as null, so plans for "
+                          "this binding are unreliable (use null for a presence check, or another value)",
+                          doc.locate(path + ("arguments", name)), severity="warning")

@@ -88,10 +88,29 @@ def _bool(value: Any) -> bool:
     return bool(value) if value is not None else False
 
 
+def _void(value: Any) -> Any:
+    """The management API renders an AMQP void (pika ``None``) as the string ``"undefined"``,
+    exactly as it renders that string itself, in listings and exports alike (checked on
+    3.10.8: only the opaque ``properties_key`` differs). Void is the value that means
+    something (a headers binding's presence check, SEMANTICS section 7), so it is read as
+    ``None``; ``validate`` warns about the literal string in arguments."""
+    if value == "undefined":
+        return None
+    if isinstance(value, dict):
+        return {k: _void(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_void(v) for v in value]
+    return value
+
+
 def _args(value: Any) -> Args:
     if not value:
         return EMPTY_ARGS  # most rows: no arguments (and one shared object)
-    return Args(value) if isinstance(value, dict) or isinstance(value, Mapping) else EMPTY_ARGS
+    if not isinstance(value, Mapping):
+        return EMPTY_ARGS
+    if "undefined" in value.values() or any(isinstance(v, (dict, list)) for v in value.values()):
+        value = _void(dict(value))
+    return Args(value)
 
 
 def _tags(value: Any) -> tuple[str, ...] | None:

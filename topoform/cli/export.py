@@ -34,6 +34,10 @@ def run(args, env: Environment) -> int:
         if unknown:
             raise UsageError(f"--vhost: not in the files: {', '.join(repr(v) for v in unknown)}")
     result = export_definitions(topology, args.vhosts)
+    if result.problems:
+        more = len(result.problems) - 1
+        raise TopoformError(result.problems[0] + (f" (and {more} more)" if more else ""), code="export-unsupported",
+                            hint="topoform apply declares such arguments over AMQP, where null is allowed")
     for note in result.notes:
         env.err(f"note: {note}")
     text = dump_json(result.definitions) + "\n"

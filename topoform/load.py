@@ -14,6 +14,9 @@ Speed matters (a 30,000-object file must load in at most 1.3x a bare
 turned into Python values by a lean walker that also catches duplicate keys; the
 schema is checked by a compiled fast path, and ``jsonschema`` runs only when that
 fails; positions are computed from the node tree only when something needs them.
+Once the checks are done the node tree and the plain data are dropped (only the file
+text is kept; a later position lookup composes the tree again), so the cyclic
+collector, paused while loading, does not rescan them when it resumes.
 
 Imports: yaml, jsonschema (through :mod:`topoform.schema`), ``model`` and ``errors``.
 Never prints.
@@ -153,16 +156,40 @@ def discover_files(file_args: Sequence[str], environ: Mapping[str, str], cwd: st
 # ---------------------------------------------------------------- parsing
 
 class _Doc:
-    """One parsed file: its display path, node tree and plain data."""
+    """One parsed file: its display path, node tree and plain data.
 
-    __slots__ = ("path", "node", "data", "ok", "index")
+    Once the load is finished, :meth:`release` drops the node tree and the data, which
+    are most of the memory and (being alive when the cyclic collector resumes) most of
+    its next pass; later position lookups compose the node tree again from ``text``,
+    which gives the very same marks.
+    """
 
-    def __init__(self, path: str, node: Any, data: Any, ok: bool):
+    __slots__ = ("path", "node", "data", "ok", "index", "text", "released")
+
+    def __init__(self, path: str, node: Any, data: Any, ok: bool, text: str | None = None):
         self.path = path
         self.node = node
         self.data = data
         self.ok = ok
         self.index: dict[int, dict] = {}
+        self.text = text
+        self.released = False
+
+    def release(self) -> None:
+        """Forget the node tree and data; positions are recomputed from the text on demand."""
+        if self.node is not None and self.text is not None:
+            self.node = None
+            self.data = None
+            self.index = {}
+            self.released = True
+
+    def _recompose(self) -> None:
+        loader = _Loader(self.text)
+        try:
+            self.node = loader.get_single_node()
+        finally:
+            loader.dispose()
+        self.released = False
 
     def pos(self, node: Any) -> Position:
         if node is None:
@@ -176,6 +203,8 @@ class _Doc:
         Walks the node tree only along ``path``: positions cost nothing until an
         error or a caller asks for one. Falls back to the deepest node found.
         """
+        if self.released:
+            self._recompose()
         node = self.node
         key_node = None
         for part in path:
@@ -371,7 +400,7 @@ def _parse(text: str, path: str, findings: list) -> _Doc:
             return _Doc(path, None, None, True)
         before = len(findings)
         data = _Builder(loader, path, findings).build(node)
-        return _Doc(path, node, data, len(findings) == before)
+        return _Doc(path, node, data, len(findings) == before, text)
     finally:
         loader.dispose()
 
@@ -379,23 +408,43 @@ def _parse(text: str, path: str, findings: list) -> _Doc:
 # ---------------------------------------------------------------- the load
 
 class _Positions(Mapping):
-    """resource key -> Position, resolved through the node tree on first lookup."""
+    """resource key -> Position, resolved through the node tree on first lookup.
 
-    def __init__(self, locators: dict):
+    Bindings are keyed by their ``key`` (all their fields); those keys are built only
+    when a caller first asks about a binding, or iterates.
+    """
+
+    def __init__(self, locators: dict, bindings: dict | None = None):
         self._locators = locators  # key -> (doc, path, at_key)
+        self._bindings = bindings or {}  # Binding -> (doc, path, source_field), not yet in _locators
         self._cache: dict = {}
+
+    def _add_bindings(self) -> None:
+        if self._bindings:
+            locators = self._locators
+            for binding, (doc, path, _) in self._bindings.items():
+                locators[binding.key] = (doc, path, False)
+            self._bindings = {}
 
     def __getitem__(self, key):
         if key not in self._cache:
+            if key not in self._locators:
+                self._add_bindings()
             doc, path, at_key = self._locators[key]
             self._cache[key] = doc.locate(path, at_key)
         return self._cache[key]
 
+    def __contains__(self, key):
+        if key not in self._locators:
+            self._add_bindings()
+        return key in self._locators
+
     def __iter__(self):
+        self._add_bindings()
         return iter(self._locators)
 
     def __len__(self):
-        return len(self._locators)
+        return len(self._locators) + len(self._bindings)
 
 
 class _State:
@@ -673,13 +722,12 @@ def _finish(state: _State) -> LoadResult:
     _check_resources(state)
     _check_bindings(state)
     findings = tuple(sorted(state.findings, key=lambda f: (f.sort_key(), f.severity, f.message)))
-    for key, binding in ((b.key, b) for b in state.bindings):
-        doc, path, _ = state.bindings[binding]
-        state.locators[key] = (doc, path, False)
     topology = Topology(vhosts=state.vhosts, exchanges=state.exchanges, queues=state.queues,
                         bindings=frozenset(state.bindings), policies=state.policies, tests=tuple(state.tests))
+    for doc in state.docs:
+        doc.release()  # every check is done: keep only the text for later position lookups
     return LoadResult(topology=topology, findings=findings, files=tuple(state.files),
-                      positions=_Positions(state.locators))
+                      positions=_Positions(state.locators, state.bindings))
 
 
 def _name_problems(state: _State, kind: str, name: str, doc: _Doc, path: tuple, reserved: bool = True) -> None:

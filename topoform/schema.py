@@ -113,13 +113,16 @@ class _Compiler:
             checks.append(lambda v: type(v) is not str or len(v) >= n)
         if "items" in schema:
             item = self.compile(schema["items"])
-            checks.append(lambda v: type(v) is not list or all(item(x) for x in v))
+            checks.append(lambda v: type(v) is not list or all(map(item, v)))
         if {"properties", "additionalProperties", "required", "minProperties"} & set(schema):
             checks.append(self.compile_object(schema))
         if not checks:
             return lambda v: True
         if len(checks) == 1:
             return checks[0]
+        if len(checks) == 2:  # the usual "type" plus one more: no generator per value
+            first, second = checks
+            return lambda v: first(v) and second(v)
         return lambda v: all(c(v) for c in checks)
 
     def compile_object(self, schema: dict) -> Callable[[Any], bool]:

@@ -79,6 +79,7 @@ NO_HEADERS = "~"  # stamp suffix: the message had no headers table at all
 BATCH = 1000
 PREFETCH = 2000
 WAIT = 120.0  # seconds to wait for one broker reply or batch of confirms
+SETTLE = 30.0  # seconds to wait for a killed run's consumer to leave a queue (its batch returns with it)
 
 
 class MigrationError(TopoformError):
@@ -463,7 +464,7 @@ class Mover:
         self.cch.basic_qos(prefetch_count=self.prefetch, callback=lambda f: box.setdefault("q", 1))
         self._pump(lambda: "c" in box and "q" in box, "opening channels")
         entry = self._read_journal()
-        src = self.broker.count(self.src)
+        src = self._settled_count(self.src)
         if src is None:
             return 0
         dst = self.broker.count(self.dst)
@@ -488,6 +489,28 @@ class Mover:
             self.closing = True
             self._stop()  # what we hold unacknowledged returns to the source
         return self.moved
+
+    def _settled_count(self, queue: str) -> tuple[int, int] | None:
+        """The queue's counts once no consumer is left on it.
+
+        A killed run's consumer keeps holding its unacknowledged batch until the broker has
+        noticed the dead connection; while it does, the ready count is short by that batch,
+        and :meth:`_resolve` would take the batch for acknowledged and move it twice. The
+        queue process drops a dead channel's consumer and requeues its messages in one step,
+        and a passive declare is answered by that same process (no stats lag), so zero
+        consumers means the count is whole. Nobody else consumes here: the temporary queue
+        is ours, and the original queue was checked for consumers (or they were closed
+        with --force).
+        """
+        deadline = time.monotonic() + SETTLE
+        while True:
+            counts = self.broker.count(queue)
+            if counts is None or counts[1] == 0:
+                return counts
+            if time.monotonic() > deadline:
+                raise MigrationError(f"{self.label}: queue '{queue}' still has {counts[1]} consumer(s) after "
+                                     f"{SETTLE:.0f}s; stop them (or use --force) and run again")
+            time.sleep(0.05)
 
     def _collect(self) -> None:
         """Pump until a full batch is buffered, or deliveries pause."""

@@ -79,6 +79,7 @@ NO_HEADERS = "~"  # stamp suffix: the message had no headers table at all
 BATCH = 1000
 PREFETCH = 2000
 WAIT = 120.0  # seconds to wait for one broker reply or batch of confirms
+QUIET = 1.0  # seconds a destination's count must hold still before a resume trusts it
 SETTLE = 30.0  # seconds to wait for a killed run's consumer to leave a queue (its batch returns with it)
 
 
@@ -467,7 +468,10 @@ class Mover:
         src = self._settled_count(self.src)
         if src is None:
             return 0
-        dst = self.broker.count(self.dst)
+        if entry and entry.get("phase") == "back" and self.mode == "back":
+            dst = self._quiet_count(self.dst)  # a killed run's batch may still be landing there
+        else:
+            dst = self.broker.count(self.dst)
         src_total = src[0]
         self.tag = self.cch.basic_consume(self.src, self._on_message, auto_ack=False)
         self._resolve(entry, src_total, dst[0] if dst else None)
@@ -511,6 +515,28 @@ class Mover:
                 raise MigrationError(f"{self.label}: queue '{queue}' still has {counts[1]} consumer(s) after "
                                      f"{SETTLE:.0f}s; stop them (or use --force) and run again")
             time.sleep(0.05)
+
+    def _quiet_count(self, queue: str) -> tuple[int, int] | None:
+        """The queue's counts once they stop changing (resume of a move back).
+
+        Publishes a killed run had already sent keep landing after its death (a quorum
+        queue enqueues asynchronously), so a count read at once can miss part of the batch
+        in flight, and :meth:`_resolve` would send those messages again. While messages
+        move back nothing else publishes to the destination (its bindings are still on the
+        temporary queue), so a count unchanged for QUIET seconds is complete. (In ``rest``
+        mode publishers are active again and the count never holds still: not used there.)
+        """
+        deadline = time.monotonic() + SETTLE
+        counts = self.broker.count(queue)
+        stable_since = time.monotonic()
+        while counts is not None and time.monotonic() < deadline:
+            time.sleep(0.1)
+            again = self.broker.count(queue)
+            if again != counts:
+                counts, stable_since = again, time.monotonic()
+            elif time.monotonic() - stable_since >= QUIET:
+                break
+        return counts
 
     def _collect(self) -> None:
         """Pump until a full batch is buffered, or deliveries pause."""
@@ -556,9 +582,16 @@ class Mover:
                  "ids": [_identity(body, props) for _, props, body in batch], "actions": "".join(actions),
                  "drop": sorted(self.drop)}
         if self.mode == "out":
-            # everything we hold unacknowledged returns to the source if we die
+            # Everything we hold unacknowledged returns to the source if we die. Count what we
+            # hold BEFORE asking for the ready count: the passive declare runs on this same
+            # connection, so deliveries keep arriving into self.buf while it waits, and
+            # counting them after the call would count them twice (as ready at the broker and
+            # as held). That overcount once made a resume take an unacknowledged batch for
+            # acknowledged and keep its copies: 1,000 duplicates (tests/integration/
+            # test_migrate_crash.py).
+            held = len(batch) + len(self.buf)
             counts = self.broker.count(self.src)
-            entry["src_before"] = (counts[0] if counts else 0) + len(batch) + len(self.buf)
+            entry["src_before"] = (counts[0] if counts else 0) + held
         else:
             dst = self.broker.count(self.dst)
             if dst is None:

@@ -1,8 +1,12 @@
 """Helpers for the migration integration tests: a message corpus, draining, a context, a change."""
 from __future__ import annotations
 
+import os
 import random
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pika
 
@@ -115,3 +119,23 @@ def queue_change(settings, vhost: str, name: str, after: Queue, force: bool = Fa
 
 def queue(vhost: str, name: str, durable=True, **args) -> Queue:
     return Queue(vhost=vhost, name=name, durable=durable, arguments=Args(args))
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def start_apply(env: dict, topo, pause: str | None = None, pause_file=None) -> subprocess.Popen:
+    """``topoform apply --migrate --auto-approve -f TOPO`` as a subprocess (output on its stdout).
+
+    ``pause`` names a step at which migrate.py stops and creates ``pause_file`` (the test
+    hook ``TOPOFORM_TEST_PAUSE_AT``), so a test can SIGKILL it exactly there.
+    """
+    env = dict(os.environ, **env)
+    env.pop("TOPOFORM_TEST_PAUSE_AT", None)
+    env.pop("TOPOFORM_TEST_PAUSE_FILE", None)
+    if pause:
+        env["TOPOFORM_TEST_PAUSE_AT"] = pause
+        env["TOPOFORM_TEST_PAUSE_FILE"] = str(pause_file)
+    return subprocess.Popen([sys.executable, "-m", "topoform", "apply", "--migrate", "--auto-approve",
+                             "--lock-timeout", "30", "-f", str(topo)], cwd=str(ROOT), env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

@@ -8,10 +8,8 @@ random moments while messages are moving, chosen by watching the queues.
 """
 from __future__ import annotations
 
-import os
 import random
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -21,7 +19,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import migrate_support as ms  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[2]
 N = 10_000
 
 # Each point is reached by the run that follows the previous kill (a resume starts at the
@@ -55,17 +52,6 @@ vhosts:
 """
 
 
-def _start(env, topo, pause=None, pause_file=None):
-    env = dict(os.environ, **env)
-    env.pop("TOPOFORM_TEST_PAUSE_AT", None)
-    if pause:
-        env["TOPOFORM_TEST_PAUSE_AT"] = pause
-        env["TOPOFORM_TEST_PAUSE_FILE"] = str(pause_file)
-    return subprocess.Popen([sys.executable, "-m", "topoform", "apply", "--migrate", "--auto-approve",
-                             "--lock-timeout", "30", "-f", str(topo)], cwd=str(ROOT), env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-
-
 def _kill(proc):
     proc.send_signal(signal.SIGKILL)
     out = proc.communicate(timeout=30)[0].decode(errors="replace")
@@ -90,7 +76,7 @@ def test_killed_ten_times_then_one_more_apply_leaves_every_message_once(broker, 
         if marker.exists():
             marker.unlink()
         if isinstance(item, tuple):  # kill at a random moment while messages move
-            proc = _start(broker_env, topo)
+            proc = ms.start_apply(broker_env, topo)
             src, dst = (("orders", "topoform.migrate.orders") if item[1] == "move_out"
                         else ("topoform.migrate.orders", "orders"))
             threshold = (ms.count(amqp, dst) or 0) + rnd.randint(1500, 3500)
@@ -104,7 +90,7 @@ def test_killed_ten_times_then_one_more_apply_leaves_every_message_once(broker, 
             out = _kill(proc)
             kills.append(f"random during {item[1]} at {moved}")
         else:
-            proc = _start(broker_env, topo, pause=item, pause_file=marker)
+            proc = ms.start_apply(broker_env, topo, pause=item, pause_file=marker)
             deadline = time.monotonic() + 120
             while not marker.exists():
                 assert proc.poll() is None, f"apply ended before reaching {item}: {proc.communicate()[0][-3000:]!r}"
@@ -123,7 +109,7 @@ def test_killed_ten_times_then_one_more_apply_leaves_every_message_once(broker, 
         assert total >= N, f"after kill {kills[-1]}: only {total} messages left"
     assert len(kills) == 10
 
-    final = _start(broker_env, topo)
+    final = ms.start_apply(broker_env, topo)
     out = final.communicate(timeout=300)[0].decode(errors="replace")
     assert final.returncode == 0, out[-3000:]
     assert test_password not in out
@@ -137,7 +123,7 @@ def test_killed_ten_times_then_one_more_apply_leaves_every_message_once(broker, 
     assert sorted(got) == sorted(expected), "the final queue does not hold each message exactly once"
     assert got == expected, "order changed"
     # and the files are now satisfied: a second apply has nothing to do
-    again = _start(broker_env, topo)
+    again = ms.start_apply(broker_env, topo)
     out = again.communicate(timeout=120)[0].decode(errors="replace")
     assert again.returncode == 0 and "migrate" not in out.split("Plan:")[-1].split("\n")[0].replace(
         "0 to migrate", ""), out

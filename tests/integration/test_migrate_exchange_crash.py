@@ -20,19 +20,15 @@ migration artifact, a clean ``plan --detailed-exitcode`` and routing end to end.
 """
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pika
 import pytest
 
+from migrate_support import start_apply
 from topoform.planner.migration import EXCHANGE_OPS
 
-ROOT = Path(__file__).resolve().parents[2]
 X = "logs"
 TEMP = "topoform.migrate.logs"
 QUEUES = ("a", "a2", "b", "lost")
@@ -101,22 +97,10 @@ def _bindings(mgmt, vhost: str) -> set:
              tuple(sorted((r.get("arguments") or {}).items()))) for r in rows if r["source"]}
 
 
-def _start(env, topo, pause=None, pause_file=None):
-    env = dict(os.environ, **env)
-    env.pop("TOPOFORM_TEST_PAUSE_AT", None)
-    env.pop("TOPOFORM_TEST_PAUSE_FILE", None)
-    if pause:
-        env["TOPOFORM_TEST_PAUSE_AT"] = pause
-        env["TOPOFORM_TEST_PAUSE_FILE"] = str(pause_file)
-    return subprocess.Popen([sys.executable, "-m", "topoform", "apply", "--migrate", "--auto-approve",
-                             "--lock-timeout", "30", "-f", str(topo)], cwd=str(ROOT), env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-
-
 def _kill_at(env, topo, op, tmp_path, password) -> str:
     """Run ``apply --migrate`` until it pauses before ``op``, then SIGKILL it."""
     marker = tmp_path / f"paused-{op}"
-    proc = _start(env, topo, pause=op, pause_file=marker)
+    proc = start_apply(env, topo, pause=op, pause_file=marker)
     deadline = time.monotonic() + 30
     while not marker.exists():
         assert proc.poll() is None, f"apply ended before reaching {op}: {proc.communicate()[0][-3000:]!r}"
@@ -211,7 +195,7 @@ def _check_alternate_path(amqp, where: str) -> None:
 
 
 def _check_final(amqp, mgmt, vhost, broker_env, topo, cli, where: str) -> None:
-    final = _start(broker_env, topo)
+    final = start_apply(broker_env, topo)
     out = final.communicate(timeout=120)[0].decode(errors="replace")
     assert final.returncode == 0, f"after kill(s) {where}: {out[-3000:]}"
     info = mgmt.get(f"/api/exchanges/{vhost}/{X}")

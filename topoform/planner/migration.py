@@ -354,42 +354,32 @@ class Interrupted:
 def find_interrupted(live: Topology) -> list[Interrupted]:
     """Every interrupted migration visible in ``live``, sorted by (kind, vhost, name)."""
     found: list[Interrupted] = []
-    for temp in live.queues.values():
-        if not (temp.name.startswith(TEMP_PREFIX) and temp.arguments.get(ARG_ROLE) == "temporary"):
-            continue
-        name = temp.arguments.get(ARG_MIGRATING)
-        if not isinstance(name, str) or temp.name != temp_queue_name(name):
-            continue
-        target = queue_from_record(temp.vhost, name, temp.arguments.get(ARG_TARGET))
-        recorded = queue_from_record(temp.vhost, name, temp.arguments.get(ARG_BEFORE))
-        if target is None:
-            continue
-        current = live.queue(temp.vhost, name)
-        if current is None:
-            phase, before = "gap", recorded or target
-        elif same_queue(current, target):
-            phase, before = "back", recorded or current
-        else:
-            phase, before = "out", current
-        found.append(Interrupted("queue", temp.vhost, name, phase, before, target, temp))
-    for temp in live.exchanges.values():
-        if not (temp.name.startswith(TEMP_PREFIX) and ARG_MIGRATING in temp.arguments):
-            continue
-        name = temp.arguments.get(ARG_MIGRATING)
-        if not isinstance(name, str) or temp.name != temp_exchange_name(name):
-            continue
-        target = exchange_from_record(temp.vhost, name, temp.arguments.get(ARG_TARGET))
-        recorded = exchange_from_record(temp.vhost, name, temp.arguments.get(ARG_BEFORE))
-        if target is None:
-            continue
-        current = live.exchange(temp.vhost, name)
-        if current is None:
-            phase, before = "gap", recorded or target
-        elif same_exchange(current, target):
-            phase, before = "back", recorded or current
-        else:
-            phase, before = "out", current
-        found.append(Interrupted("exchange", temp.vhost, name, phase, before, target, temp))
+    # per kind: candidates, how its temporary object is marked and named, how records read back
+    kinds = (
+        ("queue", live.queues.values(), lambda t: t.arguments.get(ARG_ROLE) == "temporary",
+         temp_queue_name, queue_from_record, same_queue, live.queue),
+        ("exchange", live.exchanges.values(), lambda t: ARG_MIGRATING in t.arguments,
+         temp_exchange_name, exchange_from_record, same_exchange, live.exchange),
+    )
+    for kind, candidates, is_marked, temp_name, from_record, same, lookup in kinds:
+        for temp in candidates:
+            if not (temp.name.startswith(TEMP_PREFIX) and is_marked(temp)):
+                continue
+            name = temp.arguments.get(ARG_MIGRATING)
+            if not isinstance(name, str) or temp.name != temp_name(name):
+                continue
+            target = from_record(temp.vhost, name, temp.arguments.get(ARG_TARGET))
+            recorded = from_record(temp.vhost, name, temp.arguments.get(ARG_BEFORE))
+            if target is None:
+                continue
+            current = lookup(temp.vhost, name)
+            if current is None:
+                phase, before = "gap", recorded or target
+            elif same(current, target):
+                phase, before = "back", recorded or current
+            else:
+                phase, before = "out", current
+            found.append(Interrupted(kind, temp.vhost, name, phase, before, target, temp))
     return sorted(found, key=lambda i: (i.kind, i.vhost, i.name))
 
 

@@ -14,6 +14,11 @@ if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
   fi
 fi
+# System packages the tests need: Graphviz's dot (graph --format svg/png rendering tests).
+if ! command -v dot >/dev/null 2>&1; then
+  echo "setup: installing graphviz from Debian's packages"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends graphviz >/dev/null
+fi
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null 2>&1 || true
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]' 2>&1 | grep -vE 'Warning|warn|^\s*$|!!|\*\*\*|corresp|return|Please|By 20|See https' || true
 echo "setup: topoform installed in .venv ($(.venv/bin/topoform --version))"

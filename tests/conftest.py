@@ -24,7 +24,37 @@ from helpers import EXAMPLES, Management, run_cli, unique_vhost  # noqa: E402
 
 from topoform.broker.settings import BrokerSettings, quote_segment  # noqa: E402
 
-ADMIN_URL = os.environ.get("TOPOFORM_TEST_ADMIN_URL", "amqp://guest:guest@localhost:5672/")
+BROKERS_TSV = Path(__file__).resolve().parent.parent / "scripts" / "brokers.tsv"
+
+
+def brokers_table() -> dict[str, dict[str, int]]:
+    """The test brokers of scripts/brokers.tsv: name -> {"amqp": port, "http": port}."""
+    table = {}
+    for line in BROKERS_TSV.read_text().splitlines():
+        cols = line.split()
+        if cols and not cols[0].startswith("#"):
+            table[cols[0]] = {"amqp": int(cols[2]), "http": int(cols[3]), "node": cols[7]}
+    return table
+
+
+def _chosen_broker() -> str:
+    for i, arg in enumerate(sys.argv):
+        if arg == "--broker" and i + 1 < len(sys.argv):
+            return sys.argv[i + 1]
+        if arg.startswith("--broker="):
+            return arg.split("=", 1)[1]
+    return os.environ.get("TOPOFORM_TEST_BROKER", "3.10")
+
+
+# Which broker the broker-backed tests run against: --broker NAME or TOPOFORM_TEST_BROKER
+# (a row of scripts/brokers.tsv), or explicit TOPOFORM_TEST_ADMIN_URL/_MANAGEMENT_URL.
+TEST_BROKER = _chosen_broker()
+_ports = brokers_table().get(TEST_BROKER)
+if _ports is None:
+    raise SystemExit(f"unknown test broker {TEST_BROKER!r}; known: {', '.join(brokers_table())}")
+ADMIN_URL = os.environ.get("TOPOFORM_TEST_ADMIN_URL", f"amqp://guest:guest@localhost:{_ports['amqp']}/")
+ADMIN_MANAGEMENT_URL = os.environ.get("TOPOFORM_TEST_ADMIN_MANAGEMENT_URL",
+                                      f"http://guest:guest@localhost:{_ports['http']}")
 # One user per test session, so concurrent sessions never reset each other's password.
 TEST_USER = f"topoform-test-{secrets.token_hex(4)}"
 
@@ -32,6 +62,12 @@ TEST_USER = f"topoform-test-{secrets.token_hex(4)}"
 def pytest_addoption(parser):
     parser.addoption("--offline", action="store_true", default=False,
                      help="run only the tests that need no broker (deselects marker 'broker')")
+    parser.addoption("--broker", default=None,
+                     help="test broker from scripts/brokers.tsv (3.10, 4.0, 4.3); env TOPOFORM_TEST_BROKER")
+
+
+def pytest_report_header(config):
+    return f"topoform test broker: {TEST_BROKER} ({ADMIN_MANAGEMENT_URL.split('@')[-1]})"
 
 
 def _offline(config) -> bool:
@@ -54,13 +90,21 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope="session")
 def admin() -> Management:
     """Management client as the broker's bootstrap administrator (guest on a local test broker)."""
-    mgmt = Management(BrokerSettings(url=ADMIN_URL, management_url=os.environ.get("TOPOFORM_TEST_ADMIN_MANAGEMENT_URL")))
+    mgmt = Management(BrokerSettings(url=ADMIN_URL, management_url=ADMIN_MANAGEMENT_URL))
     try:
         mgmt.request("GET", "/api/overview", expect=(200,))
     except Exception as exc:  # noqa: BLE001 - any failure means "no broker"
         pytest.fail(f"RabbitMQ management API unreachable at {mgmt.base} ({type(exc).__name__}); "
                     "start it with scripts/broker.sh, or run offline tests only with --offline", pytrace=False)
     return mgmt
+
+
+@pytest.fixture(scope="session")
+def broker_version(admin) -> tuple[int, int]:
+    """(major, minor) of the broker under test, from GET /api/overview."""
+    v = admin.get("/api/overview")["rabbitmq_version"]
+    major, minor = v.split(".")[:2]
+    return int(major), int(minor)
 
 
 @pytest.fixture(scope="session")

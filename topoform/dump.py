@@ -19,7 +19,7 @@ import yaml
 
 from .model import Binding, Exchange, Policy, Queue, RouteTest, Topology, Vhost, thaw
 
-__all__ = ["dump_topology", "dump_vhosts", "skipped_comment", "vhost_filename"]
+__all__ = ["dump_topology", "dump_vhosts", "skipped_comment", "not_managed_comment", "vhost_filename"]
 
 # Width of a flow mapping (``- {exchange: x, routing_key: k}``) before it is written in block form.
 FLOW_WIDTH = 100
@@ -165,7 +165,7 @@ def _vhost_settings(v: Vhost | None) -> dict:
         out["description"] = v.description
     if v.tags is not None:
         out["tags"] = _FlowList(v.tags)
-    if v.default_queue_type is not None:
+    if v.default_queue_type not in (None, "", "undefined"):  # "undefined": the broker has none set
         out["default_queue_type"] = v.default_queue_type
     return out
 
@@ -270,3 +270,12 @@ def skipped_comment(skipped: Mapping[str, int]) -> list[str]:
     total = sum(v for _, v in items)
     detail = ", ".join(f"{k}: {v}" for k, v in items)
     return [f"Skipped {total} never-managed object{'s' if total != 1 else ''} (SPEC section 2): {detail}."]
+
+
+def not_managed_comment(not_managed: Mapping[str, int]) -> list[str]:
+    """A header line counting what a definitions file holds that topoform does not manage
+    (parameters, vhost limits, users, permissions, ...): nothing when there is none."""
+    items = sorted((k, v) for k, v in not_managed.items() if v)
+    if not items:
+        return []
+    return ["Not imported (topoform does not manage them): " + ", ".join(f"{k}: {v}" for k, v in items) + "."]

@@ -18,8 +18,12 @@ Once the checks are done the node tree and the plain data are dropped (only the 
 text is kept; a later position lookup composes the tree again), so the cyclic
 collector, paused while loading, does not rescan them when it resumes.
 
-Imports: yaml, jsonschema (through :mod:`topoform.schema`), ``model`` and ``errors``.
-Never prints.
+The checks over the mapped model live in :mod:`topoform.validate_rules`; the rules
+that depend on the target RabbitMQ version come from :mod:`topoform.versions` and
+:mod:`topoform.arguments`; YAML mistakes are explained by :mod:`topoform.yaml_hints`.
+
+Imports: yaml, jsonschema (through :mod:`topoform.schema`), ``model``, ``errors`` and
+the pure rule modules above. Never prints.
 """
 from __future__ import annotations
 
@@ -27,15 +31,19 @@ import glob
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Optional, Sequence, Union
 
 import yaml
 from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
 from . import schema as _schema
+from . import versions as _versions
+from . import yaml_hints
+from .arguments import QUEUE_TYPES
 from .errors import Finding, InputError, Position
 from .perf import gc_paused
 from .model import EMPTY_ARGS, Args, Binding, Exchange, Policy, Queue, RouteTest, Topology, Vhost
+from .validate_rules import run_checks
 
 try:  # libyaml is several times faster; the pure-Python loader gives the same nodes.
     _Loader = yaml.CSafeLoader
@@ -47,8 +55,6 @@ __all__ = ["LoadResult", "discover_files", "load_topology", "load_text", "DEFAUL
 DEFAULT_FILE = "topoform.yaml"
 ENV_FILE = "TOPOFORM_FILE"
 YAML_SUFFIXES = (".yaml", ".yml")
-QUEUE_TYPES = ("classic", "quorum", "stream")
-MAX_SHORTSTR = 255  # AMQP short string: names and routing keys (RABBITMQ-SEMANTICS 1.5)
 
 _STR = "tag:yaml.org,2002:str"
 _INT = "tag:yaml.org,2002:int"
@@ -57,21 +63,6 @@ _NULL = "tag:yaml.org,2002:null"
 _FLOAT = "tag:yaml.org,2002:float"
 _MERGE = "tag:yaml.org,2002:merge"
 _IN_PROGRESS = object()
-
-# Arguments a queue type does not accept at creation: the broker refuses them with
-# 406 "invalid arg ... of queue type ..." (RABBITMQ-SEMANTICS 1.2, check_arguments_key).
-_QUORUM_ONLY = ("x-delivery-limit", "x-dead-letter-strategy", "x-max-in-memory-length", "x-max-in-memory-bytes",
-                "x-quorum-initial-group-size")
-_CLASSIC_ONLY = ("x-max-priority", "x-queue-mode", "x-queue-version", "x-queue-master-locator")
-_STREAM_ONLY = ("x-max-age", "x-stream-max-segment-size-bytes", "x-initial-cluster-size")
-_NOT_FOR_TYPE = {
-    "classic": _QUORUM_ONLY + _STREAM_ONLY,
-    "quorum": _CLASSIC_ONLY + _STREAM_ONLY,
-    "stream": _CLASSIC_ONLY + ("x-delivery-limit", "x-dead-letter-strategy", "x-max-in-memory-length",
-                               "x-max-in-memory-bytes", "x-message-ttl", "x-expires", "x-dead-letter-exchange",
-                               "x-dead-letter-routing-key", "x-max-length", "x-single-active-consumer"),
-}
-
 
 # ---------------------------------------------------------------- result
 
@@ -83,12 +74,18 @@ class LoadResult:
     out); ``findings`` every error and warning, sorted by position; ``files`` every
     file read, includes expanded, in load order; ``positions`` maps a resource
     ``key`` to where it was first declared (computed on first lookup).
+    ``rabbitmq_version`` is the target version the checks used (``"X.Y"``),
+    ``version_source`` where it came from (see :func:`topoform.versions.resolve_target`),
+    ``files_version`` the ``rabbitmq_version`` the files set (None when none does).
     """
 
     topology: Topology
     findings: tuple[Finding, ...] = ()
     files: tuple[str, ...] = ()
     positions: Mapping[tuple, Position] = field(default_factory=dict)
+    rabbitmq_version: str = _versions.DEFAULT
+    version_source: str = "default"
+    files_version: str | None = None
 
     @property
     def errors(self) -> tuple[Finding, ...]:
@@ -387,8 +384,12 @@ def _parse(text: str, path: str, findings: list) -> _Doc:
             problem = exc.problem or "invalid YAML"
             if exc.context and exc.problem:
                 problem = f"{exc.problem} ({exc.context})"
+            explained = yaml_hints.explain_syntax(exc, text)
             if mark is not None and _char_at(text, mark) == "\t":
                 problem = "a tab character; YAML indentation must use spaces"
+            elif explained is not None:
+                problem, line, col = explained
+                pos = Position(path, line + 1, col + 1)
             elif exc.problem in _INDENT_PROBLEMS:
                 problem += "; check the indentation"
             findings.append(Finding("yaml-syntax", f"invalid YAML: {_first_line(problem)}", position=pos))
@@ -469,17 +470,27 @@ class _State:
         self.known_queues: set = set()
         self.known_vhosts: set = set()
         self.checks: list = []  # (kind, resource, doc, path) for the rule passes
+        self.versions: list = []  # (rabbitmq_version value, Position) of each file that sets one
 
     def add(self, code: str, message: str, position: Position | None, severity: str = "error",
             subject: str = "") -> None:
         self.findings.append(Finding(code, message, severity=severity, position=position, subject=subject))
 
 
-def load_topology(paths: Sequence[str]) -> LoadResult:
+Target = Union[None, str, tuple, Callable[[Optional[str]], tuple]]
+
+
+def load_topology(paths: Sequence[str], *, target: Target = None) -> LoadResult:
     """Load, check and merge topology files (directories and includes expanded).
 
     Never raises on bad content: unreadable files, YAML and schema errors, conflicts,
     dangling references and declarations the broker would refuse all become findings.
+
+    ``target`` chooses the RabbitMQ version whose rules the checks apply: a version
+    (``"4.0"``), or a callable given the files' own ``rabbitmq_version`` (or None) that
+    returns ``(version, source)``, like :func:`topoform.versions.resolve_target`; by
+    default the files' version, else :data:`topoform.versions.DEFAULT`. Only a bad
+    ``target`` itself raises (InputError).
 
     >>> load_text("vhosts: {/: {queues: {hello: {}}}}").topology.counts()["queue"]
     1
@@ -492,15 +503,15 @@ def load_topology(paths: Sequence[str]) -> LoadResult:
                     _load_file(state, f)
             else:
                 _load_file(state, path)
-        return _finish(state)
+        return _finish(state, target)
 
 
-def load_text(text: str, path: str = "<string>") -> LoadResult:
+def load_text(text: str, path: str = "<string>", *, target: Target = None) -> LoadResult:
     """Load one topology from a string (includes are resolved relative to the current directory)."""
     with gc_paused():
         state = _State()
         _load_doc(state, text, path)
-        return _finish(state)
+        return _finish(state, target)
 
 
 def _load_file(state: _State, path: str, included_from: Position | None = None) -> None:
@@ -527,13 +538,22 @@ def _load_doc(state: _State, text: str, path: str) -> None:
     data = doc.data
     bad: set = set()
     if not _schema.fast_check(data):
-        for problem in _schema.schema_errors(data):
-            state.add(problem.code, problem.message, doc.locate(problem.path, problem.at_key))
-            bad.add(problem.path[:4] if problem.path[:1] == ("vhosts",) else problem.path[:2])
+        _schema_findings(state, doc, data, bad)
     if not isinstance(data, dict):
         return
+    if "rabbitmq_version" in data:
+        state.versions.append((data["rabbitmq_version"], doc.locate(("rabbitmq_version",))))
     _includes(state, doc, data.get("include"))
     _map_model(state, doc, data, bad)
+
+
+def _schema_findings(state: _State, doc: _Doc, data: Any, bad: set) -> None:
+    """The schema's problems as findings, with the YAML and indentation mistakes behind them explained."""
+    problems = list(_schema.schema_errors(data))
+    for problem in problems:
+        bad.add(problem.path[:4] if problem.path[:1] == ("vhosts",) else problem.path[:2])
+    for code, message, where in yaml_hints.explain_problems(problems, data, doc.text, doc.locate):
+        state.add(code, message, where)
 
 
 def _includes(state: _State, doc: _Doc, include: Any) -> None:
@@ -718,177 +738,46 @@ def _merge_vhost(a: Vhost, b: Vhost) -> tuple[Vhost, bool]:
 
 # ---------------------------------------------------------------- checks over the model
 
-def _finish(state: _State) -> LoadResult:
-    _check_resources(state)
-    _check_bindings(state)
+def _files_version(state: _State) -> str | None:
+    """The ``rabbitmq_version`` the files set: each checked, and all of them must agree."""
+    first = None  # (normalized, position)
+    for value, pos in state.versions:
+        if not isinstance(value, str):
+            continue  # the schema reports the type (with a quoting hint)
+        try:
+            normalized = _versions.format_version(_versions.parse_version(value))
+        except InputError as exc:
+            state.add("unsupported-version", f"rabbitmq_version: {exc.message}", pos)
+            continue
+        if first is None:
+            first = (normalized, pos)
+        elif normalized != first[0]:
+            state.add("conflicting-version", f"rabbitmq_version \"{value}\" in {pos.path} differs from "
+                                             f"\"{first[0]}\" in {first[1].path} ({first[1]}); files that set it "
+                                             f"must agree", pos)
+    return first[0] if first else None
+
+
+def _target(target: Target, files_version: str | None) -> tuple[str, str]:
+    if callable(target):
+        version, source = target(files_version)
+        return _versions.format_version(_versions.parse_version(version)), source
+    if target is not None:
+        return _versions.format_version(_versions.parse_version(target)), "given"
+    return (files_version, "files") if files_version else (_versions.DEFAULT, "default")
+
+
+def _finish(state: _State, target: Target = None) -> LoadResult:
+    files_version = _files_version(state)
+    version, source = _target(target, files_version)
+    run_checks(state, _versions.parse_version(version))
     findings = tuple(sorted(state.findings, key=lambda f: (f.sort_key(), f.severity, f.message)))
     topology = Topology(vhosts=state.vhosts, exchanges=state.exchanges, queues=state.queues,
                         bindings=frozenset(state.bindings), policies=state.policies, tests=tuple(state.tests))
     for doc in state.docs:
         doc.release()  # every check is done: keep only the text for later position lookups
     return LoadResult(topology=topology, findings=findings, files=tuple(state.files),
-                      positions=_Positions(state.locators, state.bindings))
+                      positions=_Positions(state.locators, state.bindings), rabbitmq_version=version,
+                      version_source=source, files_version=files_version)
 
 
-def _name_problems(state: _State, kind: str, name: str, doc: _Doc, path: tuple, reserved: bool = True) -> None:
-    if len(name) <= MAX_SHORTSTR // 4 and name and "\r" not in name and "\n" not in name and \
-            not (reserved and name.startswith("amq.")):
-        return  # the common case, decided without encoding or locating anything
-    where = doc.locate(path, True)
-    size = len(name.encode("utf-8"))
-    if size > MAX_SHORTSTR:
-        state.add("name-too-long", f"{kind} name '{_clip(name)}' is {size} bytes; the broker allows at most "
-                                   f"{MAX_SHORTSTR} (AMQP short string)", where)
-    if "\r" in name or "\n" in name:
-        state.add("name-has-newline", f"{kind} name {name!r} contains a line break; the broker silently strips it "
-                                      f"and the declare never completes", where)
-    if reserved and name.startswith("amq."):
-        state.add("reserved-name", f"{kind} name '{_clip(name)}' uses the reserved prefix 'amq.'; the broker "
-                                   f"refuses to create it (403 ACCESS_REFUSED)", where)
-    if name == "":
-        what = "the default exchange cannot be declared" if kind == "exchange" else \
-            "an empty name asks the broker for a generated amq.gen-* name, which topoform cannot manage"
-        state.add("empty-name", f"{kind} name must not be empty: {what}", where)
-
-
-def _clip(text: str) -> str:
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _check_resources(state: _State) -> None:
-    for kind, item, doc, path in state.checks:
-        if kind == "exchange":
-            ex: Exchange = item
-            _name_problems(state, "exchange", ex.name, doc, path)
-            if ex.type.startswith("x-"):
-                state.add("plugin-exchange-type", f"exchange '{ex.name}' has plugin type '{ex.type}': the plugin must "
-                                                  f"be enabled, or the declare closes the connection (503)",
-                          doc.locate(path + ("type",)), severity="warning")
-            ae = ex.arguments.get("alternate-exchange")
-            if isinstance(ae, str) and not _exchange_known(state, ex.vhost, ae):
-                state.add("dangling-alternate-exchange",
-                          f"alternate-exchange '{ae}' of exchange '{ex.name}' is not declared in the files "
-                          f"(unroutable messages are dropped unless it exists on the broker)",
-                          doc.locate(path + ("arguments", "alternate-exchange")), severity="warning")
-        elif kind == "queue":
-            _check_queue(state, item[0], item[1], doc, path)
-        elif kind == "policy":
-            policy: Policy = item
-            _name_problems(state, "policy", policy.name, doc, path, reserved=False)
-            try:
-                re.compile(policy.pattern)
-            except re.error as exc:
-                state.add("invalid-pattern", f"pattern of policy '{policy.name}' is not a valid regular expression: "
-                                             f"{exc}", doc.locate(path + ("pattern",)), severity="warning")
-        elif kind == "test":
-            _check_test(state, item, doc, path)
-    for key, vhost in state.vhosts.items():
-        doc, path, _ = state.locators[key]
-        if len(vhost.name.encode("utf-8")) > MAX_SHORTSTR or not vhost.name:
-            _name_problems(state, "vhost", vhost.name, doc, path, reserved=False)
-
-
-def _exchange_known(state: _State, vhost: str, name: str) -> bool:
-    return name == "" or name.startswith("amq.") or (vhost, name) in state.known_exchanges
-
-
-def _check_queue(state: _State, q: Queue, default_type: str | None, doc: _Doc, path: tuple) -> None:
-    _name_problems(state, "queue", q.name, doc, path)
-    declared_type = q.arguments.get("x-queue-type")
-    qtype = declared_type if isinstance(declared_type, str) else None
-    via_default = False
-    if qtype is None and default_type in ("quorum", "stream") and q.durable and not q.exclusive:
-        # The vhost default applies to durable, non-exclusive declares without
-        # x-queue-type (RABBITMQ-SEMANTICS 1.6).
-        qtype, via_default = default_type, True
-    qtype = qtype or "classic"
-    if qtype in ("quorum", "stream"):
-        how = f" (the default queue type of vhost '{q.vhost}')" if via_default else ""
-        for flag, bad, code, words in (("durable", not q.durable, "not-durable", "must be durable"),
-                                       ("exclusive", q.exclusive, "exclusive", "cannot be exclusive"),
-                                       ("auto_delete", q.auto_delete, "auto-delete", "cannot be auto-delete")):
-            if bad:
-                state.add(f"{qtype}-{code}", f"{qtype} queue '{q.name}'{how} {words}; the broker refuses it "
-                                             f"(406 invalid property)", doc.locate(path + (flag,)) if flag in
-                          _keys_at(doc, path) else doc.locate(path, True))
-    for arg in _NOT_FOR_TYPE.get(qtype, ()):
-        if arg in q.arguments:
-            state.add("argument-not-for-queue-type",
-                      f"{qtype} queue '{q.name}' cannot have argument '{arg}'; the broker refuses it at creation "
-                      f"(406 invalid arg)", doc.locate(path + ("arguments", arg), True))
-    dlx = q.arguments.get("x-dead-letter-exchange")
-    if isinstance(dlx, str) and not _exchange_known(state, q.vhost, dlx):
-        state.add("dangling-dead-letter-exchange",
-                  f"x-dead-letter-exchange '{dlx}' of queue '{q.name}' is not declared in the files "
-                  f"(dead letters are dropped unless it exists on the broker)",
-                  doc.locate(path + ("arguments", "x-dead-letter-exchange")), severity="warning")
-
-
-def _keys_at(doc: _Doc, path: tuple) -> tuple:
-    node = doc.data
-    for part in path:
-        node = node.get(part) if isinstance(node, dict) else None
-    return tuple(node) if isinstance(node, dict) else ()
-
-
-def _check_test(state: _State, t: RouteTest, doc: _Doc, path: tuple) -> None:
-    if t.vhost not in state.known_vhosts:
-        state.add("dangling-reference", f"test #{path[1] + 1} uses vhost '{t.vhost}', which is not declared in the "
-                                        f"files", doc.locate(path + ("vhost",)))
-        return
-    if not _exchange_known(state, t.vhost, t.exchange):
-        state.add("dangling-reference", f"test #{path[1] + 1} publishes to exchange '{t.exchange}', which is not "
-                                        f"declared in vhost '{t.vhost}'", doc.locate(path + ("exchange",)))
-    for i, qname in enumerate(t.expect):
-        if (t.vhost, qname) not in state.known_queues:
-            state.add("dangling-reference", f"test #{path[1] + 1} expects queue '{qname}', which is not declared in "
-                                            f"vhost '{t.vhost}'", doc.locate(path + ("expect", i)))
-    size = len(t.routing_key.encode("utf-8"))
-    if size > MAX_SHORTSTR:
-        state.add("routing-key-too-long", f"routing key of test #{path[1] + 1} is {size} bytes; at most "
-                                          f"{MAX_SHORTSTR} can be sent", doc.locate(path + ("routing_key",)))
-
-
-def _check_bindings(state: _State) -> None:
-    exchanges = state.exchanges
-    for b, (doc, path, source_field) in state.bindings.items():
-        vhost = b.vhost
-        if b.source == "":
-            state.add("default-exchange-binding", "the default exchange (\"\") cannot be bound to or from; "
-                                                  "every queue is already reachable through it by its name",
-                      doc.locate(path + (source_field,)))
-        elif not _exchange_known(state, vhost, b.source):
-            state.add("dangling-reference", f"binding source exchange '{b.source}' is not declared in vhost "
-                                            f"'{vhost}'", doc.locate(path + (source_field,)))
-        if source_field == "source":
-            if b.destination_type == "exchange":
-                if b.destination == "":
-                    state.add("default-exchange-binding", "the default exchange (\"\") cannot be bound to or from",
-                              doc.locate(path + ("destination",)))
-                elif not _exchange_known(state, vhost, b.destination):
-                    state.add("dangling-reference", f"binding destination exchange '{b.destination}' is not "
-                                                    f"declared in vhost '{vhost}'", doc.locate(path + ("destination",)))
-            elif (vhost, b.destination) not in state.known_queues:
-                hint = " (set destination_type: exchange for an exchange-to-exchange binding)" \
-                    if (vhost, b.destination) in state.known_exchanges else ""
-                state.add("dangling-reference", f"binding destination queue '{b.destination}' is not declared in "
-                                                f"vhost '{vhost}'{hint}", doc.locate(path + ("destination",)))
-        key = b.routing_key
-        if len(key) > MAX_SHORTSTR // 4 and len(key.encode("utf-8")) > MAX_SHORTSTR:
-            state.add("routing-key-too-long", f"routing_key of {_schema.describe_path(path)} is "
-                                              f"{len(key.encode('utf-8'))} bytes; the broker allows at most "
-                                              f"{MAX_SHORTSTR} (AMQP short string)", doc.locate(path + ("routing_key",)))
-        if "#" in key:
-            ex = exchanges.get(("exchange", vhost, b.source))
-            if (ex is not None and ex.type == "topic" or b.source == "amq.topic") and \
-                    key.split(".").count("#") > 2:
-                state.add("topic-key-too-many-hashes",
-                          f"topic binding key '{_clip(key)}' has more than two '#' words; RabbitMQ 4.3.5 and later "
-                          f"refuse it", doc.locate(path + ("routing_key",)), severity="warning")
-        for name, value in b.arguments.items():
-            if value == "undefined":
-                # the management API renders this string exactly as it renders null (void)
-                state.add("ambiguous-undefined", f"binding argument '{name}' is the string \"undefined\", which the "
-                          "management API shows exactly like null; topoform reads it back as null, so plans for "
-                          "this binding are unreliable (use null for a presence check, or another value)",
-                          doc.locate(path + ("arguments", name)), severity="warning")

@@ -182,6 +182,11 @@ def test_a_saved_plan_is_applied_and_a_stale_one_refused(vhost, amqp, broker_env
 
 
 # ----------------------------------------------------------------------------- failures
+def _management_url(broker, user: str, password: str) -> str:
+    """The test broker's management URL with these credentials (each test broker has its own port)."""
+    return broker.http_base_clean.replace("://", f"://{user}:{password}@", 1)
+
+
 def test_a_user_without_configure_permission_gets_an_error_naming_the_object(vhost, admin, broker, cli, mgmt,
                                                                               tmp_path):
     user, password = f"tf-noconf-{secrets.token_hex(3)}", "pw-" + secrets.token_hex(10)
@@ -193,7 +198,8 @@ def test_a_user_without_configure_permission_gets_an_error_naming_the_object(vho
         files.write_text(yaml.safe_dump({"vhosts": {vhost: {
             "exchanges": {"allowed.x": {"type": "topic"}, "secret.x": {"type": "topic"}},
             "queues": {"allowed.q": {"bindings": [{"exchange": "allowed.x", "routing_key": "k"}]}}}}}))
-        env = {"TOPOFORM_URL": f"amqp://{user}:{password}@{broker.amqp_host}:{broker.amqp_port}/", "CI": "1"}
+        env = {"TOPOFORM_URL": f"amqp://{user}:{password}@{broker.amqp_host}:{broker.amqp_port}/", "CI": "1",
+               "TOPOFORM_MANAGEMENT_URL": _management_url(broker, user, password)}
         r = run_cli(["apply", "--auto-approve", "-f", files], environ=env, secrets=(password,))
         assert r.code == 1, r
         last = r.err.strip().splitlines()[-1]
@@ -213,7 +219,8 @@ def test_wrong_credentials_give_a_one_line_error(vhost, broker, tmp_path):
     files = tmp_path / "t.yaml"
     files.write_text(yaml.safe_dump({"vhosts": {vhost: {"queues": {"q": {}}}}}))
     wrong = "wrong-" + secrets.token_hex(8)
-    env = {"TOPOFORM_URL": f"amqp://{broker.username}:{wrong}@{broker.amqp_host}:{broker.amqp_port}/", "CI": "1"}
+    env = {"TOPOFORM_URL": f"amqp://{broker.username}:{wrong}@{broker.amqp_host}:{broker.amqp_port}/", "CI": "1",
+           "TOPOFORM_MANAGEMENT_URL": _management_url(broker, broker.username, wrong)}
     r = run_cli(["apply", "--auto-approve", "-f", files], environ=env, secrets=(wrong,))
     assert r.code == 1
     lines = r.err.strip().splitlines()

@@ -27,6 +27,13 @@ class FakeClient:
     def vhost_names(self):
         return [V]
 
+    def get(self, path, params=None):  # the preflight's reads: an administrator with full permissions
+        if path == "/api/whoami":
+            return {"name": "u", "tags": ["administrator"]}
+        if path.endswith("/permissions"):
+            return [{"vhost": V, "configure": ".*", "write": ".*", "read": ".*"}]
+        raise AssertionError(f"unexpected GET {path}")
+
     def close(self):
         pass
 

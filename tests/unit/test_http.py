@@ -227,3 +227,17 @@ def test_ca_cert_makes_a_self_signed_broker_trusted(tls_server, tls_files):
 def test_unreadable_ca_cert(tls_server, tmp_path):
     err = _error(_client(tls_server.server_port, scheme="https", ca_cert=str(tmp_path / "missing.pem")).overview)
     assert err.code == "broker-tls" and "missing.pem" in err.message
+
+
+@pytest.mark.parametrize("password", ["pé-ascii-latin1", "pж-cyrillic", "p😀-emoji", "a@b:c/d%e#f?g&h=i+j k'\"\\"])
+def test_basic_auth_sends_the_password_as_utf8(server, password):
+    # requests encodes a str password as Latin-1: "é" reached the broker garbled (401), "ж" raised
+    import base64
+
+    srv, h = server
+    h.routes["/api/overview"] = (200, {"ok": True})
+    client = ManagementClient(BrokerSettings(management_url=f"http://127.0.0.1:{srv.server_port}",
+                                             username_override="üser", password_override=password))
+    assert client.overview() == {"ok": True}
+    sent = base64.b64decode(h.seen[0][1].split(" ", 1)[1])
+    assert sent == f"üser:{password}".encode("utf-8")

@@ -73,7 +73,7 @@ def test_read_live_builds_the_managed_vhosts_topology():
     live, client = _read()
     t = live.topology
     assert set(t.vhosts) == {("vhost", "v")}
-    assert t.vhosts[("vhost", "v")] == Vhost("v", description="d", tags=("a", "b"), default_queue_type="classic")
+    assert t.vhosts[("vhost", "v")] == Vhost("v", description="d", tags=("b", "a"), default_queue_type="undefined")
     assert t.exchanges == {("exchange", "v", "ex"): Exchange("v", "ex", "topic", durable=True,
                                                              arguments=Args({"alternate-exchange": "ae"}))}
     assert set(t.queues) == {("queue", "v", "q1"), ("queue", "v", "qq")}
@@ -113,7 +113,7 @@ def test_none_reads_every_vhost():
 def test_fingerprint_is_stable_and_ignores_message_counts():
     a, _ = _read()
     listing = [dict(r, messages=99) if "messages" in r else r for r in QUEUE_LISTING]
-    client = FakeClient([{"name": "v", "description": "d", "tags": ["a", "b"], "default_queue_type": "undefined"}],
+    client = FakeClient([{"name": "v", "description": "d", "tags": ["b", "a"], "default_queue_type": "undefined"}],
                         {"v": dict(DEFS, queues=list(reversed(DEFS["queues"])))}, {"v": listing})
     b = read_live(client, ["v"])
     assert a.fingerprint == b.fingerprint and a.fingerprint.startswith("sha256:")

@@ -104,6 +104,31 @@ def test_broker_version_switch_for_numeric_headers():
     assert r.json["queues"] == []
 
 
+@pytest.mark.parametrize("argv, environ, expected", [
+    ([], {}, ["q-int"]),                                        # the file's rabbitmq_version: "3.10"
+    (["--rabbitmq-version", "3.12"], {}, ["q-int"]),
+    (["--rabbitmq-version", "3.13"], {}, []),                   # headers_numeric_strict from 3.13
+    (["--rabbitmq-version", "4.0.5"], {}, []),
+    ([], {"TOPOFORM_RABBITMQ_VERSION": "4.3"}, []),              # env beats the files
+    (["--rabbitmq-version", "3.10"], {"TOPOFORM_RABBITMQ_VERSION": "4.3"}, ["q-int"]),  # the flag beats env
+])
+def test_target_version_decides_numeric_headers_matching(argv, environ, expected):
+    r = run_cli(["test-route", "-f", EDGE, "--vhost", "edge", "h", "", "-H", "n=1.0", "--json", *argv],
+                environ=environ)
+    assert r.code == 0, r
+    assert r.json["queues"] == expected
+    # an integer header matches the integer binding on every version
+    r = run_cli(["test-route", "-f", EDGE, "--vhost", "edge", "h", "", "-H", "n=1", "--json", *argv], environ=environ)
+    assert r.json["queues"] == ["q-int"]
+
+
+def test_unsupported_target_version_is_one_line_exit_1():
+    for argv, environ in ((["--rabbitmq-version", "3.9"], {}), ([], {"TOPOFORM_RABBITMQ_VERSION": "five"})):
+        r = run_cli(["test-route", "-f", EDGE, "--vhost", "edge", "h", "", *argv], environ=environ)
+        assert r.code == 1, r
+        assert len(r.err.strip().splitlines()) == 1 and "3.10 to 4.3" in r.err, r.err
+
+
 def test_paths_through_e2e_and_alternate_exchange():
     r = run_cli(["test-route", "-f", EDGE, "--vhost", "edge", "front", "x"])
     assert r.code == 0, r

@@ -22,10 +22,21 @@ def write(path: Path, text: str) -> Path:
 
 
 def test_examples_validate_cleanly():
-    result = run_cli(["validate", "-f", str(EXAMPLES)])
+    result = run_cli(["validate", "-f", str(EXAMPLES), "--rabbitmq-version", "3.10"])
     assert result.code == 0, result
     assert result.err == ""
     assert result.out.startswith("valid: 2 files, 2 vhosts, ")
+    assert result.out.endswith(" (rules of RabbitMQ 3.10)\n")
+
+
+def test_examples_on_4x_warn_only_about_their_transient_tutorial_queues():
+    """The tutorial keeps RabbitMQ's tutorial queues as they are: transient, which 4.0 deprecates."""
+    for version in ("4.0", "4.3"):
+        result = run_cli(["validate", "-f", str(EXAMPLES), "--rabbitmq-version", version, "--json"])
+        assert result.code == 0, result
+        findings = result.json["findings"]
+        assert findings and {f["code"] for f in findings} == {"transient-queue-deprecated"}
+        assert all(f["severity"] == "warning" and f"target {version}" in f["message"] for f in findings)
 
 
 def test_tutorial_example_holds_the_tutorial_topologies():
@@ -53,7 +64,7 @@ def test_summary_line_counts_everything(tmp_path):
     """)
     result = run_cli(["validate", "-f", str(f)])
     assert (result.code, result.out) == (0, "valid: 1 file, 1 vhost, 1 exchange, 1 queue, 1 binding, 1 policy, "
-                                            "1 test\n")
+                                            "1 test (rules of RabbitMQ 4.3)\n")
 
 
 def test_invalid_exits_1_with_every_error_and_a_summary(tmp_path):

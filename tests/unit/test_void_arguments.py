@@ -12,6 +12,7 @@ vhosts:
     queues:
       q:
         bindings: [{exchange: h, arguments: {x-match: all, has-trace: null}}]
+        durable: true
 """
 
 

@@ -206,7 +206,7 @@ def _vhost_body(change: Change) -> dict:
             body["description"] = desired.description
         if desired.tags is not None:
             body["tags"] = ",".join(desired.tags)
-        if desired.default_queue_type is not None:
+        if desired.default_queue_type not in (None, "", "undefined"):  # "undefined": reported as not set
             # 3.10 reads "defaultqueuetype" and silently ignores "default_queue_type" (SEMANTICS 1.6)
             body["defaultqueuetype"] = desired.default_queue_type
     return body

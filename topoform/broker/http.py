@@ -17,13 +17,14 @@ Error mapping (observed on RabbitMQ 3.10.8):
 """
 from __future__ import annotations
 
+import html
 import json
 from typing import Any, Iterable
 
 import requests
 
 from ..errors import BrokerError
-from .settings import BrokerSettings, quote_segment, redact
+from .settings import BrokerSettings, quote_segment, redact, tls_failure_reason
 
 __all__ = ["ManagementClient", "quote_segment"]
 
@@ -47,7 +48,10 @@ class ManagementClient:
         self.settings = settings
         self.base = settings.http_base_clean
         self.session = session if session is not None else requests.Session()
-        self.session.auth = settings.http_credentials
+        # HTTP Basic as UTF-8 (the broker decodes it so); requests would send a str as Latin-1,
+        # which garbles "é" (401) and cannot encode "ж" at all.
+        user, password = settings.http_credentials
+        self.session.auth = (user.encode("utf-8"), password.encode("utf-8"))
         self.session.headers.update({"accept": "application/json", "user-agent": _USER_AGENT})
         # https verifies certificates by default; --ca-cert names the CA bundle to trust. It is
         # passed on every request, because requests lets REQUESTS_CA_BUNDLE override session.verify.
@@ -73,7 +77,7 @@ class ManagementClient:
                                             data=None if body is None else json.dumps(body),
                                             timeout=self.timeout, verify=self.verify)
         except requests.exceptions.SSLError as exc:
-            reason = _tls_reason(exc)
+            reason = tls_failure_reason(str(exc))
             hint = ("is this port serving TLS? use http:// for port 15672" if "does not speak TLS" in reason
                     else "pass the CA that signed the broker's certificate with --ca-cert")
             raise BrokerError(f"TLS failure talking to the management API at {self.base}: {reason}",
@@ -197,9 +201,19 @@ class ManagementClient:
                 return BrokerError(f"user '{self._user}' is not an administrator on {self.base}; "
                                    f"{method} {path} needs the 'administrator' tag", code="broker-permission",
                                    hint="use an administrator, or plan offline with --state FILE")
+            if "not authorised to access virtual host" in low:
+                return BrokerError(f"user '{self._user}' has no permission on the vhost of {method} {path} "
+                                   f"(401 {reason})", code="broker-permission",
+                                   hint="grant the user permissions on that vhost (rabbitmqctl set_permissions)")
+            if "not authorised to access object" in low:  # e.g. a policy without the policymaker tag
+                needs = "the 'policymaker' or 'administrator' tag" if "/api/policies/" in path \
+                    else "a tag or permission it lacks"
+                return BrokerError(f"user '{self._user}' may not {method} {path}: it needs {needs} (401 {reason})",
+                                   code="broker-permission")
             return BrokerError(f"the management API at {self.base} refused the credentials of user "
                                f"'{self._user}' (401 {reason or 'Unauthorized'})", code="broker-auth",
-                               hint="check the user and password in --url or --management-url")
+                               hint="check the user and password (--username, --password-file, TOPOFORM_PASSWORD, "
+                                    "or the userinfo of --url / --management-url)")
         if status == 403:
             return BrokerError(f"user '{self._user}' is not allowed to {method} {where} (403 {reason})",
                                code="broker-permission")
@@ -211,15 +225,19 @@ class ManagementClient:
 
 
 def _reason(response: requests.Response) -> str:
-    """The broker's ``reason`` (or ``error``) from a JSON error body, else a short text excerpt."""
+    """The broker's ``reason`` (or ``error``) from a JSON error body, else a short text excerpt.
+
+    The management API HTML-escapes its reasons (``[{&lt;&lt;"federation-upstream-set"&gt;&gt;, ...``):
+    shown unescaped.
+    """
     try:
         body = response.json()
     except ValueError:
-        text = " ".join(response.text.split())
+        text = " ".join(html.unescape(response.text).split())
         return redact(text[:200])
     if isinstance(body, dict):
         reason = body.get("reason") or body.get("error") or ""
-        return redact(" ".join(str(reason).split())[:300])
+        return redact(" ".join(html.unescape(str(reason)).split())[:300])
     return ""
 
 
@@ -235,21 +253,3 @@ def _connection_reason(exc: Exception) -> str:
     if "timed out" in text:
         return "connection timed out"
     return "connection failed"
-
-
-def _tls_reason(exc: Exception) -> str:
-    text = str(exc)
-    if "CERTIFICATE_VERIFY_FAILED" in text:
-        detail = "certificate verification failed"
-        for marker in ("self-signed certificate in certificate chain", "self signed certificate in certificate chain",
-                       "self-signed certificate", "self signed certificate", "unable to get local issuer certificate",
-                       "certificate has expired", "Hostname mismatch"):
-            if marker.lower() in text.lower():
-                detail += f" ({marker.lower()})"
-                break
-        return detail
-    if "WRONG_VERSION_NUMBER" in text or "wrong version number" in text:
-        return "the server does not speak TLS on this port"
-    if "Could not find a suitable TLS CA certificate bundle" in text or "invalid path" in text.lower():
-        return "the CA certificate file cannot be read"
-    return "TLS handshake failed"

@@ -31,17 +31,24 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 from ..errors import InputError
+from . import versioned
+from .settings import quote_segment
 from ..model import EMPTY_ARGS, Args, Binding, Exchange, Policy, Queue, Resource, Topology, Vhost, thaw
 
 if TYPE_CHECKING:  # pragma: no cover
     from .http import ManagementClient
 
 __all__ = ["QueueStats", "LiveState", "LiveReader", "read_live", "live_from_definitions", "read_state_file",
-           "topology_fingerprint", "SKIP_CATEGORIES"]
+           "topology_fingerprint", "SKIP_CATEGORIES", "NOT_MANAGED_CATEGORIES", "DQT_UNSET"]
 
 # Categories of never-managed objects, as counted in LiveState.skipped.
 SKIP_CATEGORIES = ("built-in exchanges", "exclusive queues", "server-named queues",
                    "default-exchange bindings", "bindings to skipped queues")
+# What a definitions file may hold that topoform does not manage at all (counted in
+# LiveState.not_managed, never read): runtime parameters (federation upstreams,
+# shovels, ...), operator policies, vhost limits, global parameters, users, permissions.
+NOT_MANAGED_CATEGORIES = ("parameters", "operator policies", "vhost limits", "global parameters", "users",
+                          "permissions", "topic permissions")
 
 
 @dataclass(frozen=True)
@@ -67,6 +74,9 @@ class LiveState:
     fingerprint: str = ""
     skipped: Mapping[str, int] = field(default_factory=dict)
     source: str = "broker"  # "broker" | "state-file": for messages only
+    not_managed: Mapping[str, int] = field(default_factory=dict)  # state files: NOT_MANAGED_CATEGORIES counts
+    notes: tuple = ()  # state files: one line per thing worth telling (rows listed twice, ...)
+    version: str | None = None  # the broker's version (GET /api/overview, or the export's field); None: unknown
 
     @property
     def vhosts(self) -> tuple[str, ...]:
@@ -80,7 +90,8 @@ class LiveState:
         return LiveState(topology=topology,
                          queue_stats=MappingProxyType({k: v for k, v in self.queue_stats.items() if k[1] in keep}),
                          missing_vhosts=frozenset(v for v in self.missing_vhosts if v in keep),
-                         fingerprint=topology_fingerprint(topology), skipped=self.skipped, source=self.source)
+                         fingerprint=topology_fingerprint(topology), skipped=self.skipped, source=self.source,
+                         not_managed=self.not_managed, notes=self.notes, version=self.version)
 
 
 # ---------------------------------------------------------------------- rows -> resources
@@ -114,29 +125,36 @@ def _args(value: Any) -> Args:
 
 
 def _tags(value: Any) -> tuple[str, ...] | None:
+    """Tags in the order the broker keeps them (it stores and returns the given order), without repeats."""
     if value is None:
         return None
     if isinstance(value, str):
         items = [t.strip() for t in value.split(",")]
     else:
         items = [str(t).strip() for t in value]
-    return tuple(sorted(t for t in items if t))
+    return tuple(dict.fromkeys(t for t in items if t))
+
+
+# A default queue type the broker reports as not set (3.10 says "undefined"). Kept apart
+# from None (the source does not report it: unknown) and from "classic" (set): 3.10 stores
+# x-queue-type: classic on every queue declared in a vhost whose default is set to classic.
+DQT_UNSET = "undefined"
 
 
 def vhost_from_row(row: Mapping) -> Vhost:
     """A vhost from ``GET /api/vhosts`` or a definitions ``vhosts`` entry (3.11+ puts settings in ``metadata``).
 
     A setting the source does not report stays ``None`` (unknown, never a difference).
-    A reported but unset ``default_queue_type`` (3.10 says ``undefined``) is ``classic``:
-    that is what a declare without ``x-queue-type`` gets there, and it is known, so files
-    that ask for ``quorum`` see an update.
+    A reported but unset ``default_queue_type`` (3.10 says ``undefined``) is
+    :data:`DQT_UNSET`: known and not set, so files that ask for ``classic`` or ``quorum``
+    see an update, and ``import`` writes nothing for it.
     """
     meta = row.get("metadata") if isinstance(row.get("metadata"), Mapping) else {}
     description = row.get("description", meta.get("description"))
     tags = row.get("tags", meta.get("tags"))
     dqt = row.get("default_queue_type", meta.get("default_queue_type"))
     if dqt in ("undefined", ""):
-        dqt = "classic"
+        dqt = DQT_UNSET
     return Vhost(name=str(row["name"]), description=description, tags=_tags(tags), default_queue_type=dqt)
 
 
@@ -249,12 +267,20 @@ def topology_fingerprint(topology: Topology) -> str:
 
 
 def _state(resources: list[Resource], stats: Mapping, missing: Iterable[str], skipped: Counter,
-           source: str) -> LiveState:
+           source: str, not_managed: Counter | None = None, notes: Sequence[str] = (),
+           version: str | None = None) -> LiveState:
+    # what the broker's version adds to what it reports is undone here (broker/versioned.py)
+    dqts = {r.name: r.default_queue_type for r in resources if type(r) is Vhost}
+    resources = versioned.normalize_resources(resources, dqts, versioned.rules_version(version))
     topology = Topology.build(resources)
+    not_managed = not_managed or Counter()
     return LiveState(topology=topology, queue_stats=MappingProxyType(dict(stats)),
                      missing_vhosts=frozenset(missing), fingerprint=topology_fingerprint(topology),
                      skipped=MappingProxyType({k: skipped[k] for k in SKIP_CATEGORIES if skipped[k]}),
-                     source=source)
+                     source=source,
+                     not_managed=MappingProxyType({k: not_managed[k] for k in NOT_MANAGED_CATEGORIES
+                                                   if not_managed[k]}),
+                     notes=tuple(notes), version=version)
 
 
 # ---------------------------------------------------------------------- from the broker
@@ -271,17 +297,42 @@ class LiveReader:
         self.client = client
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="topoform-read")
         self._listing: Future | None = None
+        self._overview: Future | None = None
         self._reads: dict[str, tuple[Future, Future]] = {}
 
     def _listing_future(self) -> Future:
         if self._listing is None:
+            self._overview = self._pool.submit(self._read_version)
             self._listing = self._pool.submit(self.client.vhosts)
         return self._listing
+
+    def _read_version(self) -> str | None:
+        try:
+            version = self.client.overview().get("rabbitmq_version")
+        except Exception:  # noqa: BLE001 - the version is optional: newest rules then
+            return None
+        return str(version) if version else None
+
+    @property
+    def version(self) -> str | None:
+        """The broker's version (``GET /api/overview``), ``None`` when it could not be read."""
+        self._listing_future()
+        assert self._overview is not None
+        return self._overview.result()
+
+    def _definitions(self, vhost: str) -> dict:
+        defs = self.client.definitions(vhost)
+        if versioned.needs_exchange_listing(versioned.rules_version(self.version)):
+            # 4.3 leaves internal exchanges out of the vhost's export (BROKERS.md)
+            rows = self.client.get(f"/api/exchanges/{quote_segment(vhost)}",
+                                   params={"columns": "name,type,durable,auto_delete,internal,arguments"})
+            defs = versioned.merge_internal_exchanges(defs, rows)
+        return defs
 
     def _start(self, vhost: str, stats: bool = True) -> tuple[Future, Future | None]:
         defs, counts = self._reads.get(vhost, (None, None))
         if defs is None:
-            defs = self._pool.submit(self.client.definitions, vhost)
+            defs = self._pool.submit(self._definitions, vhost)
         if counts is None and stats:
             # configuration and counts are two independent reads: issue them together
             counts = self._pool.submit(self.client.queue_stats, vhost)
@@ -321,7 +372,7 @@ class LiveReader:
             skipped["exclusive queues"] += len(exclusive) - sum(
                 1 for r in defs.get("queues") or () if str(r.get("name")) in exclusive)
             counts.update(_counts(vhost, listing_rows, exclusive))
-        return _state(resources, counts, missing, skipped, "broker")
+        return _state(resources, counts, missing, skipped, "broker", version=self.version)
 
     def read_stats(self, vhosts: Iterable[str]) -> dict[tuple, QueueStats]:
         """Only the message and consumer counts of these (existing) vhosts."""
@@ -369,39 +420,132 @@ def read_live(client: "ManagementClient", vhosts: Sequence[str] | None, *, stats
 
 
 # ---------------------------------------------------------------------- from a definitions export
+# Top-level keys of a definitions export (3.10 to 4.3): a document with any of them is one.
+_DEFINITIONS_KEYS = ("vhosts", "queues", "exchanges", "bindings", "policies", "parameters", "global_parameters",
+                     "users", "permissions", "topic_permissions", "limits", "rabbit_version", "rabbitmq_version")
+
+# Which row the broker keeps when a definitions file lists one object twice (POST
+# /api/definitions[/V], repeated on 3.10.8, 4.0.5 and 4.3.6): policies are set one after
+# the other, so the last row wins; queues and exchanges are declared concurrently, so
+# either row may win (both seen on every version): topoform keeps the first and says so.
+# Bindings are keyed by all their fields, so repeats are identical.
+DUPLICATE_ROWS = {"policies": "last", "exchanges": "either", "queues": "either", "bindings": "first"}
+
+
+def _row_key(kind: str, row: Mapping) -> tuple:
+    if kind == "bindings":
+        return (row.get("vhost"), row.get("source"), row.get("destination_type") or "queue", row.get("destination"),
+                row.get("routing_key") or "", json.dumps(row.get("arguments") or {}, sort_keys=True, default=str))
+    return (row.get("vhost"), row.get("name"))
+
+
+def _dedupe(definitions: Mapping, notes: list) -> dict:
+    """The document with each object listed once, as the broker's import keeps it (:data:`DUPLICATE_ROWS`)."""
+    out = dict(definitions)
+    for kind, rule in DUPLICATE_ROWS.items():
+        rows = definitions.get(kind)
+        if not isinstance(rows, list):
+            continue
+        kept: dict = {}
+        for i, row in enumerate(rows):
+            if not isinstance(row, Mapping):
+                kept[("malformed", i)] = row  # reported by the row check
+                continue
+            key = _row_key(kind, row)
+            first = kept.get(key)
+            if first is None:
+                kept[key] = row
+                continue
+            if json.dumps(first, sort_keys=True, default=str) == json.dumps(row, sort_keys=True, default=str):
+                continue
+            what = f"{kind[:-1] if kind != 'policies' else 'policy'} '{row.get('name')}'" + (
+                f" in vhost '{row.get('vhost')}'" if row.get("vhost") is not None else "")
+            if rule == "last":
+                kept[key] = row
+                notes.append(f"{what} is listed more than once with different settings: the broker keeps the "
+                             "last row, and so does this import")
+            else:
+                notes.append(f"{what} is listed more than once with different settings: the broker's import "
+                             "keeps either row (it declares them concurrently); this import keeps the first")
+        out[kind] = list(kept.values())
+    return out
+
+
+def _not_managed(definitions: Mapping, wanted: set | None) -> Counter:
+    """Counts of what the file holds that topoform does not manage (:data:`NOT_MANAGED_CATEGORIES`)."""
+    counts: Counter = Counter()
+
+    def rows(key: str) -> list:
+        value = definitions.get(key)
+        return [r for r in value if isinstance(r, Mapping)] if isinstance(value, list) else []
+
+    def inside(row: Mapping) -> bool:
+        return wanted is None or "vhost" not in row or str(row["vhost"]) in wanted
+
+    for row in rows("parameters"):
+        if inside(row):
+            component = row.get("component")
+            counts["vhost limits" if component == "vhost-limits" else
+                   "operator policies" if component == "operator_policy" else "parameters"] += 1
+    counts["global parameters"] += len(rows("global_parameters"))
+    counts["users"] += len(rows("users"))
+    counts["permissions"] += sum(1 for r in rows("permissions") if inside(r))
+    counts["topic permissions"] += sum(1 for r in rows("topic_permissions") if inside(r))
+    limits = definitions.get("limits")  # single-vhost exports (4.x): {} or [] when none
+    if isinstance(limits, (Mapping, list)):
+        counts["vhost limits"] += len(limits)
+    for row in rows("vhosts"):
+        if isinstance(row.get("limits"), (Mapping, list)) and (wanted is None or str(row.get("name")) in wanted):
+            counts["vhost limits"] += len(row["limits"])
+    return counts
+
+
 def live_from_definitions(definitions: Mapping, vhosts: Sequence[str] | None) -> LiveState:
-    """A LiveState from a definitions export, offline (``plan --state``).
+    """A LiveState from a definitions export, offline (``plan --state``, ``import --state``).
 
     Accepts the broker-wide export (``GET /api/definitions``, ``rabbitmqctl
     export_definitions``: rows carry ``vhost``, plus a ``vhosts`` list) and the
     single-vhost one (``GET /api/definitions/V``: no ``vhost`` anywhere), which is read
-    as the one vhost named in ``vhosts``. Exports carry no message counts, so
-    ``queue_stats`` is empty. Raises InputError when the document is not an export.
+    as the one vhost named in ``vhosts``. An object listed twice is read as the broker
+    reads it (:data:`DUPLICATE_ROWS`; ``notes`` says so). What topoform does not manage
+    (parameters, limits, users, ...) is counted in ``not_managed``: a file holding only
+    that is a valid, empty state. Exports carry no message counts, so ``queue_stats`` is
+    empty. Raises InputError when the document is not an export.
     """
-    if not isinstance(definitions, Mapping) or not any(
-            k in definitions for k in ("queues", "exchanges", "bindings", "policies", "vhosts")):
+    if not isinstance(definitions, Mapping) or not any(k in definitions for k in _DEFINITIONS_KEYS):
         raise InputError("the state file is not a RabbitMQ definitions export "
                          "(expected the JSON of GET /api/definitions or rabbitmqctl export_definitions)")
+    for k in _DEFINITIONS_KEYS[:5]:
+        if definitions.get(k) is not None and not isinstance(definitions.get(k), list):
+            raise InputError(f"the state file's '{k}' is not a list (a definitions export has lists of rows)")
+    notes: list[str] = []
+    definitions = _dedupe(definitions, notes)
     rows = [r for k in ("queues", "exchanges", "bindings", "policies") for r in definitions.get(k) or ()]
     for r in rows:
         if not isinstance(r, Mapping) or "name" not in r and "source" not in r:
             raise InputError("the state file has a malformed row: " + json.dumps(r, default=str)[:120])
     # policy rows carry ``vhost`` even in a single-vhost export; the other rows only in a global one
-    is_global = "vhosts" in definitions or any(
-        "vhost" in r for k in ("queues", "exchanges", "bindings") for r in definitions.get(k) or ())
+    is_global = any(k in definitions for k in ("vhosts", "users", "global_parameters", "permissions")) or any(
+        isinstance(r, Mapping) and "vhost" in r
+        for k in ("queues", "exchanges", "bindings", "parameters") for r in definitions.get(k) or ())
     skipped: Counter = Counter()
     resources: list[Resource] = []
     stats = _export_stats(definitions)
     if not is_global:
         wanted = sorted(set(vhosts or ()))
+        not_managed = _not_managed(definitions, None)
+        if not rows and not wanted:  # only parameters, limits, ...: nothing topoform manages
+            return _state([], {}, (), skipped, "state-file", not_managed, notes, version=export_version(definitions))
         if len(wanted) != 1:
             raise InputError("the state file is a single-vhost export (GET /api/definitions/VHOST has no vhost "
                              f"names) but {len(wanted)} vhosts are managed",
                              hint="narrow the plan with --vhost NAME, or export the whole broker")
         vhost = wanted[0]
-        resources.append(Vhost(name=vhost))
+        meta = {k: definitions[k] for k in ("metadata", "description", "default_queue_type") if k in definitions}
+        resources.append(vhost_from_row({"name": vhost, **meta}) if meta else Vhost(name=vhost))
         resources.extend(_vhost_resources(definitions, vhost, set(), skipped))
-        return _state(resources, {("queue", vhost, k[2]): v for k, v in stats.items()}, (), skipped, "state-file")
+        return _state(resources, {("queue", vhost, k[2]): v for k, v in stats.items()}, (), skipped, "state-file",
+                      not_managed, notes, version=export_version(definitions))
 
     listed = {}
     for row in definitions.get("vhosts") or ():
@@ -421,7 +565,17 @@ def live_from_definitions(definitions: Mapping, vhosts: Sequence[str] | None) ->
             resources.append(listed[v])
             resources.extend(_vhost_resources(by_vhost.get(v, {}), v, set(), skipped))
     stats = {k: s for k, s in stats.items() if k[1] in set(wanted)}
-    return _state(resources, stats, missing, skipped, "state-file")
+    return _state(resources, stats, missing, skipped, "state-file", _not_managed(definitions, None if vhosts is None else set(wanted)), notes,
+                  version=export_version(definitions))
+
+
+def export_version(definitions: Mapping) -> str | None:
+    """The broker version an export names (``rabbitmq_version`` from 4.0, ``rabbit_version`` before)."""
+    for key in ("rabbitmq_version", "rabbit_version", "product_version"):
+        value = definitions.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return None
 
 
 def _export_stats(definitions: Mapping) -> dict[tuple, QueueStats]:

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 import traceback
 from typing import Sequence
 
 from .. import __version__
-from ..broker.settings import redact
+from ..broker.settings import forget_secrets, redact
 from ..errors import BlockedPlanError, InputError, TopoformError, UsageError
 from .env import Environment, ExitCode
 
@@ -36,11 +37,54 @@ COMMANDS = {
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse that raises instead of exiting with 2 (a pipeline reads 2 as "changes")."""
+    """argparse that raises instead of exiting with 2 (a pipeline reads 2 as "changes").
+
+    Its messages never echo an option's value: a misspelled ``--urll amqp://u:pw@h`` is
+    reported as ``unrecognized arguments: --urll VALUE`` (values may hold passwords).
+    """
 
     def error(self, message: str):  # type: ignore[override]
         where = f"{self.prog.split(' ', 1)[1]}: " if " " in self.prog else ""  # name the subcommand
-        raise UsageError(f"{where}{message}", hint=f"see '{self.prog} --help'")
+        raise UsageError(f"{where}{_sanitize_usage(message)}", hint=f"see '{self.prog} --help'")
+
+    def parse_args(self, args=None, namespace=None):  # type: ignore[override]
+        namespace, extras = self.parse_known_args(args, namespace)
+        if extras:
+            command = getattr(namespace, "command", None)
+            where = f"{command}: " if command else ""
+            raise UsageError(f"{where}unrecognized arguments: {describe_extras(extras)}",
+                             hint=f"see '{self.prog}{' ' + command if command else ''} --help'")
+        return namespace
+
+
+def describe_extras(extras: Sequence[str]) -> str:
+    """Unrecognized arguments as safe text: option names only, any value shown as VALUE."""
+    shown: list[str] = []
+    after_option = False
+    for item in extras:
+        if item.startswith("-") and len(item) > 1:
+            name, eq, _ = item.partition("=")
+            shown.append(f"{name}=VALUE" if eq else name)
+            after_option = not eq
+        elif after_option or "@" in item or "//" in item or ":" in item:
+            shown.append("VALUE")
+            after_option = False
+        else:
+            shown.append(item)
+    return " ".join(shown)
+
+
+_AMBIGUOUS = re.compile(r"ambiguous option: (?P<opt>-[^=\s]*)=.*? could match (?P<matches>.*)$", re.S)
+_OPTION_VALUE = re.compile(r"(?P<opt>(?<![\w-])--?[A-Za-z][\w-]*)=\S*")
+
+
+def _sanitize_usage(message: str) -> str:
+    """argparse's message without any option value it may quote, and with URLs redacted."""
+    m = _AMBIGUOUS.match(message)
+    if m:
+        message = f"ambiguous option: {m.group('opt')}=VALUE could match {m.group('matches')}"
+    message = _OPTION_VALUE.sub(lambda mm: f"{mm.group('opt')}=VALUE", message)
+    return redact(message)
 
 
 def _parents() -> dict[str, argparse.ArgumentParser]:
@@ -53,10 +97,19 @@ def _parents() -> dict[str, argparse.ArgumentParser]:
     broker.add_argument("--url", help="AMQP URL (env TOPOFORM_URL; default amqp://guest:guest@localhost:5672/)")
     broker.add_argument("--management-url", help="management API URL (env TOPOFORM_MANAGEMENT_URL; "
                                                   "default: the AMQP host and credentials on port 15672, https/15671 for amqps)")
+    broker.add_argument("--username", metavar="USER",
+                        help="user for AMQP and the management API (env TOPOFORM_USERNAME; beats the URLs' user)")
+    broker.add_argument("--password-file", metavar="FILE",
+                        help="read the password from FILE, one trailing newline ignored (env TOPOFORM_PASSWORD_FILE, "
+                             "or the password itself in TOPOFORM_PASSWORD; beats the URLs' password)")
     broker.add_argument("--ca-cert", metavar="FILE", help="CA bundle for TLS verification (env TOPOFORM_CA_CERT)")
     broker.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
                         help="network timeout for broker requests (default 30)")
-    return {"common": common, "files": files, "broker": broker}
+    target = _Parser(add_help=False)  # offline commands: whose rules the files are checked against
+    target.add_argument("--rabbitmq-version", "--broker-version", dest="rabbitmq_version", metavar="X.Y",
+                        help="target RabbitMQ version, 3.10 to 4.3 (env TOPOFORM_RABBITMQ_VERSION, else the files' "
+                             "rabbitmq_version, else the newest, 4.3): validation and routing follow its rules")
+    return {"common": common, "files": files, "broker": broker, "target": target}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -81,6 +134,14 @@ def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> i
     env = env or Environment.from_process()
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
+    forget_secrets()  # BrokerSettings registers this run's passwords; redact() hides them anywhere
+    try:
+        return _main(argv, env, debug)
+    finally:
+        forget_secrets()
+
+
+def _main(argv: list[str], env: Environment, debug: bool) -> int:
     try:
         parser = build_parser()
         try:
@@ -104,7 +165,7 @@ def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> i
         if exc.hint:
             line += f" (hint: {exc.hint})"
         env.err(redact(line))
-        if debug:
+        if debug and not isinstance(exc, UsageError):  # a usage error is the user's, never a traceback
             env.err(redact(traceback.format_exc()))
         return ExitCode.ERROR
     except KeyboardInterrupt:

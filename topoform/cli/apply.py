@@ -80,8 +80,12 @@ def run(args, env: Environment) -> int:
     lock = BrokerLock(settings, timeout=args.lock_timeout, lookup_holder=holder_from_management(client),
                       on_wait=lambda v, who: env.err(f"Waiting for the apply lock on vhost '{v}' "
                                                      f"(held by {who or 'another apply'}) ..."))
+    from ..apply.preflight import Preflight
+
+    preflight = Preflight(client, settings)  # may this user do it all? (tags, permissions, plugins)
     try:
         existing = set(client.vhost_names())
+        _stop_on_problems(preflight.check_access(vhosts, existing), env)
         lock.acquire([v for v in vhosts if v in existing])
         live = read_live(client, vhosts)
         if saved is not None:
@@ -100,6 +104,7 @@ def run(args, env: Environment) -> int:
                                    + ("" if args.migrate else " (see the reasons above; --migrate may help)"))
         if not plan.changes:
             return ExitCode.OK
+        _stop_on_problems(preflight.check_plan(plan), env)  # before asking, and before the first change
         if not args.auto_approve:
             if not env.stdin_isatty:
                 raise UsageError("apply needs confirmation, but stdin is not a terminal; nothing was applied",
@@ -122,6 +127,21 @@ def run(args, env: Environment) -> int:
         client.close()
 
     return _summarize(result, env)
+
+
+def _stop_on_problems(report, env: Environment) -> None:
+    """Print every preflight problem (one line each) and stop; print notes and go on."""
+    for note in report.notes:
+        env.err(f"note: {note}")
+    for problem in report.problems:
+        env.err(f"missing: {problem}")
+    if report.problems:
+        n = len(report.problems)
+        from ..apply.preflight import PreflightError
+
+        raise PreflightError(f"apply stopped before changing anything: {n} thing{'s' if n != 1 else ''} missing "
+                             "(listed above)", problems=report.problems,
+                             hint="grant the missing tags and permissions, or enable the plugins, then run again")
 
 
 def _make_plan(desired, live, args, vhosts):

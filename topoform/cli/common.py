@@ -2,24 +2,74 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
-from ..broker.settings import DEFAULT_URL, BrokerSettings
-from ..errors import InputError
+from ..broker.settings import DEFAULT_URL, BrokerSettings, check_url
+from ..errors import InputError, UsageError
 from .env import Environment
 
 
-def load_files(args, env: Environment, *, show_warnings: bool = True):
+def target_resolver(args, env: Environment, state_version: str | None = None):
+    """The offline target version, for ``load_topology(target=...)`` (SPEC section 6).
+
+    ``--rabbitmq-version``, else ``TOPOFORM_RABBITMQ_VERSION``, else the files'
+    ``rabbitmq_version``, else ``state_version`` (an export's own version field, for
+    ``plan --state``), else the newest supported version. A bad flag or variable is
+    reported before any file is read (InputError, exit 1).
+    """
+    from ..versions import resolve_target
+
+    flag = getattr(args, "rabbitmq_version", None)
+    resolve_target(flag, env.environ, None, None)  # fail fast on a bad flag or variable
+    return lambda files_version: resolve_target(flag, env.environ, files_version, state_version)
+
+
+def state_target(args, env: Environment):
+    """Like :func:`target_resolver`, for ``plan --state FILE``: before the default comes the
+    export's own ``rabbitmq_version`` / ``rabbit_version``, read only when needed."""
+    from ..versions import resolve_target
+
+    flag = getattr(args, "rabbitmq_version", None)
+    resolve_target(flag, env.environ, None, None)  # fail fast on a bad flag or variable
+    path = args.state if os.path.isabs(args.state) else os.path.join(env.cwd, args.state)
+
+    def resolve(files_version):
+        state_version = None
+        if not (flag or env.environ.get("TOPOFORM_RABBITMQ_VERSION") or files_version):
+            state_version = _export_version(path)
+        return resolve_target(flag, env.environ, files_version, state_version)
+
+    return resolve
+
+
+def _export_version(path: str) -> str | None:
+    """The version field of a definitions export, or None (an unreadable file is reported later)."""
+    from ..broker.live import export_version
+
+    try:
+        with open(path, "rb") as fh:
+            data = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    return export_version(data) if isinstance(data, dict) else None
+
+
+def load_files(args, env: Environment, *, show_warnings: bool = True, target=None):
     """Discover and load the topology files named by ``-f`` (or the defaults).
 
     Returns the :class:`topoform.load.LoadResult`. Raises InputError (every error
     finding, each as ``PATH:LINE:COL: message``) when the files are invalid; warnings
-    are printed to stderr and do not fail.
+    are printed to stderr and do not fail. ``target`` is the RabbitMQ version whose
+    rules apply (see :func:`topoform.load.load_topology`); by default the offline
+    target of :func:`target_resolver`.
     """
     from ..load import discover_files, load_topology
 
+    if target is None:
+        target = target_resolver(args, env)
     paths = discover_files(args.files or [], env.environ, env.cwd)
-    result = load_topology(paths)
+    result = load_topology(paths, target=target)
     if show_warnings:
         for finding in result.warnings:
             env.err(finding.format())
@@ -30,12 +80,78 @@ def load_files(args, env: Environment, *, show_warnings: bool = True):
 
 
 def broker_settings(args, env: Environment) -> BrokerSettings:
-    """Connection settings from flags, then environment variables, then defaults (SPEC section 3)."""
-    url = getattr(args, "url", None) or env.environ.get("TOPOFORM_URL") or DEFAULT_URL
-    mgmt = getattr(args, "management_url", None) or env.environ.get("TOPOFORM_MANAGEMENT_URL") or None
-    ca = getattr(args, "ca_cert", None) or env.environ.get("TOPOFORM_CA_CERT") or None
-    timeout = getattr(args, "timeout", None) or float(env.environ.get("TOPOFORM_TIMEOUT") or 30)
-    return BrokerSettings(url=url, management_url=mgmt, ca_cert=ca, timeout=timeout)
+    """Connection settings from flags, then environment variables, then defaults (SPEC section 3).
+
+    Credentials, strongest first: ``--username`` / ``--password-file``; ``TOPOFORM_USERNAME`` /
+    ``TOPOFORM_PASSWORD_FILE`` / ``TOPOFORM_PASSWORD`` (setting both password variables is an
+    error); the userinfo of ``--management-url`` (HTTP side) and ``--url``; ``guest``.
+    Every URL is checked up front: a one-line UsageError that never quotes the URL.
+    """
+    environ = env.environ
+    url, url_label = _pick(args, "url", "--url", environ, "TOPOFORM_URL")
+    mgmt, mgmt_label = _pick(args, "management_url", "--management-url", environ, "TOPOFORM_MANAGEMENT_URL")
+    url = DEFAULT_URL if url is None else url
+    check_url(url, schemes=("amqp", "amqps"), label=url_label)
+    if mgmt is not None:
+        check_url(mgmt, schemes=("http", "https"), label=mgmt_label)
+    ca = getattr(args, "ca_cert", None) or environ.get("TOPOFORM_CA_CERT") or None
+    timeout = getattr(args, "timeout", None)
+    label = "--timeout"
+    if timeout is None and environ.get("TOPOFORM_TIMEOUT"):
+        label = "TOPOFORM_TIMEOUT"
+        try:
+            timeout = float(environ["TOPOFORM_TIMEOUT"])
+        except ValueError:
+            raise UsageError("TOPOFORM_TIMEOUT must be a number of seconds") from None
+    if timeout is None:
+        timeout = 30.0
+    if not timeout > 0 or timeout != timeout or timeout == float("inf"):
+        raise UsageError(f"{label} must be a positive number of seconds")
+    username = getattr(args, "username", None) or environ.get("TOPOFORM_USERNAME") or None
+    password = _password(args, env)
+    return BrokerSettings(url=url, management_url=mgmt, ca_cert=ca, timeout=timeout,
+                          username_override=username, password_override=password)
+
+
+def _pick(args, attr: str, flag: str, environ, var: str) -> tuple[str | None, str]:
+    value = getattr(args, attr, None)
+    if value is not None:
+        return value, flag
+    return environ.get(var) or None, var
+
+
+def _password(args, env: Environment) -> str | None:
+    """The password from --password-file, TOPOFORM_PASSWORD_FILE or TOPOFORM_PASSWORD (None: use the URL's)."""
+    path = getattr(args, "password_file", None)
+    label = "--password-file"
+    if path is None:
+        file_var, plain = env.environ.get("TOPOFORM_PASSWORD_FILE"), env.environ.get("TOPOFORM_PASSWORD")
+        if file_var and plain:
+            raise UsageError("both TOPOFORM_PASSWORD and TOPOFORM_PASSWORD_FILE are set; set only one")
+        if plain:
+            return plain
+        path, label = file_var or None, "TOPOFORM_PASSWORD_FILE"
+    if path is None:
+        return None
+    full = path if os.path.isabs(path) else os.path.join(env.cwd, path)
+    try:
+        with open(full, "rb") as fh:
+            data = fh.read(65537)
+    except OSError as exc:
+        raise UsageError(f"{label}: cannot read {path}: {exc.strerror or type(exc).__name__}") from None
+    if len(data) > 65536:
+        raise UsageError(f"{label}: {path} is larger than 64 KiB; it should hold only the password")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError(f"{label}: {path} is not UTF-8 text") from None
+    if text.endswith("\r\n"):
+        text = text[:-2]
+    elif text.endswith("\n"):
+        text = text[:-1]
+    if not text:
+        raise UsageError(f"{label}: {path} is empty", hint="write the password into it (one trailing newline is ignored)")
+    return text
 
 
 def dump_json(data: Any) -> str:

@@ -17,7 +17,7 @@ HELP = "write the files as the broker's definitions JSON (for load_definitions a
 
 def register(subparsers, parents):
     parser = subparsers.add_parser(
-        "export", parents=[parents["common"], parents["files"]], help=HELP,
+        "export", parents=[parents["common"], parents["files"], parents["target"]], help=HELP,
         description=HELP + ". Users and permissions are not included: add them for a boot-time import.")
     parser.add_argument("-o", "--output", metavar="FILE", help="write to FILE (default: stdout)")
     parser.add_argument("--vhost", dest="vhosts", action="append", metavar="V",

@@ -16,7 +16,7 @@ HELP = "draw the topology as a Mermaid or Graphviz DOT diagram"
 
 def register(subparsers, parents):
     parser = subparsers.add_parser(
-        "graph", parents=[parents["common"], parents["files"]], help=HELP,
+        "graph", parents=[parents["common"], parents["files"], parents["target"]], help=HELP,
         description=HELP + ". Mermaid renders in GitHub and GitLab Markdown (```mermaid blocks); "
                            "render DOT with Graphviz, e.g. `topoform graph --format dot | dot -Tsvg > topology.svg`.")
     parser.add_argument("--format", dest="format", choices=("mermaid", "dot"), default="mermaid",
@@ -51,14 +51,14 @@ def _route_vhost(args, topology, names: list[str]) -> str:
                      f"exchange {exchange!r}; choose the vhost with --vhost")
 
 
-def _highlight(topology, vhost: str, exchange: str, key: str, headers):
+def _highlight(topology, vhost: str, exchange: str, key: str, headers, version: str):
     from ..graph import highlight_from_route
     from ..routing import Router, RoutingError
 
     if exchange != "" and topology.exchange(vhost, exchange) is None and not exchange.startswith("amq."):
         raise TopoformError(f"--route: no exchange {exchange!r} in vhost {vhost!r}", code="unknown-exchange")
     try:
-        result = Router(topology).route(vhost, exchange, key, headers)
+        result = Router(topology, version=version).route(vhost, exchange, key, headers)
     except RoutingError as exc:
         raise TopoformError(f"--route: {exc}", code="routing") from None
     return highlight_from_route(vhost, exchange, key, result)
@@ -67,7 +67,8 @@ def _highlight(topology, vhost: str, exchange: str, key: str, headers):
 def run(args, env: Environment) -> int:
     from ..graph import render
 
-    topology = load_files(args, env).topology
+    loaded = load_files(args, env)
+    topology = loaded.topology
     names = topology.vhost_names()
     if args.vhosts:
         unknown = sorted(set(args.vhosts) - set(names))
@@ -82,7 +83,8 @@ def run(args, env: Environment) -> int:
         draw = draw or [vhost]  # the route lives in one vhost: draw that one
         from .route import parse_headers
 
-        highlight = _highlight(topology, vhost, args.route[0], args.route[1], parse_headers(args.headers))
+        highlight = _highlight(topology, vhost, args.route[0], args.route[1], parse_headers(args.headers),
+                               loaded.rabbitmq_version)
         where = ", ".join(highlight.queues) if highlight.queues else "unroutable"
         env.err(f"route: {args.route[0] or '(default exchange)'} [{args.route[1]}] -> {where}")
     text = render(topology, args.format, vhosts=draw, highlight=highlight)

@@ -27,6 +27,8 @@ def register(subparsers, parents):
     parser.add_argument("-o", "--output", metavar="FILE|DIR",
                         help="write to FILE (default: stdout); an existing directory, or a path ending "
                              "in '/', gets one file per vhost")
+    parser.add_argument("--force", action="store_true",
+                        help="overwrite output files whose content differs (hand edits are lost)")
     parser.add_argument("--state", metavar="FILE",
                         help="read a definitions export (GET /api/definitions or rabbitmqctl "
                              "export_definitions) instead of the live broker")
@@ -50,6 +52,10 @@ def _read(args, env: Environment):
     client = ManagementClient(settings)
     try:
         state = live_mod.read_live(client, vhosts)
+        if state.missing_vhosts:  # missing, or only invisible to a user without permission on it?
+            from ..apply.preflight import refuse_invisible_vhosts
+
+            refuse_invisible_vhosts(client, settings, state.missing_vhosts, "import")
     finally:
         close = getattr(client, "close", None)
         if close:
@@ -57,17 +63,64 @@ def _read(args, env: Environment):
     return state, f"the broker at {settings.http_base_clean}"
 
 
-def _header(source: str, vhosts, skipped) -> list[str]:
-    from ..dump import skipped_comment
+def _header(source: str, vhosts, state) -> list[str]:
+    from ..dump import not_managed_comment, skipped_comment
 
     scope = _count(len(vhosts), "vhost").split(" ", 1)[1] + " " + ", ".join(repr(v) for v in vhosts) \
         if vhosts else "every vhost"
-    return [f"Imported by `topoform import` from {source} ({scope}).",
-            *skipped_comment(dict(skipped or {}))]
+    lines = [f"Imported by `topoform import` from {source} ({scope}).",
+             *skipped_comment(dict(getattr(state, "skipped", {}) or {}))]
+    lines += not_managed_comment(dict(getattr(state, "not_managed", {}) or {}))
+    lines += [f"Note: {note}." for note in getattr(state, "notes", ()) or ()]
+    return lines
 
 
 def _count(n: int, word: str, plural: str | None = None) -> str:
     return f"{n} {word if n == 1 else (plural or word + 's')}"
+
+
+def _describe(topology, vhosts) -> str:
+    counts = topology.in_vhosts(vhosts).counts() if hasattr(topology, "in_vhosts") else topology.counts()
+    return (f"{_count(len(vhosts), 'vhost')}, {_count(counts['exchange'], 'exchange')}, "
+            f"{_count(counts['queue'], 'queue')}, {_count(counts['binding'], 'binding')}, "
+            f"{_count(counts['policy'], 'policy', 'policies')}")
+
+
+def _plan_writes(writes: list[tuple[Path, str, str]], force: bool) -> tuple[list, list, list]:
+    """(files to write, files already identical, files that differ and would be overwritten)."""
+    todo, same, differ = [], [], []
+    for path, shown, text in writes:
+        if path.is_dir():
+            raise TopoformError(f"cannot write {shown}: it is a directory", code="output")
+        if path.exists():
+            try:
+                old = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError):
+                old = None
+            if old == text:
+                same.append(shown)
+                continue
+            differ.append(shown)
+            if not force:
+                continue
+        todo.append((path, shown, text))
+    return todo, same, differ
+
+
+def _missing_dirs(paths: list[Path]) -> list[Path]:
+    out: list[Path] = []
+    for path in paths:
+        parent = path.parent
+        chain = []
+        while not parent.exists():
+            chain.append(parent)
+            if parent.parent == parent:
+                break
+            parent = parent.parent
+        for d in reversed(chain):
+            if d not in out:
+                out.append(d)
+    return out
 
 
 def _write(path: Path, text: str) -> None:
@@ -89,25 +142,50 @@ def run(args, env: Environment) -> int:
         names = ", ".join(repr(v) for v in missing)
         raise TopoformError(f"vhost{'s' if len(missing) != 1 else ''} not found: {names}", code="vhost-not-found",
                             hint="list the broker's vhosts with rabbitmqctl list_vhosts")
+    for note in getattr(state, "notes", ()) or ():
+        env.err(f"note: {note}")
     topology = state.topology
     vhosts = sorted(set(args.vhosts)) if args.vhosts else topology.vhost_names()
-    header = _header(source, args.vhosts and sorted(set(args.vhosts)), getattr(state, "skipped", {}))
+    if not vhosts:
+        not_managed = dict(getattr(state, "not_managed", {}) or {})
+        detail = ", ".join(f"{k}: {v}" for k, v in sorted(not_managed.items()))
+        env.err(f"nothing to import from {source}: it holds no vhost, exchange, queue, binding or policy"
+                + (f" (not imported, topoform does not manage them: {detail})" if detail else "")
+                + "; nothing was written")
+        return ExitCode.OK
+    header = _header(source, args.vhosts and sorted(set(args.vhosts)), state)
 
     output = args.output
     if not output or output == "-":
         env.stdout.write(dump_topology(topology, header=header, vhosts=vhosts))
         return ExitCode.OK
     target = Path(env.cwd, output)
+    writes: list[tuple[Path, str, str, list]] = []
     if target.is_dir() or output.endswith(("/", os.sep)):
         taken: set[str] = set()
         for name in vhosts:
             filename = vhost_filename(name, taken)
-            _write(target / filename, dump_topology(topology, header=header, vhosts=[name]))
-            env.err(f"wrote vhost {name!r} to {Path(output) / filename}")
-        return ExitCode.OK
-    _write(target, dump_topology(topology, header=header, vhosts=vhosts))
-    counts = topology.counts()
-    env.err(f"wrote {output}: {_count(len(vhosts), 'vhost')}, {_count(counts['exchange'], 'exchange')}, "
-            f"{_count(counts['queue'], 'queue')}, {_count(counts['binding'], 'binding')}, "
-            f"{_count(counts['policy'], 'policy', 'policies')}")
+            writes.append((target / filename, str(Path(output) / filename),
+                           dump_topology(topology, header=header, vhosts=[name]), [name]))
+    else:
+        writes.append((target, output, dump_topology(topology, header=header, vhosts=vhosts), vhosts))
+    todo, same, differ = _plan_writes([(p, shown, text) for p, shown, text, _ in writes], args.force)
+    if differ and not args.force:
+        n = len(differ)
+        raise TopoformError(f"refusing to overwrite {n} file{'s' if n != 1 else ''} whose content differs from "
+                            f"this import: {', '.join(differ)}; nothing was written", code="output-exists",
+                            hint="review your edits, then run again with --force to replace them")
+    created = _missing_dirs([p for p, _, _ in todo])
+    for d in created:
+        env.err(f"created directory {os.path.relpath(d, env.cwd) if not os.path.isabs(output) else d}")
+    written = {shown for _, shown, _ in todo}
+    for path, shown, text in todo:
+        _write(path, text)
+    for path, shown, text, names in writes:
+        what = _describe(topology, names)
+        if shown in written:
+            verb = "overwrote" if shown in differ else "wrote"
+            env.err(f"{verb} {shown}: {what}")
+        else:
+            env.err(f"unchanged {shown}: {what} (same content)")
     return ExitCode.OK

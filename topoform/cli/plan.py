@@ -14,13 +14,13 @@ import tempfile
 
 from ..errors import InputError, UsageError
 from ..perf import gc_paused
-from .common import broker_settings, dump_json, load_files
+from .common import broker_settings, dump_json, load_files, state_target
 from .env import Environment, ExitCode
 
 
 def register(subparsers, parents):
     parser = subparsers.add_parser(
-        "plan", parents=[parents["common"], parents["files"], parents["broker"]],
+        "plan", parents=[parents["common"], parents["files"], parents["broker"], parents["target"]],
         help="show what would change on the broker (or against a definitions export)",
         description="Compare the topology files with the live broker's managed vhosts (or with a definitions "
                     "export given by --state) and show the changes apply would make. Exit 0 ok (with "
@@ -69,7 +69,10 @@ def _compute(args, env: Environment, reader):
     from ..broker.live import read_state_file
     from ..planner import PlanOptions, make_plan
 
-    desired = load_files(args, env).topology
+    # offline (--state): the target version is the flag, env, files, then the export's own version field
+    target = state_target(args, env) if getattr(args, "state", None) else None
+    loaded = load_files(args, env, target=target)
+    desired = loaded.topology
     vhosts = desired.vhost_names()
     narrowed = None
     if getattr(args, "vhosts", None):
@@ -86,6 +89,10 @@ def _compute(args, env: Environment, reader):
         live = read_state_file(path, vhosts)
     else:
         live = reader.read(vhosts, stats=_needs_counts(args))
+        if live.missing_vhosts:  # missing, or only invisible to a user without permission on it?
+            from ..apply.preflight import refuse_invisible_vhosts
+
+            refuse_invisible_vhosts(reader.client, reader.client.settings, live.missing_vhosts, "plan")
         if not _needs_counts(args) and _has_migration_artifacts(live):
             # an interrupted migration is resumed from what it left: that needs the counts
             live = dataclasses.replace(live, queue_stats=reader.read_stats(live.vhosts))

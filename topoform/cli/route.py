@@ -19,7 +19,7 @@ MAX_SHORTSTR = 255  # exchange names and routing keys are AMQP short strings
 
 def register(subparsers, parents):
     parser = subparsers.add_parser(
-        "test-route", parents=[parents["common"], parents["files"]],
+        "test-route", parents=[parents["common"], parents["files"], parents["target"]],
         help="show which queues a message would reach (offline simulation)",
         description="Simulate publishing a message and print each queue it reaches, once, sorted, with the "
                     "path of bindings that led there; 'unroutable' when none. Exit 0 ok, 1 error, "
@@ -33,14 +33,9 @@ def register(subparsers, parents):
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.add_argument("--expect", metavar="Q1,Q2",
                         help="comma-separated queues the message must reach, exactly ('' for unroutable); exit 3 if not")
-    add_version_option(parser)
     return parser
 
 
-def add_version_option(parser) -> None:
-    parser.add_argument("--broker-version", default="3.10", metavar="VERSION",
-                        help="broker semantics to simulate where versions differ (headers: 1 equals 1.0 before "
-                             "3.13, not from 3.13); default 3.10")
 
 
 # ---------------------------------------------------------------- parsing
@@ -174,7 +169,7 @@ def _run(args, env: Environment) -> int:
     headers = parse_headers(args.headers)
     expect = parse_expect(args.expect) if args.expect is not None else None
     loaded = load_files(args, env)
-    router = Router(loaded.topology, version=args.broker_version)
+    router = Router(loaded.topology, version=loaded.rabbitmq_version)
     result = router.route(args.vhost, args.exchange, args.routing_key, headers)
     if args.json:
         env.out(dump_json(result.to_dict()))

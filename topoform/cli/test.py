@@ -11,17 +11,16 @@ from __future__ import annotations
 
 from .env import Environment, ExitCode
 from ..perf import gc_paused
-from .route import add_version_option, render_path
+from .route import render_path
 
 
 def register(subparsers, parents):
     parser = subparsers.add_parser(
-        "test", parents=[parents["common"], parents["files"]],
+        "test", parents=[parents["common"], parents["files"], parents["target"]],
         help="run the files' route tests (tests:) offline",
         description="Run every entry of the files' tests: list through the offline router and compare the "
                     "queues reached with expect. Exit 0 all pass, 3 any fail, 1 error.")
     parser.add_argument("--json", action="store_true", help="print results as JSON")
-    add_version_option(parser)
     return parser
 
 
@@ -49,7 +48,7 @@ def _run(args, env: Environment) -> int:
 
     loaded = load_files(args, env)
     topology = loaded.topology
-    router = Router(topology, version=args.broker_version)
+    router = Router(topology, version=loaded.rabbitmq_version)
     results = []
     for test in topology.tests:
         expected = tuple(sorted(set(test.expect)))

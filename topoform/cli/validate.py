@@ -7,7 +7,7 @@ the findings and counts as JSON on stdout instead.
 from __future__ import annotations
 
 from ..load import discover_files, load_topology
-from .common import dump_json
+from .common import dump_json, target_resolver
 from .env import Environment, ExitCode
 
 _WORDS = (("file", "files"), ("vhost", "vhosts"), ("exchange", "exchanges"), ("queue", "queues"),
@@ -16,10 +16,11 @@ _WORDS = (("file", "files"), ("vhost", "vhosts"), ("exchange", "exchanges"), ("q
 
 def register(subparsers, parents):
     parser = subparsers.add_parser(
-        "validate", parents=[parents["common"], parents["files"]],
+        "validate", parents=[parents["common"], parents["files"], parents["target"]],
         help="check topology files: YAML, schema, references, declarations the broker would refuse",
-        description="Load the topology files and report every problem as PATH:LINE:COL: message. "
-                    "Exit 0 when valid (warnings do not fail), 1 when invalid.")
+        description="Load the topology files and report every problem as PATH:LINE:COL: message, with the "
+                    "rules of the target RabbitMQ version (what it refuses is an error, what it deprecates a "
+                    "warning). Exit 0 when valid (warnings do not fail), 1 when invalid.")
     parser.add_argument("--json", action="store_true", help="print findings and counts as JSON on stdout")
     return parser
 
@@ -34,12 +35,15 @@ def _summary(counts: dict[str, int]) -> str:
 
 
 def run(args, env: Environment) -> int:
+    target = target_resolver(args, env)
     paths = discover_files(args.files or [], env.environ, env.cwd)
-    result = load_topology(paths)
+    result = load_topology(paths, target=target)
     counts = summary_counts(result)
     if args.json:
         env.out(dump_json({
             "valid": result.ok,
+            "rabbitmq_version": result.rabbitmq_version,
+            "rabbitmq_version_source": result.version_source,
             "files": list(result.files),
             "counts": counts,
             "findings": [{"code": f.code, "severity": f.severity, "message": f.message,
@@ -56,5 +60,5 @@ def run(args, env: Environment) -> int:
                 + (f", {w} warning{'' if w == 1 else 's'}" if w else "")
                 + f" in {len(result.files)} file{'' if len(result.files) == 1 else 's'}")
         return ExitCode.ERROR
-    env.out(f"valid: {_summary(counts)}")
+    env.out(f"valid: {_summary(counts)} (rules of RabbitMQ {result.rabbitmq_version})")
     return ExitCode.OK

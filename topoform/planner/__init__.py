@@ -27,6 +27,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Mapping
 
+from .. import versions
 from ..model import Args, Binding, Exchange, Queue, Resource, Topology, Vhost
 from . import migration
 from .diff import Difference, diff_bindings, diff_mappings, field_diffs
@@ -111,6 +112,7 @@ def make_plan(desired: Topology, live: "LiveState", options: PlanOptions | None 
         fingerprint = live.narrow(vhosts).fingerprint
     defaults = vhost_defaults(want, have)
     stats = live.queue_stats
+    version = _rules_version(getattr(live, "version", None))
     source = getattr(live, "source", "broker")
 
     changes: list[Change] = []
@@ -130,13 +132,13 @@ def make_plan(desired: Topology, live: "LiveState", options: PlanOptions | None 
 
     # ---- policies: the broker changes them in place
     for d in diff_mappings("policy", dict(want.policies), dict(have.policies)):
-        _classify(d, changes, leftovers)
+        _classify(d, changes, leftovers, version=version)
 
     # ---- exchanges (built-ins are never planned)
     wanted_exchanges = {k: e for k, e in want.exchanges.items() if not is_never_managed_exchange(e)}
     live_exchanges = {k: e for k, e in have.exchanges.items() if not is_never_managed_exchange(e)}
     for d in diff_mappings("exchange", wanted_exchanges, live_exchanges):
-        _classify(d, changes, leftovers)
+        _classify(d, changes, leftovers, version=version)
 
     # ---- queues (exclusive queues in the files are runtime objects: compared only if one exists)
     runtime = {k for k, q in want.queues.items() if is_runtime_queue(q) and k not in have.queues}
@@ -157,7 +159,7 @@ def make_plan(desired: Topology, live: "LiveState", options: PlanOptions | None 
             if "x-queue-type" not in d.desired.arguments and effective_queue_type(d.desired, dqt) != "classic":
                 d = replace(d, desired=d.desired.replace(arguments=Args(
                     {**d.desired.arguments, "x-queue-type": effective_queue_type(d.desired, dqt)})))
-        _classify(d, changes, leftovers, queue_type=effective_queue_type(d.live) if d.live else None,
+        _classify(d, changes, leftovers, version=version, queue_type=effective_queue_type(d.live) if d.live else None,
                   default_queue_type=defaults.get(d.desired.vhost) if d.desired else None)
 
     # ---- bindings (to runtime queues, or from the default exchange: never planned)
@@ -165,7 +167,7 @@ def make_plan(desired: Topology, live: "LiveState", options: PlanOptions | None 
     wanted_bindings = [b for b in want.bindings
                        if b.source and not (b.destination_type == "queue" and (b.vhost, b.destination) in runtime_names)]
     for d in diff_bindings(wanted_bindings, have.bindings):
-        _classify(d, changes, leftovers)
+        _classify(d, changes, leftovers, version=version)
 
     # ---- migrations (owned by planner/migration.py)
     if options.migrate:
@@ -205,8 +207,18 @@ def make_plan(desired: Topology, live: "LiveState", options: PlanOptions | None 
                 fingerprint=fingerprint, vhosts=tuple(vhosts), options=options.to_dict())
 
 
+def _rules_version(version: str | None) -> tuple[int, int] | None:
+    """The broker's (major, minor) for the rules table; ``None`` (any version) when unknown."""
+    if not version:
+        return None
+    try:
+        return versions.parse_version(version, supported_only=False)
+    except Exception:  # noqa: BLE001 - unknown: rows that hold on every version
+        return None
+
+
 def _classify(d: Difference, changes: list[Change], leftovers: list[Resource], *, queue_type: str | None = None,
-              default_queue_type: str | None = None) -> None:
+              default_queue_type: str | None = None, version: tuple[int, int] | None = None) -> None:
     subject = d.desired if d.desired is not None else d.live
     name = subject.display_name
     if d.only_desired:
@@ -216,7 +228,8 @@ def _classify(d: Difference, changes: list[Change], leftovers: list[Resource], *
         leftovers.append(d.live)
         return
     paths = tuple(f.path for f in d.fields)
-    verdict = classify_change(d.kind, name, paths, queue_type=queue_type, default_queue_type=default_queue_type)
+    verdict = classify_change(d.kind, name, paths, queue_type=queue_type, default_queue_type=default_queue_type,
+                              version=version)
     action = Action.UPDATE if verdict.action == "update" else Action.BLOCKED
     changes.append(Change(action, d.kind, subject.vhost, name, before=d.live, after=d.desired, diff=paths,
                           reason=verdict.reason))

@@ -42,7 +42,8 @@ JOURNAL_PREFIX = "topoform.journal."
 ARG_MIGRATING = "x-topoform-migrating"
 ARG_TARGET = "x-topoform-target"
 ARG_BEFORE = "x-topoform-before"
-ARG_ROLE = "x-topoform-role"  # "temporary" | "journal"
+ARG_ROLE = "x-topoform-role"  # "temporary" | "journal" | "rollback"
+ROLE_ROLLBACK = "rollback"
 MAX_NAME_BYTES = 255  # AMQP short string (SEMANTICS 1.5)
 
 # The order of a queue migration's steps; ``apply/migrate.py`` runs them in this order.
@@ -52,6 +53,8 @@ QUEUE_OPS = ("declare_temp", "cancel_consumers", "move_out", "take_bindings", "d
 QUEUE_PHASE_OF = {"declare_temp": "out", "cancel_consumers": "out", "move_out": "out", "take_bindings": "out",
                   "drain_out": "out", "delete_queue": "out", "declare_queue": "gap", "move_back": "back",
                   "restore_bindings": "back", "drain_back": "back", "delete_temp": "back"}
+# A rollback's own steps (``apply --migrate --rollback``); the others are the queue steps above.
+ROLLBACK_OPS = ("begin_rollback", "declare_original", "end_rollback")
 EXCHANGE_OPS = ("declare_temp_exchange", "copy_bindings", "delete_exchange", "declare_exchange",
                 "restore_exchange_bindings", "delete_temp_exchange")
 EXCHANGE_PHASE_OF = {"declare_temp_exchange": "out", "copy_bindings": "out", "delete_exchange": "out",
@@ -69,6 +72,11 @@ def journal_queue_name(queue: str) -> str:
 
 def temp_exchange_name(exchange: str) -> str:
     return TEMP_PREFIX + exchange
+
+
+def rollback_marker_name(queue: str) -> str:
+    """The internal exchange that marks a rollback under way (exchanges and queues have separate names)."""
+    return JOURNAL_PREFIX + queue
 
 
 def is_reserved_name(name: str) -> bool:
@@ -136,13 +144,24 @@ def exchange_from_record(vhost: str, name: str, text: Any) -> Exchange | None:
 
 def temp_queue_arguments(before: Queue, target: Queue) -> dict:
     """Arguments of the temporary queue: where it belongs and what the queue becomes."""
-    return {ARG_MIGRATING: target.name, ARG_ROLE: "temporary",
+    # Classic whatever the vhost's default queue type: a quorum queue would refuse the if-empty
+    # guard, put requeued messages back out of order and count them toward its delivery limit.
+    return {ARG_MIGRATING: target.name, ARG_ROLE: "temporary", "x-queue-type": "classic",
             ARG_TARGET: encode_record(queue_properties(target)), ARG_BEFORE: encode_record(queue_properties(before))}
 
 
 def journal_queue_arguments(queue: str) -> dict:
-    # x-max-length 1 (drop-head): the journal always holds exactly its latest entry.
-    return {ARG_MIGRATING: queue, ARG_ROLE: "journal", "x-max-length": 1}
+    # x-max-length 1 (drop-head): the journal always holds exactly its latest entry. Classic: it
+    # is read with basic.get and requeued, which a quorum queue would count toward its delivery limit.
+    return {ARG_MIGRATING: queue, ARG_ROLE: "journal", "x-max-length": 1, "x-queue-type": "classic"}
+
+
+def rollback_marker_arguments(queue: str, original: Queue, forward: Queue | None) -> dict:
+    """Arguments of the rollback marker: the properties the queue returns to, and those it was getting."""
+    args = {ARG_MIGRATING: queue, ARG_ROLE: ROLE_ROLLBACK, ARG_TARGET: encode_record(queue_properties(original))}
+    if forward is not None:
+        args[ARG_BEFORE] = encode_record(queue_properties(forward))
+    return args
 
 
 def temp_exchange_arguments(before: Exchange, target: Exchange) -> dict:
@@ -340,20 +359,41 @@ def expand_migration(change: Change, desired: Topology, live: Topology,
 
 @dataclass(frozen=True)
 class Interrupted:
-    """A migration found half-done on the broker."""
+    """A migration (or a rollback) found half-done on the broker."""
 
     kind: str  # "queue" | "exchange"
     vhost: str
     name: str
     phase: str  # "out" (old object still there), "gap" (object missing), "back" (object has the target form)
     before: Resource  # the recorded properties before the migration (or the live object)
-    target: Resource  # the recorded target properties
-    temp: Resource  # the temporary queue or exchange
+    target: Resource  # the recorded target properties (of a rollback: the original properties)
+    temp: Resource | None  # the temporary queue or exchange (None: a rollback between its two halves)
+    rollback: bool = False  # a rollback is under way (the marker exchange exists): it is what gets finished
+    step: str = ""  # the step it stopped in, as far as the topology shows it
+
+
+def _queue_step(live: Topology, vhost: str, name: str, phase: str) -> str:
+    """The step a queue migration stopped in, told from where the bindings are."""
+    temp = temp_queue_name(name)
+    on_queue = live.bindings_to(vhost, "queue", name)
+    on_temp = [b for b in live.bindings_to(vhost, "queue", temp) if not b.source.startswith(JOURNAL_PREFIX)]
+    if phase == "out":
+        return "take_bindings" if on_queue and on_temp else ("move_out" if on_queue else "drain_out/delete_queue")
+    if phase == "gap":
+        return "declare_queue"
+    return "restore_bindings" if on_queue and on_temp else ("drain_back/delete_temp" if on_queue or not on_temp
+                                                             else "move_back")
 
 
 def find_interrupted(live: Topology) -> list[Interrupted]:
-    """Every interrupted migration visible in ``live``, sorted by (kind, vhost, name)."""
+    """Every interrupted migration or rollback visible in ``live``, sorted by (kind, vhost, name)."""
     found: list[Interrupted] = []
+    markers = {}
+    for x in live.exchanges.values():
+        name = x.arguments.get(ARG_MIGRATING)
+        if (x.arguments.get(ARG_ROLE) == ROLE_ROLLBACK and isinstance(name, str)
+                and x.name == rollback_marker_name(name)):
+            markers[(x.vhost, name)] = x
     # per kind: candidates, how its temporary object is marked and named, how records read back
     kinds = (
         ("queue", live.queues.values(), lambda t: t.arguments.get(ARG_ROLE) == "temporary",
@@ -361,6 +401,7 @@ def find_interrupted(live: Topology) -> list[Interrupted]:
         ("exchange", live.exchanges.values(), lambda t: ARG_MIGRATING in t.arguments,
          temp_exchange_name, exchange_from_record, same_exchange, live.exchange),
     )
+    seen = set()
     for kind, candidates, is_marked, temp_name, from_record, same, lookup in kinds:
         for temp in candidates:
             if not (temp.name.startswith(TEMP_PREFIX) and is_marked(temp)):
@@ -379,7 +420,24 @@ def find_interrupted(live: Topology) -> list[Interrupted]:
                 phase, before = "back", recorded or current
             else:
                 phase, before = "out", current
-            found.append(Interrupted(kind, temp.vhost, name, phase, before, target, temp))
+            marker = markers.get((temp.vhost, name)) if kind == "queue" else None
+            if marker is not None:
+                original = queue_from_record(temp.vhost, name, marker.arguments.get(ARG_TARGET)) or before
+                before, target = (current or target), original
+            step = _queue_step(live, temp.vhost, name, phase) if kind == "queue" else ""
+            found.append(Interrupted(kind, temp.vhost, name, phase, before, target, temp,
+                                     rollback=marker is not None, step=step))
+            seen.add((kind, temp.vhost, name))
+    for (vhost, name), marker in markers.items():
+        if ("queue", vhost, name) in seen:
+            continue
+        original = queue_from_record(vhost, name, marker.arguments.get(ARG_TARGET))
+        current = live.queue(vhost, name)
+        if original is None:
+            continue
+        phase = "gap" if current is None else ("back" if same_queue(current, original) else "out")
+        found.append(Interrupted("queue", vhost, name, phase, current or original, original, None, rollback=True,
+                                 step="end_rollback" if phase == "back" else "declare_temp"))
     return sorted(found, key=lambda i: (i.kind, i.vhost, i.name))
 
 
@@ -393,31 +451,87 @@ _PHASE_TEXT = {
 }
 
 
+def _count_text(queue_stats: Mapping[tuple, Any], vhost: str, names: Iterable[str], live: Topology) -> str:
+    parts = []
+    for q in names:
+        if live.queue(vhost, q) is None:
+            parts.append(f"{q}: absent")
+            continue
+        n = getattr(queue_stats.get(("queue", vhost, q)), "messages", None)
+        parts.append(f"{q}: {_plural(n, 'message') if isinstance(n, int) else 'count not known yet'}")
+    return "; ".join(parts)
+
+
+def rollback_steps(item: Interrupted) -> tuple[Step, ...]:
+    """What ``apply --migrate --rollback`` does to a queue migration found in ``item`` (display only:
+    the run decides from the broker). The run carries the queue steps plus ``begin_rollback``
+    (declares the marker), ``declare_original`` and ``end_rollback``."""
+    q, temp = item.name, temp_queue_name(item.name)
+    original = item.target if item.rollback else item.before
+    back = [Step("move_back", {"from": temp, "to": q}), Step("restore_bindings", {"from": temp, "to": q}),
+            Step("drain_back", {"from": temp, "to": q}), Step("delete_temp", {"queue": temp})]
+    begin = Step("begin_rollback", {"marker": rollback_marker_name(q), **queue_properties(original)})
+    end = Step("end_rollback", {"marker": rollback_marker_name(q)})
+    declare = Step("declare_original", {"queue": q, **queue_properties(original)})
+    again = [Step(op, {"queue": q}) for op in ("declare_temp", "move_out", "take_bindings", "drain_out",
+                                                "delete_queue", "declare_queue")]
+    if item.temp is None:  # between the two halves of a rollback: Q has the new properties, or is missing
+        return tuple(([begin, declare] if item.phase == "gap" else [begin] + again + back) + [end])
+    if item.phase == "out" and not item.rollback:
+        first = [Step("move_out", {"from": q, "to": temp}), Step("take_bindings", {"from": q, "to": temp}),
+                 Step("drain_out", {"from": q, "to": temp})]
+        return tuple(first + [begin] + back + [end])
+    if item.phase == "gap":
+        return tuple([begin, declare] + back + [end])
+    if item.phase == "back" and not item.rollback:  # Q has the new properties: finish, then migrate back
+        return tuple([begin] + back + again + back + [end])
+    return tuple([begin] + back + [end])
+
+
+def _rollback_change(item: Interrupted, live: Topology, queue_stats: Mapping[tuple, Any], why: str) -> Change:
+    original = item.target if item.rollback else item.before
+    current = live.queue(item.vhost, item.name)
+    where = _count_text(queue_stats, item.vhost, (item.name, temp_queue_name(item.name)), live)
+    reason = (f"{why} queue {item.name} to its original properties (step {item.step or item.phase}; "
+              f"messages: {where}): every message goes back to the queue in order, with every binding; "
+              f"the marker exchange {rollback_marker_name(item.name)} records the rollback until it is done.")
+    return Change(action=Action.MIGRATE, kind="queue", vhost=item.vhost, name=item.name,
+                  before=current or item.before, after=original,
+                  diff=tuple(_diff_fields(current or item.before, original)), reason=reason,
+                  steps=rollback_steps(item))
+
+
 def resume_changes(desired: Topology, live: Topology, queue_stats: Mapping[tuple, Any]) -> list[Change]:
     """Changes that finish migrations interrupted on the broker (found from what they left there).
 
     Each is a MIGRATE change toward the target recorded on the broker (not the files':
-    if they changed meanwhile, the next plan shows the rest). It supersedes whatever
-    the planner would otherwise plan for that queue or exchange and for the bindings
-    that have it as an end: see :func:`superseded`. Resuming needs no ``--force``: the
-    queue's consumers were already cancelled when it started. Pure.
+    if they changed meanwhile, the next plan shows the rest). A rollback under way is
+    finished as a rollback. It supersedes whatever the planner would otherwise plan for
+    that queue or exchange and for the bindings that have it as an end: see
+    :func:`superseded`. Resuming needs no ``--force``: the queue's consumers were
+    already cancelled when it started. The reason says the step, where the messages
+    are (management counts, up to about 5 s old) and what the next apply does. Pure.
     """
     out: list[Change] = []
     for item in find_interrupted(live):
-        temp_stats = queue_stats.get(("queue", item.vhost, temp_queue_name(item.name))) if item.kind == "queue" else None
-        waiting = getattr(temp_stats, "messages", None)
+        if item.rollback:
+            out.append(_rollback_change(item, live, queue_stats, "Finishes the interrupted rollback of"))
+            continue
         state = _PHASE_TEXT[item.kind][item.phase]
         if item.kind == "queue":
             # no cancel_consumers step: the killed run's consumer may still show in lagging stats;
             # the run checks the broker's own consumer count and refuses real ones without --force
             steps = queue_steps(item.before, item.target, live, None, start=item.phase)
-            held = f"; {_plural(waiting, 'message')} wait in {item.temp.name}" if isinstance(waiting, int) else ""
+            where = _count_text(queue_stats, item.vhost, (item.name, item.temp.name), live)
+            held = f"; step {item.step}; messages: {where}"
+            undo = (" The next 'apply --migrate' finishes it; 'apply --migrate --rollback' instead puts the queue "
+                    "back with its original properties, messages and bindings.")
         else:
             steps = exchange_steps(item.before, item.target, live, start=item.phase)
-            held = ""
+            held, undo = "", " The next 'apply --migrate' finishes it."
         diff = tuple(_diff_fields(item.before, item.target))
         reason = (f"Finishes the interrupted migration of {item.kind} {item.name} ({state}{held}); "
-                  f"the broker records its target in {item.temp.name}.")
+                  f"the broker records its target in {item.temp.name}.{undo}")
         wanted = (desired.queue(item.vhost, item.name) if item.kind == "queue"
                   else desired.exchange(item.vhost, item.name))
         if wanted is not None and not (same_queue(wanted, item.target) if item.kind == "queue"
@@ -425,6 +539,18 @@ def resume_changes(desired: Topology, live: Topology, queue_stats: Mapping[tuple
             reason += " The files now want other properties: the next plan shows that change."
         out.append(Change(action=Action.MIGRATE, kind=item.kind, vhost=item.vhost, name=item.name,
                           before=item.before, after=item.target, diff=diff, reason=reason, steps=steps))
+    return out
+
+
+def rollback_changes(live: Topology, queue_stats: Mapping[tuple, Any]) -> list[Change]:
+    """``apply --migrate --rollback``: one change per interrupted queue migration, putting it back. Pure.
+
+    Exchange migrations hold no messages and are only ever finished (their resume change)."""
+    out = []
+    for item in find_interrupted(live):
+        if item.kind == "queue":
+            out.append(_rollback_change(item, live, queue_stats,
+                                        "Finishes the interrupted rollback of" if item.rollback else "Rolls back"))
     return out
 
 

@@ -16,6 +16,8 @@ has its own test in ``tests/unit/test_normalize.py``:
   queue equivalence (1.3) and HTTP/definitions bindings, which are all ``long`` (9).
 * An exclusive queue is stored non-durable whatever was declared (1.1).
 * Vhost tags are an unordered set.
+* A vhost default queue type the broker reports as not set (``undefined``) is not
+  ``classic``: it differs from files that set ``classic``.
 * Policy-applied values (``effective_policy_definition``) are never part of a
   queue's arguments: the live reader does not read them (11.3).
 
@@ -68,13 +70,25 @@ def normalize_policy(policy: Policy) -> Policy:
     return policy
 
 
+UNSET = "undefined"  # a default queue type the broker reports as not set (3.10's word for it)
+
+
 def normalize_vhost(vhost: Vhost) -> Vhost:
-    """Tags are a set: sort them; an ``undefined`` default queue type behaves as ``classic``."""
+    """Tags are a set: sort them. A default queue type reported as not set (``undefined``
+    or ``""``) stays ``undefined``: it is not ``classic`` (3.10 stores ``x-queue-type:
+    classic`` on every queue of a vhost whose default is set to classic), so files that
+    set ``classic`` get an update."""
     tags = tuple(sorted(set(vhost.tags))) if vhost.tags is not None else None
-    dqt = "classic" if vhost.default_queue_type in ("undefined", "") else vhost.default_queue_type
+    dqt = UNSET if vhost.default_queue_type in (UNSET, "") else vhost.default_queue_type
     if tags == vhost.tags and dqt == vhost.default_queue_type:
         return vhost
     return vhost.replace(tags=tags, default_queue_type=dqt)
+
+
+def _declared_default(vhost: Vhost) -> str | None:
+    """The default queue type a declare sees (None: none is set, so classic)."""
+    dqt = normalize_vhost(vhost).default_queue_type
+    return None if dqt == UNSET else dqt
 
 
 def queues_equivalent(desired: Queue, live: Queue, default_queue_type: str | None = None) -> bool:
@@ -88,11 +102,10 @@ def vhost_defaults(desired: Topology, live: Topology) -> dict[str, str | None]:
     """Per vhost, the default queue type a declare will see: the live setting, else the desired one."""
     out: dict[str, str | None] = {}
     for v in desired.vhosts.values():
-        out[v.name] = normalize_vhost(v).default_queue_type
+        out[v.name] = _declared_default(v)
     for v in live.vhosts.values():
-        dqt = normalize_vhost(v).default_queue_type
-        if dqt is not None or v.name not in out:
-            out[v.name] = dqt
+        if normalize_vhost(v).default_queue_type is not None or v.name not in out:  # known on the broker
+            out[v.name] = _declared_default(v)
     return out
 
 

@@ -49,6 +49,17 @@ class Rule:
     queue_types: tuple[str, ...] = ()
     policy_key: str | None = None
     verified: bool = True
+    since: str | None = None  # the first RabbitMQ version the row holds for (None: 3.10, the oldest)
+    until: str | None = None  # the first version it no longer holds for (None: still holds)
+
+    def holds(self, version: tuple[int, int] | None) -> bool:
+        """Whether the row describes ``version`` (``None``: any version)."""
+        if version is None:
+            return True
+        parse = lambda text: tuple(int(p) for p in text.split("."))  # noqa: E731
+        if self.since is not None and tuple(version) < parse(self.since):
+            return False
+        return not (self.until is not None and tuple(version) >= parse(self.until))
 
     def applies(self, kind: str, field: str, queue_type: str | None) -> bool:
         if self.kind != kind:
@@ -57,6 +68,15 @@ class Rule:
             return False
         return not self.queue_types or (queue_type or "classic") in self.queue_types
 
+
+# Versions a row is limited to (the rest hold on 3.10.8, 4.0.5 and 4.3.6 alike, BROKERS.md).
+# From 4.3 a declare with x-queue-master-locator is refused outright (the connection is
+# closed, 541: deprecated feature not permitted), so no redeclare verdict exists there;
+# validate reports it as an error for 4.3 instead (topoform.versions row
+# queue_master_locator_refused).
+ARGUMENT_VERSIONS: dict[str, tuple[str | None, str | None]] = {
+    "x-queue-master-locator": (None, "4.3"),
+}
 
 # Queue arguments: (argument, classic, quorum, stream, policy key, evidence, verified).
 # R = checked on redeclare (406), I = ignored (old value kept). Section 1.2 of the semantics file.
@@ -93,8 +113,9 @@ def _queue_argument_rules() -> list[Rule]:
     for arg, classic, quorum, stream, policy_key, evidence, verified in QUEUE_ARGUMENTS:
         for qtype, verdict in (("classic", classic), ("quorum", quorum), ("stream", stream)):
             # stream rows are from the source only: 3.10.8 experiments covered classic and quorum
+            since, until = ARGUMENT_VERSIONS.get(arg, (None, None))
             rows.append(Rule("queue", f"arguments.{arg}", verdict, f"§{evidence}", (qtype,), policy_key,
-                             verified and qtype != "stream"))
+                             verified and qtype != "stream", since, until))
     return rows
 
 
@@ -124,10 +145,11 @@ RULES: tuple[Rule, ...] = (
 )
 
 
-def rule_for(kind: str, field: str, queue_type: str | None = None) -> Rule:
-    """The first row of :data:`RULES` that covers the field (exact rows come before ``.*`` rows)."""
+def rule_for(kind: str, field: str, queue_type: str | None = None, version: tuple[int, int] | None = None) -> Rule:
+    """The first row of :data:`RULES` that covers the field for ``version`` (``None``: any)
+    (exact rows come before ``.*`` rows)."""
     for rule in RULES:
-        if rule.applies(kind, field, queue_type):
+        if rule.applies(kind, field, queue_type) and rule.holds(version):
             return rule
     # An unknown property of an exchange or queue cannot be changed by a redeclare either.
     return Rule(kind, field, REJECTS if kind in ("exchange", "queue") else IN_PLACE, "(no row)", verified=False)
@@ -150,7 +172,7 @@ def _join(items: Sequence[str]) -> str:
 
 
 def classify_change(kind: str, name: str, paths: Iterable[str], queue_type: str | None = None,
-                    default_queue_type: str | None = None) -> Verdict:
+                    default_queue_type: str | None = None, version: tuple[int, int] | None = None) -> Verdict:
     """Classify a changed object from its differing field paths.
 
     ``queue_type`` is the existing (live) queue's type, which decides which arguments a
@@ -158,7 +180,7 @@ def classify_change(kind: str, name: str, paths: Iterable[str], queue_type: str 
     reason a declare without ``x-queue-type`` would create another type.
     """
     paths = sorted(paths)
-    rules = tuple(rule_for(kind, p, queue_type) for p in paths)
+    rules = tuple(rule_for(kind, p, queue_type, version) for p in paths)
     if all(r.verdict == IN_PLACE for r in rules):
         return Verdict("update", "", rules)
     rejected = [p for p, r in zip(paths, rules) if r.verdict == REJECTS]
@@ -218,4 +240,5 @@ def rows_for_replay() -> list[Rule]:
 def table() -> list[Mapping]:
     """The table as plain rows (docs and ``--debug`` output)."""
     return [{"kind": r.kind, "field": r.field, "queue_types": list(r.queue_types), "verdict": r.verdict,
-             "policy_key": r.policy_key, "evidence": r.evidence, "verified": r.verified} for r in RULES]
+             "policy_key": r.policy_key, "evidence": r.evidence, "verified": r.verified,
+             "since": r.since, "until": r.until} for r in RULES]

@@ -11,7 +11,7 @@ to one destination, to the smallest binding key, so paths never depend on the or
 of the files. The visiting order cannot change *which* queues are reached: an
 exchange's matches and its alternate-exchange decision depend only on the message.
 
-Imports only ``errors``, ``model`` and the sibling ``match``/``index`` modules: no
+Imports only ``errors``, ``model``, ``versions`` and the sibling ``match``/``index`` modules: no
 YAML, no broker, no printing.
 """
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import Any, Mapping, NamedTuple
 
 from ..errors import TopoformError
 from ..model import EMPTY_ARGS, Args, Exchange, Topology, thaw
+from ..versions import has, parse_version
 from .index import SIMULATED_TYPES, build_index
 from .match import InvalidXMatch
 
@@ -159,13 +160,11 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-def _parse_version(version: str | tuple) -> tuple[int, ...]:
-    if isinstance(version, tuple):
-        return version
+def _parse_version(version: str | tuple) -> tuple[int, int]:
     try:
-        return tuple(int(p) for p in str(version).split("."))
-    except ValueError:
-        raise RoutingError(f"invalid broker version {version!r}; expected a version such as 3.10 or 3.13") from None
+        return parse_version(version, supported_only=False)
+    except TopoformError:
+        raise RoutingError(f"invalid broker version {version!r}; expected a version such as 3.10 or 4.3") from None
 
 
 class _ExchangeInfo:
@@ -187,7 +186,8 @@ class Router:
 
     ``version`` selects the broker's semantics where they differ: headers numeric
     equality is Erlang ``==`` (1 matches 1.0) before 3.13 and exact from 3.13
-    (section 7.3). The default is 3.10, the documented and verified version.
+    (section 7.3; the ``headers_numeric_strict`` row of :mod:`topoform.versions`).
+    The library default is 3.10; the CLI passes the resolved target version.
 
     >>> router = Router(topology)                                  # doctest: +SKIP
     >>> router.route("/", "topic_logs", "lazy.pink.rabbit").queues  # doctest: +SKIP
@@ -197,7 +197,7 @@ class Router:
     def __init__(self, topology: Topology, *, version: str | tuple = DEFAULT_VERSION):
         self.topology = topology
         self.version = _parse_version(version)
-        self.exact_numbers = self.version >= (3, 13)
+        self.exact_numbers = has(self.version, "headers_numeric_strict")
         by_source: dict[tuple[str, str], list] = {}
         vhosts = {v.name for v in topology.vhosts.values()}
         for b in topology.bindings:

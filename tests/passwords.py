@@ -35,3 +35,17 @@ def assert_no_piece(password: str, *texts: str) -> None:
     """Fail naming the pieces (never the texts) when any piece of ``password`` is in any text."""
     found = sorted({p for p in pieces(password) for t in texts if p in t})
     assert not found, f"password pieces leaked: {found}"
+
+
+def broker_commands() -> list[str]:
+    """Every command whose parser takes broker settings (``--url``), found in the CLI itself."""
+    from topoform.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")  # noqa: SLF001
+    return sorted(name for name, p in sub.choices.items() if "--url" in p._option_string_actions)  # noqa: SLF001
+
+
+# what each such command needs besides the broker flags to get as far as connecting
+REQUIRED_ARGS = {"apply": ["--auto-approve"], "upgrade-check": ["--to", "4.3"]}
+TAKES_FILES = {"plan", "apply", "upgrade-check"}

@@ -16,7 +16,7 @@ import difflib
 from dataclasses import dataclass, field
 from typing import Mapping
 
-from .versions import SUPPORTED, VersionLike, at_least, has
+from .versions import SUPPORTED, VersionLike, at_least, behaviour, has
 
 QUEUE_TYPES = ("classic", "quorum", "stream")
 _ALL = SUPPORTED[0]  # accepted on every supported version
@@ -74,8 +74,8 @@ QUEUE_ARGUMENTS: tuple[Argument, ...] = (
     _q("x-queue-version", (_CQ,), "queue-version"),
     _q("x-queue-master-locator", (_CQ,), "queue-master-locator", refused_by="queue_master_locator_refused",
        deprecated_by="queue_master_locator_deprecated", remedy=_LOCATOR_REMEDY),
-    # measured: classic refuses it on 3.10.8 (406 invalid arg), accepts it on 4.0.5 and 4.3.6
-    _q("x-queue-leader-locator", {_CQ: "4.0", _QQ: _ALL, _SQ: _ALL}, "queue-leader-locator"),
+    _q("x-queue-leader-locator", {_CQ: behaviour("classic_queue_leader_locator").since, _QQ: _ALL, _SQ: _ALL},
+       "queue-leader-locator"),
     _q("x-delivery-limit", (_QQ,), "delivery-limit"),
     _q("x-dead-letter-strategy", (_QQ,), "dead-letter-strategy"),
     _q("x-max-in-memory-length", (_QQ,), "max-in-memory-length"),
@@ -156,12 +156,15 @@ def suggest(name: str, kind: str) -> str | None:
     ``kind`` is ``queue`` or ``exchange``. A known name spelled with ``_`` for ``-``, or
     without the ``x-`` prefix (a policy key used as an argument), is found exactly;
     otherwise the closest known name (difflib, ratio 0.85 or more). The suggestion may
-    be of the other kind (``alternate-exchange`` on a queue): callers say so.
+    be of the other kind (``alternate-exchange`` on a queue, or a queue argument given
+    exactly on an exchange): callers say so.
     """
-    if name in _QUEUE or name in _EXCHANGE:
-        return None
     own = _QUEUE if kind == "queue" else _EXCHANGE
     other = _EXCHANGE if kind == "queue" else _QUEUE
+    if name in own:
+        return None
+    if name in other:
+        return name  # right name, wrong kind of object
     fixed = name.replace("_", "-").lower()
     for candidate in (fixed, "x-" + fixed, fixed[2:] if fixed.startswith("x-") else None):
         if candidate and candidate != name and (candidate in own or candidate in other):

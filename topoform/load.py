@@ -752,9 +752,8 @@ def _files_version(state: _State) -> str | None:
         if first is None:
             first = (normalized, pos)
         elif normalized != first[0]:
-            state.add("conflicting-version", f"rabbitmq_version \"{value}\" in {pos.path} differs from "
-                                             f"\"{first[0]}\" in {first[1].path} ({first[1]}); files that set it "
-                                             f"must agree", pos)
+            state.add("conflicting-version", f"rabbitmq_version \"{first[0]}\" differs from \"{value}\" in {pos}; "
+                                             f"files that set it must agree", first[1])
     return first[0] if first else None
 
 

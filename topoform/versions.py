@@ -129,9 +129,9 @@ BEHAVIOURS: list[Behaviour] = [
               "connection (541 deprecated feature not permitted)",
               f"{_MEASURED}; RabbitMQ 4.3.0 release notes: deprecated features disabled by default"),
     Behaviour("queue_version_1_refused", "4.3", None,
-              "declaring with x-queue-version: 1 fails (406 unsupported queue version); "
-              "x-queue-mode is refused too",
-              f"{_MEASURED}; RabbitMQ 4.3.0 release notes: Classic Queues v1 storage (CQv1) removed"),
+              "declaring a classic queue with x-queue-version: 1 fails (406 unsupported queue version)",
+              f"{_MEASURED}; RabbitMQ 4.3.0 release notes: CQv1 storage removed (they also name x-queue-mode, "
+              "which 4.3.6 still accepted when tried)"),
     Behaviour("topic_max_two_hash", "4.3", None,
               "a topic binding key may hold at most two '#' words (406 at most 2 are allowed)",
               _MEASURED),
@@ -169,6 +169,10 @@ BEHAVIOURS: list[Behaviour] = [
     Behaviour("unknown_exchange_type_is_channel_error", "4.0", None,
               "exchange.declare of an unknown type is a channel error 406 (before: connection error 503)",
               f"{_MEASURED}; not seen in release notes, so 4.0 is the first tested version with it"),
+    Behaviour("classic_queue_leader_locator", "4.0", None,
+              "classic queues accept x-queue-leader-locator (before: 406 invalid arg)",
+              "tried on the test brokers: 3.10.8 refuses it, 4.0.5 and 4.3.6 accept it; RABBITMQ-SEMANTICS.md "
+              "section 2 (source v4.0.1)"),
     Behaviour("passive_declare_needs_configure", "4.3", None,
               "a passive queue/exchange declare needs configure permission on the object",
               "RabbitMQ 4.3.0 release notes (BROKERS.md 'also reported'); not re-verified"),
@@ -187,6 +191,17 @@ def behaviour(key: str) -> Behaviour:
 def has(version: VersionLike, key: str) -> bool:
     """Whether the behaviour ``key`` holds on ``version``."""
     return behaviour(key).holds(version)
+
+
+def rows_markdown() -> str:
+    """The rules table as Markdown, one row per behaviour (docs/versions.md holds this text)."""
+    head = "| behaviour | versions | " + " | ".join(SUPPORTED) + " | what | evidence |"
+    rule = "|---|---|" + "---|" * len(SUPPORTED) + "---|---|"
+    lines = [head, rule]
+    for b in BEHAVIOURS:
+        marks = " | ".join("yes" if b.holds(v) else "-" for v in SUPPORTED)
+        lines.append(f"| `{b.key}` | {b.versions} | {marks} | {b.description} | {b.evidence} |")
+    return "\n".join(lines) + "\n"
 
 
 def resolve_target(flag: str | None, environ: Mapping[str, str] | None,
@@ -214,4 +229,4 @@ def resolve_target(flag: str | None, environ: Mapping[str, str] | None,
 
 
 __all__ = ["SUPPORTED", "DEFAULT", "TESTED", "ENV_VAR", "Behaviour", "BEHAVIOURS", "parse_version",
-           "format_version", "at_least", "behaviour", "has", "resolve_target"]
+           "format_version", "at_least", "behaviour", "has", "resolve_target", "rows_markdown"]

@@ -60,9 +60,10 @@ def explain_syntax(exc: Any, text: str) -> tuple[str, int, int] | None:
     problem = exc.problem or ""
     context = exc.context or ""
     char = _CONTEXTS.get(context)
-    if char is None and "cannot start any token" in problem:
-        m = re.search(r"found character '(.)'", problem)
-        char = m.group(1) if m and m.group(1) in _START else None
+    if char is None and "cannot start any token" in problem and exc.problem_mark is not None:
+        mark = exc.problem_mark
+        found = _line(text, mark.line)[mark.column:mark.column + 1]
+        char = found if found in _START else None
     if char is not None:
         mark = exc.context_mark if context in _CONTEXTS and exc.context_mark else exc.problem_mark
         if mark is None:
@@ -105,13 +106,14 @@ def explain_null(text: str, line: int, col: int) -> tuple[str, int] | None:
     line_text = _line(text, line)
     rest = line_text[col:]
     stripped = rest.lstrip()
-    if not stripped.startswith("#") or (rest == stripped and col > 0 and not line_text[col - 1].isspace()):
+    if not stripped[:1] in ("#", "&") or (rest == stripped and col > 0 and not line_text[col - 1].isspace()):
         return None
     at = col + len(rest) - len(stripped)
     token = stripped.split()[0]
     key = _key_before(line_text, col)
-    return (f"'{token}' after the key is a YAML comment (a '#' after a space starts one); if it is the value, "
-            f"quote it: {_quoted(key, token)}", at)
+    what = "is a YAML comment (a '#' after a space starts one)" if token[0] == "#" else \
+        "is read as a YAML anchor name, not as the value"
+    return f"'{token}' after the key {what}; if it is the value, quote it: {_quoted(key, token)}", at
 
 
 def explain_problems(problems: Sequence, data: Any, text: str | None,
@@ -122,14 +124,18 @@ def explain_problems(problems: Sequence, data: Any, text: str | None,
     hinted: set = set()
     for problem in problems:
         path = problem.path
+        if tuple(path) == ("rabbitmq_version",) and isinstance(data, dict) and \
+                isinstance(data.get("rabbitmq_version"), str):
+            continue  # the loader checks the text itself, naming the supported versions
         message, where = problem.message, locate(path, problem.at_key)
-        hint = indentation_hint(path, data) or vhost_binding_hint(path, data)
-        if hint:
+        indent, sugar = indentation_hint(path, data), vhost_binding_hint(path, data)
+        if indent or sugar:
             owner = tuple(path[:4])
             if owner in hinted:
                 continue  # the hint explains every problem of this object
             hinted.add(owner)
-            message, where = f"{hint} (as written: {message})", locate(owner, True)
+            message = f"{indent} (as written: {message})" if indent else sugar
+            where = locate(owner if indent else owner[:3], True)
         elif "got nothing (null)" in message and text is not None:
             null = explain_null(text, where.line - 1, where.col - 1)
             if null:
@@ -153,14 +159,15 @@ def indentation_hint(path: Sequence, data: Any) -> str | None:
         return None
     section, name = path[2], path[3]
     kind = "queue" if section == "queues" else "exchange"
+    a_kind = "a queue" if kind == "queue" else "an exchange"
     fields = QUEUE_FIELDS if kind == "queue" else EXCHANGE_FIELDS
     if name in fields:
         above = _previous_key(data, path[:3], name)
         target = f"{kind} '{above}'" if above else f"the {kind} it belongs to"
-        return (f"'{name}' is a field of a {kind}, but it is indented as a {kind} name under '{section}': indent "
+        return (f"'{name}' is a field of {a_kind}, but it is indented as {a_kind} name under '{section}': indent "
                 f"'{name}:' two more spaces, under {target}")
     if name in VHOST_FIELDS:
-        return (f"'{name}' is a vhost key, but it is indented as a {kind} name under '{section}': indent "
+        return (f"'{name}' is a vhost key, but it is indented as {a_kind} name under '{section}': indent "
                 f"'{name}:' two fewer spaces, level with '{section}:'")
     return None
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 
 import pytest
 import yaml
@@ -127,7 +128,11 @@ def _objects(admin, vhost: str) -> dict:
 
 def _load(admin, case: str, vhost: str) -> None:
     admin.request("POST", "/api/definitions", _global_file(case, vhost), expect=(200, 201, 204))
-    admin.create_vhost(vhost, user=TEST_USER)  # exists already: only waits until it runs (keeps its settings)
+    for _ in range(100):  # the vhost's processes start asynchronously
+        states = admin.get(f"/api/vhosts/{quote_segment(vhost)}").get("cluster_state") or {}
+        if states and all(s == "running" for s in states.values()):
+            return
+        time.sleep(0.1)
 
 
 @pytest.fixture
@@ -138,21 +143,11 @@ def two_vhosts(admin):
         admin.delete_vhost(n)
 
 
-def _put_settings_back(admin, vhost: str, case: str) -> None:
-    """``create_vhost`` (used only to wait) rewrites the description: put the file's settings back."""
-    settings = CASES[case][0]
-    body = {"description": settings.get("description", ""), "tags": ",".join(settings.get("tags", []))}
-    if "default_queue_type" in settings:
-        body["defaultqueuetype"] = settings["default_queue_type"]
-    admin.put(f"/api/vhosts/{quote_segment(vhost)}", body)
-
-
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_import_then_apply_into_a_second_vhost_gives_the_same_broker_state(case, two_vhosts, admin, broker_env,
                                                                            broker_version, cli, tmp_path):
     a, b = two_vhosts
     _load(admin, case, a)
-    _put_settings_back(admin, a, case)
     before = _vhost_settings(admin, a)
     settings = CASES[case][0]
     assert before["tags"] == settings.get("tags", [])  # the broker keeps the order given
@@ -176,7 +171,6 @@ def test_import_then_apply_into_a_second_vhost_gives_the_same_broker_state(case,
     second.write_text(text.replace(a, b))
     r = cli(["apply", "--auto-approve", "-f", second], environ=broker_env)
     assert r.code == 0, r
-    assert f"vhost {b}" in r.out or f"vhost \"{b}\"" in r.out or b in r.out
 
     assert _vhost_settings(admin, b) == before
     want, got = _objects(admin, a), _objects(admin, b)
@@ -190,9 +184,9 @@ def test_the_file_read_offline_plans_no_change_against_what_the_broker_loaded(ca
                                                                               cli, tmp_path):
     a, _ = two_vhosts
     _load(admin, case, a)
-    _put_settings_back(admin, a, case)
     state = tmp_path / "defs.json"
-    state.write_text(json.dumps(_global_file(case, a)))
+    version = admin.get("/api/overview")["rabbitmq_version"]
+    state.write_text(json.dumps({"rabbit_version": version, **_global_file(case, a)}))  # as exports carry it
     out = tmp_path / "offline.yaml"
     r = cli(["import", "--state", state, "--vhost", a, "-o", out], environ=broker_env)
     assert r.code == 0, r

@@ -20,12 +20,16 @@ class FakeChannel:
             self.conn.busy_for -= 1
             raise pex.ChannelClosedByBroker(405, "RESOURCE_LOCKED - cannot obtain exclusive access to locked queue")
 
+    def queue_delete(self, name, **kw):
+        self.conn.deletes.append(name)
+
 
 class FakeConnection:
     def __init__(self, vhost, busy_for):
         self.vhost = vhost
         self.busy_for = busy_for
         self.declares = []
+        self.deletes = []
         self.is_open = True
 
     def channel(self):
@@ -73,6 +77,8 @@ def test_locks_are_exclusive_queues_taken_in_sorted_order(fake):
     assert name == "topoform.lock" and kw["exclusive"] is True and kw["arguments"] == {"x-topoform-holder": "me"}
     lock.release()
     assert not any(c.is_open for c in made)
+    # the lock queue is deleted before its connection closes (4.x drops it only later)
+    assert all(c.deletes == ["topoform.lock"] for c in made)
 
 
 def test_waits_for_the_holder_then_takes_the_lock(fake):

@@ -141,7 +141,18 @@ def test_interrupted_queue_migration_is_resumed_from_its_phase(current, phase, f
     change = resumes[0]
     assert change.action is Action.MIGRATE and change.after == target
     assert change.steps[0].op == first
-    assert "7 messages wait in topoform.migrate.orders" in change.reason
+    assert "topoform.migrate.orders: 7 messages" in change.reason  # where the messages are
+    assert ("orders: absent" if current is None else "orders: count not known yet") in change.reason
+    assert "--rollback" in change.reason and f"step {found[0].step}" in change.reason
+    (undo,) = m.rollback_changes(live, {("queue", V, temp.name): Stats(7, 0)})
+    assert undo.after == before and undo.action is Action.MIGRATE
+    assert ops(undo)[0] == ("move_out" if phase == "out" else "begin_rollback") and ops(undo)[-1] == "end_rollback"
+    # once the marker exists, every plan finishes the rollback (forward would break the order)
+    marker = Exchange(V, m.rollback_marker_name("orders"), "fanout", durable=True, internal=True,
+                      arguments=Args(m.rollback_marker_arguments("orders", before, target)))
+    (resumed,) = m.resume_changes(Topology.build([target]), live_with(*objects, marker), {})
+    assert resumed.after == before and "interrupted rollback" in resumed.reason
+    assert ops(resumed)[0] == "begin_rollback"
     if phase != "out":
         restore = [s for s in change.steps if s.op == "restore_bindings"][0]
         assert restore.params["bindings"] == ["events -> orders [order.*]"]
@@ -179,3 +190,22 @@ def test_interrupted_exchange_migration_is_found():
 def test_same_queue_treats_absent_type_as_classic():
     assert m.same_queue(q(), q(arguments={"x-queue-type": "classic"}))
     assert not m.same_queue(q(), q(arguments={"x-queue-type": "quorum"}))
+
+
+def test_rollback_marker_alone_is_an_interrupted_rollback():
+    before, target = q(), q(arguments={"x-queue-type": "quorum"})
+    marker = Exchange(V, m.rollback_marker_name("orders"), "fanout", durable=True, internal=True,
+                      arguments=Args(m.rollback_marker_arguments("orders", before, target)))
+    assert m.is_migration_artifact(marker)
+    (item,) = m.find_interrupted(live_with(marker, target))
+    assert item.rollback and item.temp is None and item.target == before
+    (change,) = m.resume_changes(Topology.build([target]), live_with(marker, target), {})
+    assert change.after == before and "declare_temp" in ops(change)
+    (done,) = m.find_interrupted(live_with(marker, before))
+    assert done.phase == "back" and m.rollback_steps(done)[-1].op == "end_rollback"
+
+
+def test_temporary_queue_and_journal_are_classic_whatever_the_vhost_default():
+    before, target = q(), q(arguments={"x-queue-type": "quorum"})
+    assert m.temp_queue_arguments(before, target)["x-queue-type"] == "classic"
+    assert m.journal_queue_arguments("orders")["x-queue-type"] == "classic"

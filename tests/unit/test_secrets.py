@@ -24,21 +24,19 @@ from urllib.parse import quote
 import pytest
 
 from helpers import run_cli
-from passwords import SPECIALS, assert_no_piece, make_passwords
-from topoform.cli import build_parser
+from passwords import REQUIRED_ARGS, SPECIALS, TAKES_FILES, assert_no_piece, broker_commands, make_passwords
 
 PASSWORDS = make_passwords()
 
 
-def broker_commands() -> list[str]:
-    """Every command whose parser takes broker settings (--url)."""
-    parser = build_parser()
-    sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")  # noqa: SLF001
-    return sorted(name for name, p in sub.choices.items() if "--url" in p._option_string_actions)  # noqa: SLF001
-
-
 def test_every_command_that_connects_is_covered():
-    assert {"plan", "apply", "import"} <= set(broker_commands())
+    commands = set(broker_commands())
+    assert {"plan", "apply", "import"} <= commands
+    from topoform.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.__class__.__name__ == "_SubParsersAction")  # noqa: SLF001
+    for name in commands:  # the argv built for each command takes -f exactly when the command does
+        assert ("-f" in sub.choices[name]._option_string_actions) == (name in TAKES_FILES), name  # noqa: SLF001
 
 
 def test_generated_passwords_hold_every_character_class():
@@ -171,9 +169,9 @@ def _scenarios(pw: str, ports: dict, tmp_path) -> list[tuple[str, list[str], dic
             (f"refused/{cname}", cargs + ["--url", url("amqp", f"127.0.0.1:{closed}"),
                                          "--management-url", url("http", f"127.0.0.1:{closed}")], cenv,
              "connection refused"),
-            (f"timeout/{cname}", cargs + ["--timeout", "0.3", "--url", url("amqp", f"127.0.0.1:{silent}"),
+            (f"timeout/{cname}", cargs + ["--timeout", "0.2", "--url", url("amqp", f"127.0.0.1:{silent}"),
                                          "--management-url", url("http", f"127.0.0.1:{silent}")], cenv,
-             "did not answer within 0.3s"),
+             "did not answer within 0.2s"),
             (f"tls/{cname}", cargs + ["--url", url("amqps", f"127.0.0.1:{ports['401']}"),
                                      "--management-url", url("https", f"127.0.0.1:{ports['401']}")], cenv,
              "TLS failure"),
@@ -188,12 +186,7 @@ def _scenarios(pw: str, ports: dict, tmp_path) -> list[tuple[str, list[str], dic
 
 
 def _command_argv(command: str, topo) -> list[str]:
-    argv = [command]
-    if command in ("plan", "apply"):
-        argv += ["-f", str(topo)]
-    if command == "apply":
-        argv.append("--auto-approve")
-    return argv
+    return [command] + (["-f", str(topo)] if command in TAKES_FILES else []) + REQUIRED_ARGS.get(command, [])
 
 
 @pytest.fixture
@@ -333,3 +326,12 @@ def test_ambiguous_abbreviation_does_not_echo_its_value(tmp_path):
     r = run_cli(["import", f"--u=amqp://tfuser:{pw}@h/"], cwd=tmp_path)
     assert r.code == 1 and "ambiguous option: --u=VALUE" in r.err, r
     assert_no_piece(pw, r.out, r.err)
+
+
+def test_a_password_typed_where_the_command_goes_is_not_echoed(tmp_path):
+    pw = PASSWORDS[0]
+    r = run_cli([pw, "--url", "amqp://localhost/"], cwd=tmp_path)
+    assert r.code == 1 and "invalid choice: VALUE" in r.err, r
+    assert_no_piece(pw, r.out, r.err)
+    r = run_cli(["plann"], cwd=tmp_path)
+    assert "invalid choice: 'plann'" in r.err  # a plain word is still shown

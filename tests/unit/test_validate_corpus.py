@@ -77,6 +77,25 @@ EXPECTED = dict([
     ("58-stream-max-age-bad.yaml", "8:22: 'x-max-age' in arguments of queue 'events' must be a number and a unit (Y, M, D, h, m or s), e.g. 7D; got string \"7 days\""),
     ("59-dangling-sugar-exchange-typo.yaml", "8:24: binding source exchange 'orders_events' is not declared in vhost '/'"),
     ("60-empty-policy-definition.yaml", "6:21: definition of policy 'ttl' must not be empty"),
+    # version rules (SPEC section 6): the file's rabbitmq_version, else 4.3
+    ('61-ha-policy-on-4x.yaml', "9:11: policy 'mirror' key 'ha-mode' is refused by RabbitMQ 4.0 and later (target 4.0): classic mirrored queues are gone: remove the ha-* keys and use quorum queues (apply --migrate)"),
+    ('62-queue-version-1-on-4-3.yaml', "7:38: queue 'orders' has x-queue-version: 1, which RabbitMQ 4.3 and later refuse (406 unsupported queue version; CQv1 was removed; target 4.3): remove it or use 2"),
+    ('63-three-hashes-on-4-3.yaml', "10:45: topic binding key '#.audit.#.#' has more than two '#' words, which RabbitMQ 4.3 and later refuse (406 at most 2 are allowed; target 4.3): rewrite it with at most two '#'"),
+    ('64-apply-to-quorum-queues-on-3-10.yaml', "7:19: policy 'limit' has apply_to quorum_queues, which RabbitMQ 3.10 refuses (400; accepted from 3.12): use apply_to queues with a pattern that matches only those queues"),
+    ('65-local-random-on-3-10.yaml', "6:15: exchange 'spread' has type 'x-local-random', which exists from RabbitMQ 4.0; RabbitMQ 3.10 refuses it (unknown exchange type): use another type or target 4.0+"),
+    ('66-queue-master-locator-on-4-3.yaml', "8:11: queue 'orders' argument 'x-queue-master-locator' is refused by RabbitMQ 4.3 and later (target 4.3; the declare closes the connection): use x-queue-leader-locator (policy key queue-leader-locator) instead"),
+    ('67-queue-master-locator-policy-on-4-3.yaml', "8:11: policy 'placement' key 'queue-master-locator' is refused by RabbitMQ 4.3 and later (target 4.3): use queue-leader-locator instead"),
+    # the target version itself
+    ('68-versions-disagree.yaml', '2:19: rabbitmq_version "4.3" differs from "4.0" in {dir}/_parts/targets-4-0.yaml:1:19; files that set it must agree'),
+    ('69-unsupported-rabbitmq-version.yaml', '1:19: rabbitmq_version: unsupported RabbitMQ version 3.8; supported: 3.10 to 4.3 (3.10, 3.11, 3.12, 3.13, 4.0, 4.1, 4.2, 4.3)'),
+    ('70-unquoted-rabbitmq-version.yaml', '1:19: rabbitmq_version must be a string, got the number 3.1: quote it, rabbitmq_version: "3.10" (unquoted, YAML reads 3.10 as the number 3.1)'),
+    # YAML and indentation mistakes explained (issue 11 item 9)
+    ('71-unquoted-star-routing-key.yaml', '10:26: invalid YAML: a value starting with \'*\' is read as a YAML alias (a reference to an &anchor): quote it, routing_key: "*.created"'),
+    ('72-unquoted-hash-routing-key.yaml', '10:26: \'routing_key\' in binding #1 of queue \'orders\' must be a string, got nothing (null): \'#.created\' after the key is a YAML comment (a \'#\' after a space starts one); if it is the value, quote it: routing_key: "#.created"'),
+    ('73-unquoted-hash-in-flow-mapping.yaml', '9:45: invalid YAML: \'#.created\' starts a YAML comment (a \'#\' after a space), so the rest of the line is lost: quote it, routing_key: "#.created"'),
+    ('74-bindings-indented-as-a-queue.yaml', "8:7: 'bindings' is a field of a queue, but it is indented as a queue name under 'queues': indent 'bindings:' two more spaces, under queue 'orders' (as written: queue 'bindings' must be a mapping, got a list)"),
+    ('75-queue-bindings-under-the-vhost.yaml', "8:5: binding #1 in vhost '/' has 'exchange:', the form of a queue's own bindings: if it belongs to queue 'orders' (the last queue above), indent 'bindings:' under that queue; a vhost's bindings need source and destination"),
+    ('76-leader-locator-on-classic-3-10.yaml', "7:21: classic queue 'orders' cannot have argument 'x-queue-leader-locator' before RabbitMQ 4.0 (target 3.10); the broker refuses it at creation (406 invalid arg)"),
 ])
 
 

@@ -117,3 +117,12 @@ def test_resolve_target_names_the_source_of_a_bad_version():
         V.resolve_target(None, {V.ENV_VAR: "3.8"}, None, None)
     with pytest.raises(InputError, match="--rabbitmq-version.*invalid"):
         V.resolve_target("latest", {}, None, None)
+
+
+def test_docs_table_is_the_rows_own_rendering():
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "versions.md").read_text(encoding="utf-8")
+    assert V.rows_markdown() in doc, "docs/versions.md is stale: paste topoform.versions.rows_markdown() into it"
+    for b in V.BEHAVIOURS:
+        assert f"| `{b.key}` |" in doc

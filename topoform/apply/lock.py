@@ -137,6 +137,13 @@ class BrokerLock:
         for connection in connections.values():
             try:
                 if connection.is_open:
+                    # Delete the lock queue first: 4.x removes an exclusive queue only some
+                    # time after its connection closed, and a lock that outlives its apply
+                    # would hold back the next one and show up in listings.
+                    try:
+                        connection.channel().queue_delete(LOCK_QUEUE)
+                    except (pex.AMQPError, OSError):
+                        pass
                     connection.close()
             except Exception:  # noqa: BLE001 - the broker frees the lock with the connection anyway
                 pass

@@ -321,7 +321,8 @@ class QueueMigration(_Migration):
         try:
             self.broker.declare_queue(self.name, t.durable, t.auto_delete, t.arguments)
         except amqp.AmqpError as exc:
-            if exc.reply_code == 406:  # another client recreated it meanwhile: the next round moves it again
+            if exc.reply_code == 406 and self.broker.count(self.name) is not None:
+                # another client recreated it meanwhile: the next round moves it again
                 self.note(f"Queue {self.name}: recreated by another client with other properties; moving again")
                 return
             raise

@@ -298,10 +298,14 @@ class Mover:
                 self.note(f"{self.label}: queue '{self.dst}' changed while the migration was stopped; "
                           "its last batch may be duplicated")
             landed = 0 if landed < 0 else (published if phase == "back" else 0)
-        # skip every message up to the last one whose copy reached the destination
+        # skip every message up to the last one whose copy reached the destination; those the
+        # batch itself skipped ("s": a run before it had found their copies there) stay skipped
         seen = 0
         skip = 0
         for i, action in enumerate(actions):
+            if action == "s":
+                skip = i + 1
+                continue
             if seen == landed:
                 break
             skip = i + 1

@@ -642,6 +642,33 @@ class Session:
         return self._result
 
     # ---- conveniences (one op, synchronous)
+    def queue_counts(self, queue: str) -> tuple[int, int] | None:
+        """(ready messages, consumers) of ``queue`` from a passive declare, or None when it does not exist.
+
+        Exact: the queue process answers with its own counts (management statistics lag
+        about 5 s). Used to guard deletes of quorum queues, which refuse ``if-empty`` and
+        ``if-unused`` (540 NOT_IMPLEMENTED, a connection error, on 3.10, 4.0 and 4.3).
+        A stream answers 0 messages whatever it holds: never trust this for streams.
+        """
+        self.open()
+        subject = f"queue '{queue}'" + _in(self.vhost)
+        try:
+            ch = self.connection.channel()
+            frame = ch.queue_declare(queue, passive=True)
+        except pex.ChannelClosedByBroker as exc:
+            if exc.reply_code == 404:
+                return None
+            raise AmqpError(subject, exc.reply_code, exc.reply_text) from None
+        except (pex.AMQPConnectionError, OSError) as exc:
+            self.connection, self._lanes = None, []
+            raise ConnectionLost(f"connection to vhost '{self.vhost}' lost: "
+                                 f"{scrub(str(exc) or type(exc).__name__, self.settings)}") from None
+        try:
+            ch.close()
+        except (pex.AMQPError, OSError):
+            pass
+        return frame.method.message_count, frame.method.consumer_count
+
     def call(self, op: Op) -> None:
         """Run one op and raise its :class:`AmqpError` if the broker refused it."""
         result = self.run([op])

@@ -125,14 +125,14 @@ def _args(value: Any) -> Args:
 
 
 def _tags(value: Any) -> tuple[str, ...] | None:
-    """Tags in the order the broker keeps them (it stores and returns the given order), without repeats."""
+    """Tags as the broker keeps them: in the given order, repeats included (checked on 3.10.8 and 4.3.6)."""
     if value is None:
         return None
     if isinstance(value, str):
         items = [t.strip() for t in value.split(",")]
     else:
         items = [str(t).strip() for t in value]
-    return tuple(dict.fromkeys(t for t in items if t))
+    return tuple(t for t in items if t)
 
 
 # A default queue type the broker reports as not set (3.10 says "undefined"). Kept apart
@@ -269,9 +269,6 @@ def topology_fingerprint(topology: Topology) -> str:
 def _state(resources: list[Resource], stats: Mapping, missing: Iterable[str], skipped: Counter,
            source: str, not_managed: Counter | None = None, notes: Sequence[str] = (),
            version: str | None = None) -> LiveState:
-    # what the broker's version adds to what it reports is undone here (broker/versioned.py)
-    dqts = {r.name: r.default_queue_type for r in resources if type(r) is Vhost}
-    resources = versioned.normalize_resources(resources, dqts, versioned.rules_version(version))
     topology = Topology.build(resources)
     not_managed = not_managed or Counter()
     return LiveState(topology=topology, queue_stats=MappingProxyType(dict(stats)),
@@ -563,10 +560,45 @@ def live_from_definitions(definitions: Mapping, vhosts: Sequence[str] | None) ->
     for v in wanted:
         if v in listed:
             resources.append(listed[v])
-            resources.extend(_vhost_resources(by_vhost.get(v, {}), v, set(), skipped))
+            rows_of_v = _as_loaded_by(by_vhost.get(v, {}), listed[v].default_queue_type, export_version(definitions))
+            resources.extend(_vhost_resources(rows_of_v, v, set(), skipped))
     stats = {k: s for k, s in stats.items() if k[1] in set(wanted)}
     return _state(resources, stats, missing, skipped, "state-file", _not_managed(definitions, None if vhosts is None else set(wanted)), notes,
                   version=export_version(definitions))
+
+
+def _as_loaded_by(rows: Mapping, default_queue_type: str | None, version: str | None) -> Mapping:
+    """A vhost's rows as the export's own broker loads them.
+
+    3.x's definitions import ignores the vhost's default queue type: a queue row without
+    ``x-queue-type`` becomes a classic queue even where the default is quorum (4.0 and 4.3
+    apply the default; checked with POST /api/definitions on 3.10.8, 4.0.5, 4.3.6). Such
+    rows get an explicit ``x-queue-type: classic``, so the files import writes keep them classic.
+    """
+    major = versioned.rules_version(version)
+    if major is None or major >= (4, 0) or default_queue_type in (None, "", "classic", DQT_UNSET):
+        return rows
+    queues = []
+    for row in rows.get("queues") or ():
+        args = row.get("arguments") if isinstance(row.get("arguments"), Mapping) else {}
+        if "x-queue-type" not in args and row.get("durable") and not row.get("exclusive") \
+                and not row.get("auto_delete"):
+            row = {**row, "arguments": {**args, "x-queue-type": "classic"}}
+        queues.append(row)
+    return {**rows, "queues": queues}
+
+
+def as_declared(state: LiveState) -> Topology:
+    """The state's topology as applications declared it, for ``import``: without the
+    ``x-queue-type`` the broker's version added by itself (broker/versioned.py).
+
+    The planner keeps using ``state.topology`` (what the broker stores): a queue's type
+    there does not depend on the vhost's current default, which may have changed since.
+    """
+    dqts = {v.name: v.default_queue_type for v in state.topology.vhosts.values()}
+    resources = versioned.normalize_resources(state.topology.resources(), dqts,
+                                              versioned.rules_version(state.version))
+    return Topology.build(resources)
 
 
 def export_version(definitions: Mapping) -> str | None:

@@ -95,7 +95,9 @@ def needs_exchange_listing(version: tuple[int, int] | None) -> bool:
 def merge_internal_exchanges(definitions: Mapping[str, Any], exchange_rows: Sequence[Mapping]) -> dict:
     """``definitions`` with the internal exchanges of the listing it lacks (by name) added."""
     have = {str(r.get("name")) for r in definitions.get("exchanges") or ()}
-    extra = [dict(r) for r in exchange_rows if r.get("internal") and str(r.get("name")) not in have]
+    # amq.* ones are built in and never managed (4.3 has an internal amq.rabbitmq.trace)
+    extra = [dict(r) for r in exchange_rows if r.get("internal") and str(r.get("name")) not in have
+             and not str(r.get("name")).startswith("amq.")]
     if not extra:
         return dict(definitions)
     merged = dict(definitions)

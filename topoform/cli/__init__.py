@@ -33,6 +33,7 @@ COMMANDS = {
     "import": "import_",
     "export": "export",
     "graph": "graph",
+    "upgrade-check": "upgrade_check",
 }
 
 
@@ -66,7 +67,7 @@ def describe_extras(extras: Sequence[str]) -> str:
             name, eq, _ = item.partition("=")
             shown.append(f"{name}=VALUE" if eq else name)
             after_option = not eq
-        elif after_option or "@" in item or "//" in item or ":" in item:
+        elif after_option or _secret_like(item):
             shown.append("VALUE")
             after_option = False
         else:
@@ -84,7 +85,17 @@ def _sanitize_usage(message: str) -> str:
     if m:
         message = f"ambiguous option: {m.group('opt')}=VALUE could match {m.group('matches')}"
     message = _OPTION_VALUE.sub(lambda mm: f"{mm.group('opt')}=VALUE", message)
+    message = _INVALID_CHOICE.sub(lambda mm: "invalid choice: VALUE (" if _secret_like(mm.group(1)) else mm.group(0),
+                                  message)
     return redact(message)
+
+
+_INVALID_CHOICE = re.compile(r"invalid choice: '(.*?)' \(", re.S)
+
+
+def _secret_like(value: str) -> bool:
+    """A word that may be (part of) a URL with credentials, or a password typed where a command was expected."""
+    return any(c in value for c in "@:/%#?& '\"\\") or not value.isascii()
 
 
 def _parents() -> dict[str, argparse.ArgumentParser]:

@@ -19,7 +19,7 @@ import argparse
 import json
 
 from ..errors import BlockedPlanError, InputError, StalePlanError, UsageError
-from .common import broker_settings, load_files
+from .common import broker_settings, live_target, load_files
 from .env import Environment, ExitCode
 
 
@@ -35,6 +35,9 @@ def register(subparsers, parents):
     parser.add_argument("--prune", action="store_true", help="delete unmanaged objects in the managed vhosts")
     parser.add_argument("--migrate", action="store_true",
                         help="turn blocked queue and exchange changes into message-preserving recreations")
+    parser.add_argument("--rollback", action="store_true",
+                        help="with --migrate: put the queues of interrupted migrations back with their original "
+                             "properties, messages and bindings, instead of finishing them (no other change)")
     parser.add_argument("--allow-data-loss", action="store_true",
                         help="allow deleting queues that hold messages (no if-empty guard)")
     parser.add_argument("--force", action="store_true",
@@ -57,6 +60,10 @@ def run(args, env: Environment) -> int:
 
     if args.lock_timeout < 0:
         raise UsageError("--lock-timeout must be zero or more seconds")
+    if getattr(args, "rollback", False) and not args.migrate:
+        raise UsageError("--rollback needs --migrate (it rolls back interrupted migrations)")
+    if getattr(args, "rollback", False) and args.planfile:
+        raise UsageError("--rollback plans again from the broker; do not pass a PLANFILE")
     settings = broker_settings(args, env)
     saved = _read_planfile(args.planfile, env) if args.planfile else None
     desired = None
@@ -67,7 +74,17 @@ def run(args, env: Environment) -> int:
         if args.vhosts:
             raise UsageError("--vhost cannot narrow a saved plan; pass it to 'topoform plan' instead")
     else:
-        desired = load_files(args, env).topology
+        probe = ManagementClient(settings)  # the broker's own version decides the rules
+
+        def version() -> str | None:
+            try:
+                return str(probe.overview().get("rabbitmq_version") or "") or None
+            except Exception:  # noqa: BLE001 - unreachable: reported by the reads that follow
+                return None
+            finally:
+                probe.close()
+
+        desired = load_files(args, env, target=live_target(args, env, version)).topology
         vhosts = desired.vhost_names()
         if args.vhosts:
             unknown = sorted(set(args.vhosts) - set(vhosts))
@@ -149,7 +166,22 @@ def _make_plan(desired, live, args, vhosts):
 
     options = PlanOptions(prune=args.prune, migrate=args.migrate, allow_data_loss=args.allow_data_loss,
                           force=args.force, vhosts=tuple(sorted(set(args.vhosts))) if args.vhosts else None)
-    return make_plan(desired, live, options)
+    plan = make_plan(desired, live, options)
+    if getattr(args, "rollback", False):
+        plan = rollback_plan(plan, live)
+    return plan
+
+
+def rollback_plan(plan, live):
+    """The plan of ``--rollback``: only the rollbacks of the interrupted queue migrations (shared with plan)."""
+    import dataclasses
+
+    from ..planner import migration
+
+    wanted = set(plan.vhosts)
+    changes = tuple(c for c in migration.rollback_changes(live.topology, live.queue_stats)
+                    if not wanted or c.vhost in wanted)
+    return dataclasses.replace(plan, changes=changes, unmanaged=())
 
 
 def _print_plan(plan, env: Environment) -> None:

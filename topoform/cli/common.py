@@ -43,6 +43,49 @@ def state_target(args, env: Environment):
     return resolve
 
 
+def live_target(args, env: Environment, broker_version):
+    """The target version against a live broker: the broker's own (SPEC section 6).
+
+    ``broker_version`` is a callable returning the broker's version text (``GET
+    /api/overview``) or None when it could not be read (then the offline order applies).
+    A different version named by ``--rabbitmq-version``, ``TOPOFORM_RABBITMQ_VERSION`` or
+    the files is a warning; a broker outside the supported range gets the rules of the
+    nearest supported version, with a warning.
+    """
+    from ..versions import SUPPORTED, format_version, parse_version, resolve_target
+
+    flag = getattr(args, "rabbitmq_version", None)
+    resolve_target(flag, env.environ, None, None)  # fail fast on a bad flag or variable
+
+    def resolve(files_version):
+        reported = broker_version()
+        if not reported:
+            return resolve_target(flag, env.environ, files_version, None)
+        try:
+            version = format_version(parse_version(reported))
+        except InputError:
+            try:
+                exact = parse_version(reported, supported_only=False)
+            except InputError:
+                return resolve_target(flag, env.environ, files_version, None)
+            nearest = SUPPORTED[0] if exact < parse_version(SUPPORTED[0]) else SUPPORTED[-1]
+            env.err(f"warning: the broker runs RabbitMQ {reported}, outside the supported {SUPPORTED[0]} to "
+                    f"{SUPPORTED[-1]}; using the rules of {nearest}")
+            version = nearest
+        wanted = flag or env.environ.get("TOPOFORM_RABBITMQ_VERSION") or files_version
+        if wanted:
+            try:
+                wanted_text = format_version(parse_version(str(wanted), supported_only=False))
+            except InputError:
+                wanted_text = str(wanted)
+            if wanted_text != version:
+                env.err(f"warning: the files target RabbitMQ {wanted_text} but the broker runs {reported}; "
+                        f"the broker's version decides (validated with the rules of {version})")
+        return version, "broker"
+
+    return resolve
+
+
 def _export_version(path: str) -> str | None:
     """The version field of a definitions export, or None (an unreadable file is reported later)."""
     from ..broker.live import export_version

@@ -134,6 +134,7 @@ def _write(path: Path, text: str) -> None:
 
 
 def run(args, env: Environment) -> int:
+    from ..broker.live import as_declared as live_as_declared
     from ..dump import dump_topology, vhost_filename
 
     state, source = _read(args, env)
@@ -144,7 +145,7 @@ def run(args, env: Environment) -> int:
                             hint="list the broker's vhosts with rabbitmqctl list_vhosts")
     for note in getattr(state, "notes", ()) or ():
         env.err(f"note: {note}")
-    topology = state.topology
+    topology = live_as_declared(state)  # without the x-queue-type the broker added itself
     vhosts = sorted(set(args.vhosts)) if args.vhosts else topology.vhost_names()
     if not vhosts:
         not_managed = dict(getattr(state, "not_managed", {}) or {})

@@ -14,7 +14,7 @@ import tempfile
 
 from ..errors import InputError, UsageError
 from ..perf import gc_paused
-from .common import broker_settings, dump_json, load_files, state_target
+from .common import broker_settings, dump_json, live_target, load_files, state_target
 from .env import Environment, ExitCode
 
 
@@ -35,6 +35,9 @@ def register(subparsers, parents):
     parser.add_argument("--allow-data-loss", action="store_true",
                         help="with --prune, allow deleting queues that hold messages")
     parser.add_argument("--force", action="store_true", help="with --migrate, also migrate queues that have consumers")
+    parser.add_argument("--rollback", action="store_true",
+                        help="with --migrate: show what 'apply --migrate --rollback' would do to interrupted "
+                             "migrations")
     parser.add_argument("--vhost", dest="vhosts", action="append", metavar="V",
                         help="only this vhost of the files (repeatable)")
     parser.add_argument("--out", metavar="FILE", help="save the plan (JSON, with the live state's fingerprint) "
@@ -70,7 +73,10 @@ def _compute(args, env: Environment, reader):
     from ..planner import PlanOptions, make_plan
 
     # offline (--state): the target version is the flag, env, files, then the export's own version field
-    target = state_target(args, env) if getattr(args, "state", None) else None
+    if getattr(args, "state", None):
+        target = state_target(args, env)
+    else:  # against the broker its own version decides
+        target = live_target(args, env, lambda: reader.version)
     loaded = load_files(args, env, target=target)
     desired = loaded.topology
     vhosts = desired.vhost_names()
@@ -169,7 +175,13 @@ def _scan_vhost_keys(text: str, yaml) -> set[str]:
 def run(args, env: Environment) -> int:
     from ..planner.render import render_json, render_text
 
+    if args.rollback and not args.migrate:
+        raise UsageError("--rollback needs --migrate (it rolls back interrupted migrations)")
     plan, _desired, _live = compute_plan(args, env)
+    if args.rollback:
+        from .apply import rollback_plan
+
+        plan = rollback_plan(plan, _live)
     data = None
     if args.json or args.out:
         data = render_json(plan)

@@ -20,5 +20,11 @@ if ! command -v dot >/dev/null 2>&1; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends graphviz >/dev/null
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null 2>&1 || true
-.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]' 2>&1 | grep -vE 'Warning|warn|^\s*$|!!|\*\*\*|corresp|return|Please|By 20|See https' || true
+log="$(mktemp)"
+if ! .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]' >"$log" 2>&1; then
+  cat "$log" >&2; rm -f "$log"
+  echo "setup: installing topoform and its dependencies into .venv failed (see above)" >&2
+  exit 1
+fi
+rm -f "$log"
 echo "setup: topoform installed in .venv ($(.venv/bin/topoform --version))"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Mapping
 
 from .versions import SUPPORTED, VersionLike, at_least, behaviour, has
@@ -137,6 +138,7 @@ def allowed(name: str, queue_type: str, version: VersionLike) -> bool:
     return since is not None and at_least(version, since)
 
 
+@lru_cache(maxsize=256)
 def not_allowed(queue_type: str, version: VersionLike) -> tuple[str, ...]:
     """The known arguments a ``queue_type`` queue refuses at creation on ``version``."""
     return tuple(a.name for a in QUEUE_ARGUMENTS if not allowed(a.name, queue_type, version))

@@ -27,9 +27,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Sequence
 
 from . import arguments as A
-from .model import Args, Binding, Exchange, Policy, Queue, Resource, Topology
+from .model import Args, Policy, Queue, Resource, Topology
+from .planner.normalize import effective_queue_type
 from .plugins import exchange_type_plugin
-from .versions import BEHAVIOURS, behaviour, format_version, has, parse_version
+from .versions import behaviour, format_version, has, parse_version
 
 if TYPE_CHECKING:  # pragma: no cover
     from .broker.live import LiveState
@@ -154,19 +155,28 @@ def _since(row: str) -> str:
     return behaviour(row).since or ""
 
 
-def _edit(ctx: _Ctx, what: str) -> str:
-    """How to carry out a fix: in the files and apply, or (broker objects) the same via the plan below."""
+def _edit(ctx: _Ctx, what: str, flags: str = "") -> str:
+    """How to carry out a fix: change the files, then apply with the flags the change needs
+    (``--migrate`` recreates queues and exchanges, ``--prune`` deletes what the files no longer hold)."""
+    command = f"'topoform apply{' ' + flags if flags else ''}'"
     if ctx.live:
-        return (f"{what}: make the change in the topology files (topoform import writes them from the broker) "
-                "and run 'topoform apply --migrate'")
-    return f"{what}: edit the file, then run 'topoform apply --migrate'"
+        return f"{what}: change it in the topology files, then run {command}"
+    return f"{what}: edit the file, then run {command}"
+
+
+def qtype_of(topology: Topology, q: Queue) -> str:
+    """The type the queue has: ``x-queue-type``, else the vhost's default queue type where it applies."""
+    vhost = topology.vhosts.get(("vhost", q.vhost))
+    dqt = vhost.default_queue_type if vhost is not None else None
+    # only quorum and stream defaults change a declare (3.10 lists an unset default as "undefined")
+    return effective_queue_type(q, dqt if dqt in ("quorum", "stream") else None)
 
 
 def _effective_policy(topology: Topology, q: Queue) -> Policy | None:
     """The policy that applies to a queue: the highest-priority match (RabbitMQ matches the pattern anywhere)."""
     best = None
     for p in topology.policies.values():
-        if p.vhost != q.vhost or p.apply_to not in ("queues", "all", f"{q.queue_type}_queues"):
+        if p.vhost != q.vhost or p.apply_to not in ("queues", "all", f"{qtype_of(topology, q)}_queues"):
             continue
         try:
             if not re.search(p.pattern, q.name):
@@ -221,7 +231,8 @@ def _check_policy_keys(ctx: _Ctx) -> None:
 
 
 def _ha_policy(ctx: _Ctx, p: Policy, keys: list[str]) -> None:
-    matched = sorted((q for q in ctx.topology.queues.values() if q.vhost == p.vhost and q.queue_type == "classic"
+    matched = sorted((q for q in ctx.topology.queues.values()
+                      if q.vhost == p.vhost and qtype_of(ctx.topology, q) == "classic"
                       and _effective_policy(ctx.topology, q) == p), key=lambda q: q.name)
     convertible = [(q, _as_quorum(q, ctx.old or ctx.new)) for q in matched]
     quorum = [new for _, new in convertible if new is not None]
@@ -238,14 +249,15 @@ def _ha_policy(ctx: _Ctx, p: Policy, keys: list[str]) -> None:
     plan = ctx.fix_with_plan(p.vhost, policy_fix + quorum, [] if rest else [p])
     ctx.add("error", p, f"classic mirrored queue policy ({', '.join(keys)}): RabbitMQ {ctx.to} refuses it "
                         f"(classic queue mirroring was removed in {_since('ha_policies_refused')}; "
-                        f"400 not recognised policy settings)", _edit(ctx, what[0].upper() + what[1:]),
+                        f"400 not recognised policy settings)",
+            _edit(ctx, what[0].upper() + what[1:], "--migrate" + ("" if rest else " --prune")),
             "ha_policies_refused", plan)
 
 
 def _check_queue_arguments(ctx: _Ctx) -> None:
     """Queue arguments the target refuses or deprecates, or no longer accepts for the queue's type."""
     for q in _queues(ctx):
-        qtype = q.queue_type
+        qtype = qtype_of(ctx.topology, q)
         for name, value in q.arguments.items():
             entry = A.queue_argument(name)
             if entry is None or (name == "x-queue-version"):
@@ -257,7 +269,7 @@ def _check_queue_arguments(ctx: _Ctx) -> None:
             elif ctx.old is not None and A.allowed(name, qtype, ctx.old) and not A.allowed(name, qtype, ctx.new):
                 ctx.add("error", q, f"argument {name}: a {qtype} queue cannot have it on RabbitMQ {ctx.to} "
                                     "(406 invalid arg)",
-                        _edit(ctx, f"Remove {name}"), _TYPE_ROWS.get((name, qtype), "arguments"),
+                        _edit(ctx, f"Remove {name}", "--migrate"), _TYPE_ROWS.get((name, qtype), "arguments"),
                         ctx.fix_with_plan(q.vhost, [_without(q, name)]))
                 continue
             else:
@@ -274,7 +286,7 @@ def _check_queue_arguments(ctx: _Ctx) -> None:
                     how += (f" (x-queue-leader-locator, its replacement, is accepted on {qtype} queues from "
                             f"{A.queue_argument('x-queue-leader-locator').types.get(qtype)})")
             ctx.add(severity, q, f"argument {name}: RabbitMQ {ctx.to} {verb} it ({behaviour(row).description})",
-                    _edit(ctx, how[0].upper() + how[1:] + " (the queue is recreated)"), row,
+                    _edit(ctx, how[0].upper() + how[1:] + " (the queue is recreated)", "--migrate"), row,
                     ctx.fix_with_plan(q.vhost, [fixed]))
 
 
@@ -296,17 +308,18 @@ def _check_queue_version(ctx: _Ctx) -> None:
     if not has(ctx.new, row):
         return
     for q in _queues(ctx):
-        if q.queue_type == "classic" and q.arguments.get("x-queue-version") == 1:
+        if qtype_of(ctx.topology, q) == "classic" and q.arguments.get("x-queue-version") == 1:
             ctx.add("error", q, f"argument x-queue-version: 1: RabbitMQ {ctx.to} refuses it (406 unsupported queue "
                                 f"version; classic queues v1 were removed in {_since(row)})",
-                    _edit(ctx, "Remove x-queue-version (or set 2) (the queue is recreated)"), row,
+                    _edit(ctx, "Remove x-queue-version (or set 2) (the queue is recreated)", "--migrate"), row,
                     ctx.fix_with_plan(q.vhost, [_without(q, "x-queue-version")]))
     for p in sorted(ctx.topology.policies.values(), key=lambda p: p.key):
         if p.definition.get("queue-version") == 1:
             rest = {k: v for k, v in p.definition.items() if k != "queue-version"}
             ctx.add("warning", p, f"policy key queue-version: 1 has no effect on RabbitMQ {ctx.to} (classic queues "
                                   f"v1 were removed in {_since(row)}; measured: 4.3.6 accepts the policy)",
-                    _edit(ctx, "Remove queue-version from the policy (it changes in place)"), row,
+                    _edit(ctx, "Remove queue-version from the policy (it changes in place)", "" if rest else "--prune"),
+                    row,
                     ctx.fix_with_plan(p.vhost, [p.replace(definition=Args(rest))] if rest else [],
                                       [] if rest else [p]))
 
@@ -317,7 +330,7 @@ def _check_queue_mode(ctx: _Ctx) -> None:
     if ctx.new < parse_version(since) or (ctx.old is not None and ctx.old >= parse_version(since)):
         return
     for q in _queues(ctx):
-        if q.queue_type == "classic" and "x-queue-mode" in q.arguments:
+        if qtype_of(ctx.topology, q) == "classic" and "x-queue-mode" in q.arguments:
             ctx.add("warning", q, f"argument x-queue-mode: {q.arguments['x-queue-mode']} is ignored from RabbitMQ "
                                   f"{since} (classic queues keep messages on disk much as lazy queues did)",
                     "Nothing breaks; remove it when the queue is next recreated", "queue_mode_ignored")
@@ -362,7 +375,7 @@ def _check_topic_keys(ctx: _Ctx) -> None:
             plan = ()
         ctx.add("error", b, f"topic binding key '{b.routing_key}' has {b.routing_key.split('.').count('#')} '#' "
                             f"words: RabbitMQ {ctx.to} refuses it (406 at most 2 are allowed)",
-                _edit(ctx, how), row, plan)
+                _edit(ctx, how, "--prune"), row, plan)
 
 
 def _check_transient_queues(ctx: _Ctx) -> None:
@@ -370,13 +383,13 @@ def _check_transient_queues(ctx: _Ctx) -> None:
     if not has(ctx.new, row):
         return
     for q in _queues(ctx):
-        if q.durable or q.queue_type != "classic":
+        if q.durable or qtype_of(ctx.topology, q) != "classic":
             continue
         ctx.add("warning", q, f"transient non-exclusive queue: RabbitMQ {ctx.to} deprecates it (feature "
                               f"transient_nonexcl_queues, deprecated from {_since(row)}; where the broker denies it "
                               "the declare closes the connection)",
                 _edit(ctx, "Make it durable (durable: true; clients must declare it durable too), or exclusive if "
-                           "one connection owns it (the queue is recreated)"), row,
+                           "one connection owns it (the queue is recreated)", "--migrate"), row,
                 ctx.fix_with_plan(q.vhost, [q.replace(durable=True)]))
 
 
@@ -421,7 +434,7 @@ def _check_exchange_types(ctx: _Ctx) -> None:
             else:
                 ctx.add("error", ex, f"exchange type {ex.type} does not exist on RabbitMQ {ctx.to} (built in from "
                                      f"{_since(row)}): {how}",
-                        _edit(ctx, "Use another exchange type (the exchange is recreated)"), row)
+                        _edit(ctx, "Use another exchange type (the exchange is recreated)", "--migrate"), row)
             continue
         plugin = exchange_type_plugin(ex.type)
         ctx.add("warning", ex, f"exchange type {ex.type} comes from a plugin ({plugin or 'unknown to topoform'}): "
@@ -446,7 +459,7 @@ def _check_quorum_delivery_limit(ctx: _Ctx) -> None:
     if not ctx.changes(row):
         return
     for q in _queues(ctx):
-        if q.queue_type != "quorum" or "x-delivery-limit" in q.arguments:
+        if qtype_of(ctx.topology, q) != "quorum" or "x-delivery-limit" in q.arguments:
             continue
         p = _effective_policy(ctx.topology, q)
         if p is not None and "delivery-limit" in p.definition:
@@ -537,9 +550,12 @@ def check_deprecated_features(used: Iterable[Mapping], old, new) -> list[Upgrade
     return out
 
 
+_KIND_ORDER = {k: i for i, k in enumerate(("broker", "deprecated-feature", "vhost", "policy", "exchange", "queue",
+                                            "binding"))}
+
+
 def _sort_key(f: UpgradeFinding):
-    return (0 if f.is_error else 1, f.source != "broker" and f.source != "state-file", f.vhost, f.kind, f.name,
-            f.rule)
+    return (0 if f.is_error else 1, f.source == "files", f.vhost, _KIND_ORDER.get(f.kind, 99), f.name, f.rule)
 
 
 def check(new, *, live: "LiveState | None" = None, files: Topology | None = None, files_locate=None,
@@ -583,14 +599,17 @@ def remedy_planner(live: "LiveState") -> PlanFn:
             by_key[r.key] = r
         desired = Topology.build(list(by_key.values()))
         result = make_plan(desired, live, PlanOptions(prune=bool(remove), migrate=True, vhosts=(vhost,)))
-        if not result.changes:
-            return ()
-        # the planner's reasons speak of "the files"; here only the changes and steps matter
-        # (a blocked change keeps its reason: it says why the fix cannot be applied as is)
+        # only the changes to the objects fixed (the planner may see other differences, e.g. a queue
+        # whose stored arguments are ambiguous); its reasons speak of "the files", so only the changes
+        # and steps are kept (a blocked change keeps its reason: why the fix cannot be applied as is)
         from .planner.plan import Action
 
-        terse = dataclasses.replace(result, unmanaged=(), changes=tuple(
-            c if c.action is Action.BLOCKED else dataclasses.replace(c, reason="") for c in result.changes))
+        wanted = {(r.kind, r.display_name) for r in (*replace, *remove)}
+        changes = tuple(c if c.action is Action.BLOCKED else dataclasses.replace(c, reason="")
+                        for c in result.changes if (c.kind, c.name) in wanted)
+        if not changes:
+            return ()
+        terse = dataclasses.replace(result, unmanaged=(), changes=changes)
         return tuple(line for line in render_text(terse).splitlines() if line.strip())
 
     return plan

@@ -146,7 +146,7 @@ def _check_policy(state, policy: Policy, doc, path: tuple, version) -> None:
                   f"queues", doc.locate(path + ("apply_to",)))
     for key in policy.definition:
         entry = A.policy_key(key)
-        if entry is None:
+        if entry is None or not (entry.refused_by or entry.deprecated_by):
             continue
         where = doc.locate(path + ("definition", key), True)
         if A.refused(entry, version):
@@ -212,8 +212,8 @@ def _check_queue(state, q: Queue, default_type: str | None, doc, path: tuple, ve
         if entry is None:
             _typo(state, "queue", q.name, name, doc, path)
             continue
-        if entry.types.get(qtype) is None:
-            continue  # reported above
+        if entry.types.get(qtype) is None or not (entry.refused_by or entry.deprecated_by):
+            continue  # reported above, or nothing to say
         where = doc.locate(path + ("arguments", name), True)
         if A.refused(entry, version):
             state.add("argument-refused",

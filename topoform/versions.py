@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Mapping, Union
 
 from .errors import InputError
@@ -188,8 +189,9 @@ def behaviour(key: str) -> Behaviour:
         raise KeyError(f"unknown version behaviour {key!r}") from None
 
 
+@lru_cache(maxsize=1024)
 def has(version: VersionLike, key: str) -> bool:
-    """Whether the behaviour ``key`` holds on ``version``."""
+    """Whether the behaviour ``key`` holds on ``version`` (cached: the checks ask per object)."""
     return behaviour(key).holds(version)
 
 

@@ -217,7 +217,7 @@ def test_a_user_without_configure_permission_gets_an_error_naming_the_object(vho
 
 def test_wrong_credentials_give_a_one_line_error(vhost, broker, tmp_path):
     files = tmp_path / "t.yaml"
-    files.write_text(yaml.safe_dump({"vhosts": {vhost: {"queues": {"q": {}}}}}))
+    files.write_text(yaml.safe_dump({"vhosts": {vhost: {"queues": {"q": {"durable": True}}}}}))
     wrong = "wrong-" + secrets.token_hex(8)
     env = {"TOPOFORM_URL": f"amqp://{broker.username}:{wrong}@{broker.amqp_host}:{broker.amqp_port}/", "CI": "1",
            "TOPOFORM_MANAGEMENT_URL": _management_url(broker, broker.username, wrong)}

@@ -112,10 +112,18 @@ def _objects(admin, vhost: str) -> dict:
         if x.get("internal") and x["name"] not in exchanges:
             exchanges[x["name"]] = x
     keep = ("type", "durable", "auto_delete", "arguments")
+    # A queue's stored arguments lack x-queue-type where 3.10 made it classic without one
+    # (its definitions import does so even under a quorum default, which no declare can
+    # reproduce there): compare with the type the broker reports for it filled in.
+    types = {r["name"]: r.get("type") for r in admin.get(f"/api/queues/{q}?columns=name,type")}
+    quorum_default = admin.get(f"/api/vhosts/{q}").get("default_queue_type") in ("quorum", "stream")
     out = {
         "exchanges": {n: {**{k: x.get(k) for k in keep}, "internal": bool(x.get("internal"))}
                       for n, x in exchanges.items()},
-        "queues": {r["name"]: {k: r.get(k) for k in ("durable", "auto_delete", "arguments", "type")}
+        "queues": {r["name"]: {"durable": r.get("durable"), "auto_delete": r.get("auto_delete"),
+                               "arguments": {"x-queue-type": types[r["name"]], **(r.get("arguments") or {})},
+                               # elsewhere the stored arguments themselves must be equal
+                               "stored": None if quorum_default else r.get("arguments")}
                    for r in defs.get("queues") or ()},
         "bindings": sorted(json.dumps({k: b.get(k) for k in ("source", "destination", "destination_type",
                                                              "routing_key", "arguments")}, sort_keys=True)

@@ -47,11 +47,11 @@ def _assert_clean(mgmt, vhost):
 
 QQ = {"x-queue-type": "quorum"}
 SCENARIOS = {  # name: (durable before, arguments before, arguments after, durable after, messages)
-    "classic-to-quorum": (True, {}, QQ, True, N),
+    "classic-to-quorum": (True, {}, QQ, True, 5000),
     "ttl-change": (True, {"x-message-ttl": 3_600_000}, {"x-message-ttl": 7_200_000}, True, 5000),
     "durability-change": (False, {}, {}, True, 5000),
-    "quorum-ttl-change": (True, {**QQ, "x-message-ttl": 3_600_000}, {**QQ, "x-message-ttl": 7_200_000}, True, 3000),
-    "quorum-to-classic": (True, QQ, {}, True, 3000),
+    "quorum-ttl-change": (True, {**QQ, "x-message-ttl": 3_600_000}, {**QQ, "x-message-ttl": 7_200_000}, True, 2500),
+    "quorum-to-classic": (True, QQ, {}, True, 2500),
 }
 
 

@@ -221,7 +221,8 @@ def test_broker_refusal_names_the_step_is_not_retried_and_rollback_restores_the_
 @pytest.mark.parametrize("point", ["move_out:1:confirmed", "declare_queue", "move_back:1:confirmed"])
 def test_rollback_of_a_killed_migration_puts_the_queue_back(broker, broker_env, vhost, amqp, mgmt, tmp_path,
                                                             test_password, point):
-    n = 3000
+    n = 700  # three batches of 250 (test hook TOPOFORM_TEST_BATCH)
+    broker_env = {**broker_env, "TOPOFORM_TEST_BATCH": "250"}
     _setup(amqp, TTL1)
     bindings = _bindings(mgmt, vhost, "orders")
     messages = ms.corpus(n, broker.username, seed=9, priorities=False)
@@ -283,3 +284,24 @@ def test_rollback_without_an_interrupted_migration_is_a_clear_error(broker, vhos
                     steps=(Step("begin_rollback"),))
     with pytest.raises(MigrationError, match="no interrupted migration"):
         run_migration(change, ms.context(broker))
+
+
+def test_a_connection_level_refusal_is_a_refusal_not_a_lost_connection(broker, vhost, amqp):
+    # 540 NOT_IMPLEMENTED closes the whole connection; it must not be taken for a lost one (retried)
+    from topoform.apply.migrate_io import MigrationBroker
+
+    ch = amqp.channel()
+    ch.queue_declare("qq", durable=True, arguments=QQ)
+    ch.close()
+    client = MigrationBroker(ms.context(broker), vhost)
+    try:
+        with pytest.raises(amqp_module().AmqpError) as caught:
+            client.call("queue 'qq'", lambda c: c.queue_delete("qq", if_empty=True))  # what the old code sent
+        assert caught.value.reply_code == 540 and caught.value.code == "broker-refused"
+    finally:
+        client.close()
+    assert ms.count(amqp, "qq") == 0
+
+
+def amqp_module():
+    return amqp

@@ -114,3 +114,15 @@ def test_an_enabled_plugin_lets_its_policy_apply(vhost, broker_env, cli, mgmt, t
     r = cli(["apply", "--auto-approve", "-f", files], environ=broker_env)
     assert r.code == 0, r
     assert mgmt.get(f"/api/policies/{quote_segment(vhost)}/fed")["definition"] == {"federation-upstream-set": "all"}
+
+
+def test_an_administrator_without_permission_on_an_existing_vhost_is_stopped_before_the_lock(vhost, broker,
+                                                                                             make_user, mgmt,
+                                                                                             tmp_path):
+    user, password = make_user("administrator")  # sees every vhost, may enter none
+    files = _files(tmp_path, vhost, {"queues": {"q": {"durable": True}}})
+    r = run_cli(["apply", "--auto-approve", "-f", files], environ=_env(broker, user, password), secrets=(password,))
+    assert r.code == 1, r
+    assert f"missing: user '{user}' has no permission on vhost '{vhost}' (it exists)" in r.err
+    assert "+ vhost" not in r.out  # stopped before planning a create for a vhost that exists
+    assert mgmt.get(f"/api/queues/{quote_segment(vhost)}") == []

@@ -210,7 +210,7 @@ def test_saved_plan_holds_no_password(vhost, broker_env, cli, tmp_path, test_pas
 
 
 def test_wrong_password_is_one_line_without_the_password(vhost, broker, broker_env, cli, tmp_path, test_password):
-    _write(tmp_path, vhost, "    queues: {q: {}}\n")
+    _write(tmp_path, vhost, "    queues: {q: {durable: true}}  # durable: no 4.x deprecation warning line\n")
     env = dict(broker_env, TOPOFORM_MANAGEMENT_URL=broker.management_url.replace(test_password, test_password + "x"))
     r = cli(["plan"], environ=env, cwd=tmp_path)
     assert r.code == 1 and r.err.count("\n") == 1 and "refused the credentials" in r.err, r
@@ -225,7 +225,7 @@ def test_user_without_the_needed_tag(tags, expect, admin, broker, vhost, cli, tm
     try:
         admin.put(f"/api/permissions/{quote_segment(vhost)}/{quote_segment(user)}",
                   {"configure": ".*", "write": ".*", "read": ".*"})
-        _write(tmp_path, vhost, "    queues: {q: {}}\n")
+        _write(tmp_path, vhost, "    queues: {q: {durable: true}}\n")
         url = broker.http_base_clean.replace("://", f"://{user}:{password}@", 1)
         r = cli(["plan"], environ={"TOPOFORM_MANAGEMENT_URL": url}, cwd=tmp_path)
         assert r.code == 1 and expect in r.err and r.err.count("\n") == 1, r

@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from helpers import run_cli
-from passwords import assert_no_piece, make_passwords
+from passwords import REQUIRED_ARGS, TAKES_FILES, assert_no_piece, broker_commands, make_passwords
 from topoform.broker import amqp
 from topoform.broker.settings import BrokerSettings, quote_segment
 from topoform.errors import BrokerError
@@ -122,6 +122,10 @@ def test_a_password_with_every_special_character_works_for_every_command(mode, m
     assert r.code == 1 and "stale" in r.err, r  # the saved plan is stale now: read and compared as that user
     r = _run(["plan", "-f", topo, "--detailed-exitcode", *extra], env, tmp_path, PASSWORD)
     assert r.code == 0, r
+    for command, argv in _commands(tmp_path, vhost).items():  # any other command that connects
+        if command not in ("plan", "apply", "import"):
+            r = _run([*argv, *extra], env, tmp_path, PASSWORD)
+            assert r.code in (0, 3), r  # 3: a finding about the target version, not a connection failure
     assert_no_piece(PASSWORD, caplog.text)
 
 
@@ -138,14 +142,24 @@ def test_the_amqp_side_accepts_the_password_as_utf8(make_user, vhost, broker):
 
 # ----------------------------------------------------------------------------- failure paths on the broker
 def _commands(tmp_path, vhost):
+    """The argv of every command that connects (found in the CLI), reaching as far as the broker."""
     topo = _topology(tmp_path, vhost)
-    return {"plan": ["plan", "-f", topo, "--out", tmp_path / "plan.json"],
-            "apply": ["apply", "--auto-approve", "-f", topo],
-            "import": ["import", "--vhost", vhost]}
+    out = {}
+    for command in broker_commands():
+        argv = [command] + (["-f", topo] if command in TAKES_FILES else []) + REQUIRED_ARGS.get(command, [])
+        if command == "plan":
+            argv += ["--out", tmp_path / "plan.json"]
+        if command in ("import", "upgrade-check"):
+            argv += ["--vhost", vhost]
+        out[command] = argv
+    return out
+
+
+COMMANDS = broker_commands()
 
 
 @pytest.mark.parametrize("debug", [False, True])
-@pytest.mark.parametrize("command", ["plan", "apply", "import"])
+@pytest.mark.parametrize("command", COMMANDS)
 def test_a_wrong_password_is_one_line_without_either_password(command, debug, make_user, vhost, where, tmp_path,
                                                              caplog):
     caplog.set_level(logging.DEBUG)
@@ -172,7 +186,7 @@ def test_a_wrong_amqp_password_behind_a_working_management_api(debug, make_user,
 
 
 @pytest.mark.parametrize("debug", [False, True])
-@pytest.mark.parametrize("command", ["plan", "apply", "import"])
+@pytest.mark.parametrize("command", COMMANDS)
 def test_a_user_without_tags_is_told_so(command, debug, make_user, vhost, where, tmp_path):
     user = make_user("", {vhost: (".*", ".*", ".*")})
     extra, env = _credentials("env", user, PASSWORD, where, tmp_path)
@@ -182,7 +196,7 @@ def test_a_user_without_tags_is_told_so(command, debug, make_user, vhost, where,
 
 
 @pytest.mark.parametrize("debug", [False, True])
-@pytest.mark.parametrize("command", ["plan", "apply", "import"])
+@pytest.mark.parametrize("command", COMMANDS)
 def test_a_management_user_without_permission_on_the_vhost_leaks_nothing(command, debug, make_user, vhost, where,
                                                                          tmp_path):
     # what is reported is item 6's business; here: exit 1, no traceback without --debug, no password

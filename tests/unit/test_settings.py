@@ -37,6 +37,8 @@ from topoform.errors import UsageError  # noqa: E402
     ("x amqp://u:pass word@h/ y", ["pass", "word"], "amqp://u:***@h/ y"),
     # no ":" in the userinfo: it may all be a password
     ("amqp://secret-only@h/", ["secret"], "amqp://***@h/"),
+    # "x//" inside a password does not start another URL
+    ("amqp://u:secretpart//more@h/", ["secretpart", "more"], "amqp://u:***@h/"),
     # two URLs on one line are redacted separately
     ("a amqp://u1:pw-one@h1/ and http://u2:pw-two@h2:15672/api", ["pw-one", "pw-two"],
      "amqp://u1:***@h1/ and http://u2:***@h2:15672/api"),

@@ -52,12 +52,20 @@ def test_ha_policy_is_an_error_from_40_with_the_quorum_plan():
     [f] = found(report, "ha_policies_refused")
     assert (f.severity, f.vhost, f.kind, f.name) == ("error", V, "policy", "ha-all")
     assert "ha-mode" in f.message and "4.3" in f.message
-    assert "quorum" in f.remedy and "orders" in f.remedy
+    assert "quorum" in f.remedy and "orders" in f.remedy and "'topoform apply --migrate --prune'" in f.remedy
     text = "\n".join(f.plan)
     assert "-/+ queue orders" in text and '"quorum"' in text and "- " in text and "policy ha-all" in text
     assert report.breaks and report.summary["errors"] >= 1
     assert found(run("4.0", DURABLE, HA), "ha_policies_refused")
     assert not found(run("3.13", DURABLE, HA), "ha_policies_refused")
+
+
+@pytest.mark.parametrize("default", ["undefined", "classic", None])
+def test_ha_policy_plan_with_a_vhost_default_that_does_not_make_quorum_queues(default):
+    state = LiveState(topology=Topology.build([Vhost(name=V, default_queue_type=default), DURABLE, HA]),
+                      version="3.10.8")  # 3.10 lists an unset default queue type as "undefined"
+    [f] = found(U.check("4.3", live=state), "ha_policies_refused")
+    assert "-/+ queue orders" in "\n".join(f.plan)
 
 
 def test_ha_policy_with_other_keys_is_updated_not_deleted_and_skips_auto_delete_queues():
@@ -75,6 +83,15 @@ def test_ha_policy_mirrors_only_the_queues_it_wins_for():
                    definition=Args({"message-ttl": 1}))
     [f] = found(run("4.3", DURABLE, HA, other), "ha_policies_refused")
     assert "queue orders" not in "\n".join(f.plan)
+
+
+def test_vhost_default_queue_type_decides_what_a_queue_is():
+    qv = Vhost(name=V, default_queue_type="quorum")
+    typeless = Queue(vhost=V, name="orders", durable=True)  # a quorum queue: the vhost's default
+    report = U.check("4.3", live=LiveState(topology=Topology.build([qv, typeless, HA]), version="3.10.8"))
+    [f] = found(report, "ha_policies_refused")
+    assert "queue orders" not in "\n".join(f.plan) and "orders" not in f.remedy  # nothing mirrored to move
+    assert found(report, "quorum_default_delivery_limit", name="orders")
 
 
 def test_transient_queue_is_a_warning_from_40_with_the_durable_plan():
@@ -98,6 +115,7 @@ def test_three_hash_topic_key_is_an_error_on_43_only():
     [h] = found(report, "topic_max_two_hash", name=hard.name)
     assert c.severity == h.severity == "error" and "3 '#'" in c.message
     assert "'a.#'" in c.remedy and "+   binding events -> orders [a.#]" in "\n".join(c.plan)
+    assert "'topoform apply --prune'" in c.remedy
     assert "binding events -> orders [a.#.#.#]" in "\n".join(c.plan)
     assert h.plan == () and "test-route" in h.remedy
     assert not found(run("4.0", DURABLE, TOPIC, collapsible, hard), "topic_max_two_hash")
@@ -287,3 +305,17 @@ def test_cli_files_are_checked_too_with_positions(tmp_path):
     assert r.code == 3, r
     [f] = [f for f in r.json["findings"] if f["rule"] == "ha_policies_refused"]
     assert f["source"] == "files" and "t.yaml:6:" in f["location"]
+
+
+def test_upgrade_module_is_pure():
+    """topoform.upgrade does no I/O: no transports, no CLI (checked in a fresh interpreter)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, json, topoform.upgrade; print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] "
+            "in ('requests', 'pika', 'topoform'))))")
+    loaded = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                       check=True).stdout)
+    bad = [m for m in loaded if m in ("requests", "pika") or m.startswith(("topoform.cli", "topoform.broker.http",
+                                                                           "topoform.broker.amqp", "topoform.apply"))]
+    assert not bad and "topoform.upgrade" in loaded

@@ -277,3 +277,38 @@ def test_table_rows_name_real_behaviours_and_queue_types():
 ])
 def test_allowed_per_type_and_version(qtype, arg, version, ok):
     assert A.allowed(arg, qtype, version) is ok
+
+
+# ---------------------------------------------------------------- routing follows the target
+
+EDGE = __import__("pathlib").Path(__file__).resolve().parent.parent / "data" / "routing" / "edge.yaml"
+
+
+@pytest.mark.parametrize("version, reached", [("3.10", "q-int"), ("3.12", "q-int"), ("3.13", "unroutable"),
+                                              ("4.3", "unroutable")])
+def test_graph_route_follows_the_target(version, reached):
+    r = run_cli(["graph", "-f", EDGE, "--route", "h", "", "-H", "n=1.0", "--rabbitmq-version", version])
+    assert r.code == 0, r
+    assert f"route: h [] -> {reached}" in r.err.splitlines()
+
+
+def test_route_tests_follow_the_target(tmp_path):
+    f = write(tmp_path / "t.yaml", """\
+        vhosts:
+          /:
+            exchanges: {h: {type: headers, durable: true}}
+            queues: {q: {durable: true, bindings: [{exchange: h, arguments: {n: 1}}]}}
+        tests:
+          - {exchange: h, headers: {n: 1.0}, expect: [q]}
+    """)
+    assert run_cli(["test", "-f", f, "--rabbitmq-version", "3.10"]).code == 0
+    r = run_cli(["test", "-f", f, "--rabbitmq-version", "4.0"])
+    assert r.code == 3 and "FAIL" in r.out
+    assert run_cli(["test", "-f", f], environ={"TOPOFORM_RABBITMQ_VERSION": "3.11"}).code == 0
+
+
+def test_export_validates_for_the_target(tmp_path):
+    f = write(tmp_path / "t.yaml", HA)
+    assert run_cli(["export", "-f", f, "--rabbitmq-version", "3.10"]).code == 0
+    r = run_cli(["export", "-f", f])
+    assert r.code == 1 and r.out == "" and "ha-mode" in r.err

@@ -69,3 +69,12 @@ def test_a_4x_export_imports_like_the_same_3_10_export():
     assert as_declared(a) == as_declared(b) == b.topology  # import writes the same files
     assert a.topology != b.topology  # the planner sees what each broker stores
     assert a.version == "4.0.5" and b.version == "3.10.8"
+
+
+def test_bindings_of_queues_a_43_export_leaves_out_are_dropped_and_counted():
+    defs = {"queues": [{"name": "q"}], "bindings": [
+        {"source": "x", "destination": "q", "destination_type": "queue"},
+        {"source": "x", "destination": "mine", "destination_type": "queue"},   # exclusive: not listed
+        {"source": "x", "destination": "y", "destination_type": "exchange"}]}
+    out, dropped = versioned.drop_bindings_to_unlisted_queues(defs)
+    assert dropped == 1 and [b["destination"] for b in out["bindings"]] == ["q", "y"]

@@ -43,7 +43,8 @@ can SIGKILL it there: a step name (``delete_queue``) pauses before that step;
 ``MOVER:BATCH:POINT`` (for example ``move_out:2:confirmed``) pauses inside a move,
 after batch BATCH (0-based) was ``journaled``, ``published`` or ``confirmed``
 (confirmed, not yet acknowledged). ``TOPOFORM_TEST_PAUSE_FILE`` names a file the run
-creates when it pauses. Never set them outside tests.
+creates when it pauses. ``TOPOFORM_TEST_BATCH=N`` makes the mover's batches N messages
+(prefetch 2N) so that kill tests need fewer messages. Never set them outside tests.
 
 Must not import cli.
 """
@@ -58,7 +59,7 @@ from ..model import Exchange, Queue
 from ..planner import migration as plan_m
 from ..planner.plan import Change
 from .migrate_io import (MigrationBroker, MigrationError, QueueNotEmpty, exchange_from_http, http_json, pause,
-                         queue_from_http)
+                         queue_from_http, batch_override)
 from .migrate_move import STAMP, Mover
 
 
@@ -272,7 +273,7 @@ class QueueMigration(_Migration):
         mover = Mover(self.broker.conn, self.broker, src, dst, self.journal, mode=mode,
                       username=self.ctx.settings.username, note=self.note,
                       label=f"queue {self.name} ({label_op})", environ=self.environ,
-                      source_type=self._type_of(src))
+                      source_type=self._type_of(src), **batch_override(self.environ))
         mover.label_op = label_op
         return mover
 

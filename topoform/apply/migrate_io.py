@@ -59,6 +59,15 @@ def pause(point: str, environ=None) -> None:
         time.sleep(3600)
 
 
+def batch_override(environ=None) -> dict:
+    """Mover batch and prefetch from the test hook ``TOPOFORM_TEST_BATCH`` (tests only), else {}."""
+    environ = os.environ if environ is None else environ
+    raw = environ.get("TOPOFORM_TEST_BATCH", "")
+    if raw.isdigit() and int(raw) > 0:
+        return {"batch": int(raw), "prefetch": 2 * int(raw)}
+    return {}
+
+
 # ---------------------------------------------------------------------- small AMQP helpers
 class MigrationBroker:
     """One blocking connection for topology operations and passive counts, with typed errors."""

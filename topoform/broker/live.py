@@ -295,6 +295,7 @@ class LiveReader:
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="topoform-read")
         self._listing: Future | None = None
         self._overview: Future | None = None
+        self._dropped: dict[str, int] = {}  # per vhost: bindings of unlisted (exclusive) queues, 4.3
         self._reads: dict[str, tuple[Future, Future]] = {}
 
     def _listing_future(self) -> Future:
@@ -324,6 +325,9 @@ class LiveReader:
             rows = self.client.get(f"/api/exchanges/{quote_segment(vhost)}",
                                    params={"columns": "name,type,durable,auto_delete,internal,arguments"})
             defs = versioned.merge_internal_exchanges(defs, rows)
+            if not getattr(self.client, "_definitions_forbidden", False):  # the export, not the listings
+                defs, dropped = versioned.drop_bindings_to_unlisted_queues(defs)
+                self._dropped[vhost] = dropped
         return defs
 
     def _start(self, vhost: str, stats: bool = True) -> tuple[Future, Future | None]:
@@ -365,6 +369,7 @@ class LiveReader:
             listing_rows = stats_future.result() if stats and stats_future is not None else []
             exclusive = {str(r["name"]) for r in listing_rows if r.get("exclusive")}
             resources.extend(_vhost_resources(defs, vhost, exclusive, skipped))
+            skipped["bindings to skipped queues"] += self._dropped.get(vhost, 0)
             # exports never list exclusive queues (section 4.1): count them from the listing
             skipped["exclusive queues"] += len(exclusive) - sum(
                 1 for r in defs.get("queues") or () if str(r.get("name")) in exclusive)
@@ -568,22 +573,27 @@ def live_from_definitions(definitions: Mapping, vhosts: Sequence[str] | None) ->
 
 
 def _as_loaded_by(rows: Mapping, default_queue_type: str | None, version: str | None) -> Mapping:
-    """A vhost's rows as the export's own broker loads them.
+    """A vhost's rows as the export's own broker stores them once it loads them.
 
-    3.x's definitions import ignores the vhost's default queue type: a queue row without
-    ``x-queue-type`` becomes a classic queue even where the default is quorum (4.0 and 4.3
-    apply the default; checked with POST /api/definitions on 3.10.8, 4.0.5, 4.3.6). Such
-    rows get an explicit ``x-queue-type: classic``, so the files import writes keep them classic.
+    Queue rows without ``x-queue-type`` (checked with POST /api/definitions on 3.10.8,
+    4.0.5, 4.3.6): 4.x applies the vhost's default queue type (quorum for a durable,
+    non-exclusive, non-auto-delete row where it is quorum) and stores the type it made;
+    3.x's definitions import ignores the default and makes them classic, storing no type,
+    which is how they read already (a stored queue without the key is classic; ``import``
+    then writes ``x-queue-type: classic`` where the default would say otherwise, see
+    :func:`as_declared`). A file that names no version is read as written.
     """
     major = versioned.rules_version(version)
-    if major is None or major >= (4, 0) or default_queue_type in (None, "", "classic", DQT_UNSET):
+    if major is None or major < (4, 0):
         return rows
+    dqt = default_queue_type if default_queue_type not in ("", DQT_UNSET) else None
     queues = []
     for row in rows.get("queues") or ():
         args = row.get("arguments") if isinstance(row.get("arguments"), Mapping) else {}
-        if "x-queue-type" not in args and row.get("durable") and not row.get("exclusive") \
-                and not row.get("auto_delete"):
-            row = {**row, "arguments": {**args, "x-queue-type": "classic"}}
+        if "x-queue-type" not in args:
+            made = versioned.implied_queue_type(bool(row.get("durable")), bool(row.get("exclusive")),
+                                                bool(row.get("auto_delete")), dqt)
+            row = {**row, "arguments": {**args, "x-queue-type": made}}
         queues.append(row)
     return {**rows, "queues": queues}
 
@@ -598,7 +608,16 @@ def as_declared(state: LiveState) -> Topology:
     dqts = {v.name: v.default_queue_type for v in state.topology.vhosts.values()}
     resources = versioned.normalize_resources(state.topology.resources(), dqts,
                                               versioned.rules_version(state.version))
-    return Topology.build(resources)
+    # A queue stored without x-queue-type is classic (3.10's definitions import makes such
+    # queues even where the vhost's default is quorum): where a declare without the key
+    # would now get another type, the file must say classic, or it plans a change.
+    out = []
+    for r in resources:
+        if type(r) is Queue and "x-queue-type" not in state.topology.queues[r.key].arguments and \
+                versioned.implied_queue_type(r.durable, r.exclusive, r.auto_delete, dqts.get(r.vhost)) != "classic":
+            r = r.replace(arguments=Args({**r.arguments, "x-queue-type": "classic"}))
+        out.append(r)
+    return Topology.build(out)
 
 
 def export_version(definitions: Mapping) -> str | None:

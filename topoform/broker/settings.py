@@ -34,6 +34,7 @@ ENCODE_HINT = ("percent-encode special characters of the user and password (@ as
 _SCHEME_START = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*:?//)")
 _PORT_ONLY = re.compile(r"[^:@/\s]*:\d+(?:[/?#]\S*)?$")
 _SAFE_USER = re.compile(r"[A-Za-z0-9._~%+-]*$")
+_URL_BEFORE = set(" \t('\"<[{,=")
 
 _secrets: set[str] = set()
 _secrets_lock = threading.Lock()
@@ -70,8 +71,9 @@ def _redact_line(line: str) -> str:
         if m.start() < pos:
             continue
         body_start = m.end()
-        # the URL can reach no further than the next scheme on the line
-        limit = starts[i + 1].start() if i + 1 < len(starts) else len(line)
+        # the URL can reach no further than the next URL on the line: a scheme after a space,
+        # quote or bracket ("x//" inside a password is not one)
+        limit = next((n.start() for n in starts[i + 1:] if line[n.start() - 1] in _URL_BEFORE), len(line))
         segment = line[body_start:limit]
         token = re.match(r"\S*", segment).group(0)
         if "@" in token or ("@" in segment and ":" in token and not _PORT_ONLY.match(token)):

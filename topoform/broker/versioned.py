@@ -14,7 +14,8 @@ The live reader calls these so that the same configuration reads as the same
   written.
 * ``exports_omit_internal_exchanges``: 4.3's ``GET /api/definitions/VHOST`` leaves
   internal exchanges out (their bindings stay in); they are read from the exchange
-  listing and merged in.
+  listing and merged in. It also lists the bindings of exclusive queues, which it
+  leaves out: those bindings are dropped (and counted as skipped).
 
 Pure functions: the version is data passed in. Imports nothing from planner, apply or cli.
 """
@@ -26,7 +27,7 @@ from .. import versions
 from ..model import EMPTY_ARGS, Args, Queue, Resource
 
 __all__ = ["rules_version", "implied_queue_type", "drop_implied_queue_type", "normalize_resources",
-           "needs_exchange_listing", "merge_internal_exchanges"]
+           "needs_exchange_listing", "merge_internal_exchanges", "drop_bindings_to_unlisted_queues"]
 
 UNSET = "undefined"  # a default queue type the broker reports as not set
 
@@ -103,3 +104,23 @@ def merge_internal_exchanges(definitions: Mapping[str, Any], exchange_rows: Sequ
     merged = dict(definitions)
     merged["exchanges"] = list(definitions.get("exchanges") or ()) + extra
     return merged
+
+
+def drop_bindings_to_unlisted_queues(definitions: Mapping[str, Any]) -> tuple[dict, int]:
+    """4.3's vhost export lists the bindings of exclusive queues but not the queues: a
+    binding to a queue the export does not list is to a queue the reader never manages.
+    Returns the definitions without those bindings and how many were dropped."""
+    listed = {str(r.get("name")) for r in definitions.get("queues") or ()}
+    kept, dropped = [], 0
+    for row in definitions.get("bindings") or ():
+        if (row.get("destination_type") or "queue") == "queue" and row.get("source") \
+                and str(row.get("destination")) not in listed:
+            dropped += 1
+            continue
+        kept.append(row)
+    if not dropped:
+        return dict(definitions), 0
+    out = dict(definitions)
+    out["bindings"] = kept
+    return out, dropped
+

@@ -34,6 +34,12 @@ COMMANDS = {
     "export": "export",
     "graph": "graph",
     "upgrade-check": "upgrade_check",
+    "show": "show",
+    "diff": "diff",
+    "fmt": "fmt",
+    "completion": "completion",
+    "scan": "scan",
+    "check-code": "check_code",
 }
 
 

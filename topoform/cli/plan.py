@@ -16,6 +16,7 @@ from ..errors import InputError, UsageError
 from ..perf import gc_paused
 from .common import broker_settings, dump_json, live_target, load_files, state_target
 from .env import Environment, ExitCode
+from .plan_output import add_format_arguments, output_format, print_plan
 
 
 def register(subparsers, parents):
@@ -42,7 +43,9 @@ def register(subparsers, parents):
                         help="only this vhost of the files (repeatable)")
     parser.add_argument("--out", metavar="FILE", help="save the plan (JSON, with the live state's fingerprint) "
                                                       "for 'topoform apply FILE'")
-    parser.add_argument("--json", action="store_true", help="print the plan as JSON (the format --out saves)")
+    parser.add_argument("--json", action="store_true", help="print the plan as JSON (the format --out saves); "
+                                                            "same as --format json")
+    add_format_arguments(parser)
     parser.add_argument("--detailed-exitcode", action="store_true",
                         help="exit 2 when there are changes, 0 when there are none")
     return parser
@@ -114,7 +117,8 @@ def _has_migration_artifacts(live) -> bool:
     from ..planner import migration
 
     check = getattr(migration, "is_migration_artifact", None)
-    return bool(check) and any(check(q) for q in live.topology.queues.values())
+    return bool(check) and (any(check(q) for q in live.topology.queues.values())
+                            or any(check(x) for x in live.topology.exchanges.values()))  # a rollback's marker
 
 
 def _guess_vhosts(args, env: Environment) -> set[str]:
@@ -173,8 +177,9 @@ def _scan_vhost_keys(text: str, yaml) -> set[str]:
 
 
 def run(args, env: Environment) -> int:
-    from ..planner.render import render_json, render_text
+    from ..planner.render import render_json
 
+    output_format(args)  # a contradictory --json --format is refused before any work
     if args.rollback and not args.migrate:
         raise UsageError("--rollback needs --migrate (it rolls back interrupted migrations)")
     plan, _desired, _live = compute_plan(args, env)
@@ -182,15 +187,9 @@ def run(args, env: Environment) -> int:
         from .apply import rollback_plan
 
         plan = rollback_plan(plan, _live)
-    data = None
-    if args.json or args.out:
-        data = render_json(plan)
-    if args.json:
-        env.out(dump_json(data))
-    else:
-        env.stdout.write(render_text(plan, color=env.color))
+    print_plan(plan, args, env)  # --format text|json|markdown, --summary (cli/plan_output.py)
     if args.out:
-        _save(args.out, dump_json(data) + "\n", env)
+        _save(args.out, dump_json(render_json(plan)) + "\n", env)
         env.err(f"Saved the plan to {args.out}; run 'topoform apply {args.out}' to carry it out.")
     if plan.blocked:
         return ExitCode.BLOCKED

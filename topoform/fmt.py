@@ -1,0 +1,381 @@
+"""``topoform fmt``: topology files in canonical form, comments kept.
+
+Canonical form:
+
+- **key order**: the fields of each object in the order the documentation lists them
+  (``version, rabbitmq_version, include, vhosts, tests``; a vhost's settings, then
+  ``exchanges, queues, bindings, policies``; ``type, durable, auto_delete, internal,
+  arguments`` for an exchange, ...); unknown keys after them, as written. Object names
+  (queues, exchanges, ...) and argument keys keep the order the user chose.
+- **quoting**: a string is written plain when that reads back as the same string, else
+  in double quotes (``"#"``, ``"*.created"``, ``"60000"``, ``"yes"``). A plain value
+  keeps its meaning: ``durable: yes`` stays plain (it is a boolean).
+- **flow style** for short mappings and lists inside objects (``{exchange: x,
+  routing_key: y}``, ``[a, b]``; at most :data:`FLOW_WIDTH` characters, no comment
+  inside), block style for everything else; two-space indentation, list items
+  indented under their key.
+- comments and blank lines stay where they were (ruamel.yaml's round trip).
+
+Before anything is written, the new text is checked to mean exactly what the old one
+did (the YAML node trees topoform reads, compared with key order ignored); a file whose
+meaning would change is refused, never rewritten.
+
+Uses ruamel.yaml (comment-preserving round trip); imported only here.
+"""
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import InputError
+
+__all__ = ["format_text", "FormatResult", "FLOW_WIDTH", "same_meaning"]
+
+FLOW_WIDTH = 72  # a mapping or list goes on one line when its flow form is at most this long
+
+# Canonical field order per context; a context maps a key to the context of its value.
+ORDER = {
+    "root": ("version", "rabbitmq_version", "include", "vhosts", "tests"),
+    "vhost": ("description", "tags", "default_queue_type", "exchanges", "queues", "bindings", "policies"),
+    "exchange": ("type", "durable", "auto_delete", "internal", "arguments"),
+    "queue": ("durable", "exclusive", "auto_delete", "arguments", "bindings"),
+    "binding": ("source", "exchange", "destination", "destination_type", "routing_key", "arguments"),
+    "policy": ("pattern", "apply_to", "priority", "definition"),
+    "test": ("name", "vhost", "exchange", "routing_key", "headers", "expect"),
+}
+# (context, key) -> what the value is: ("map", ctx) a mapping of names to ctx objects,
+# ("list", ctx) a list of ctx objects, ctx an object, "leaf" a mapping kept as written.
+CHILDREN: dict[tuple[str, str], Any] = {
+    ("root", "vhosts"): ("map", "vhost"),
+    ("root", "tests"): ("list", "test"),
+    ("vhost", "exchanges"): ("map", "exchange"),
+    ("vhost", "queues"): ("map", "queue"),
+    ("vhost", "bindings"): ("list", "binding"),
+    ("vhost", "policies"): ("map", "policy"),
+    ("queue", "bindings"): ("list", "binding"),
+}
+CONTAINERS = {"root", "vhost"}  # never flow style
+
+
+@dataclass(frozen=True)
+class FormatResult:
+    text: str
+    changed: bool
+
+
+def _yaml():
+    from ruamel.yaml import YAML
+
+    y = YAML(typ="rt")
+    y.preserve_quotes = True
+    y.indent(mapping=2, sequence=4, offset=2)
+    y.width = 4096  # never fold a line: flow style is chosen here, by FLOW_WIDTH
+    y.allow_duplicate_keys = False  # a duplicate key is an error (validate shows both places)
+    return y
+
+
+# ---------------------------------------------------------------------- quoting
+_PYYAML_RESOLVER = None
+
+
+def _pyyaml_plain_tag(value: str) -> str:
+    """The tag topoform's YAML 1.1 reader gives ``value`` written plain."""
+    global _PYYAML_RESOLVER
+    import yaml
+
+    if _PYYAML_RESOLVER is None:
+        _PYYAML_RESOLVER = yaml.resolver.Resolver()
+    return _PYYAML_RESOLVER.resolve(yaml.ScalarNode, value, (True, False))
+
+
+def _plain_is_safe(value: str) -> bool:
+    """Would ``value`` written plain read back as this very string (YAML 1.1 and 1.2, block and flow)?"""
+    from ruamel.yaml.emitter import Emitter
+
+    if not value or value != value.strip() or "\n" in value:
+        return False
+    if _pyyaml_plain_tag(value) != "tag:yaml.org,2002:str":
+        return False
+    from ruamel.yaml.nodes import ScalarNode
+    from ruamel.yaml.resolver import VersionedResolver
+
+    if str(VersionedResolver(version=(1, 2)).resolve(ScalarNode, value, (True, False))) != "tag:yaml.org,2002:str":
+        return False
+    analysis = Emitter(io.StringIO()).analyze_scalar(value)
+    return bool(analysis.allow_flow_plain and analysis.allow_block_plain)
+
+
+def _requote(value: Any) -> Any:
+    """A string scalar in canonical quoting; anything else unchanged."""
+    from ruamel.yaml.scalarstring import DoubleQuotedScalarString, SingleQuotedScalarString
+
+    if type(value) is str:  # written plain: keep it plain if it means something else quoted
+        if _pyyaml_plain_tag(value) != "tag:yaml.org,2002:str" or _plain_is_safe(value):
+            return value
+        return DoubleQuotedScalarString(value)
+    if isinstance(value, (DoubleQuotedScalarString, SingleQuotedScalarString)):
+        text = str(value)
+        return text if _plain_is_safe(text) else DoubleQuotedScalarString(text)
+    return value
+
+
+# ---------------------------------------------------------------------- structure
+def _has_comments(node: Any) -> bool:
+    ca = getattr(node, "ca", None)
+    if ca is None:
+        return False
+    if ca.comment or getattr(ca, "end", None) or any(v for v in ca.items.values() if any(v)):
+        return True
+    return False
+
+
+def _has_anchor(node: Any) -> bool:
+    anchor = getattr(node, "anchor", None)
+    return bool(anchor is not None and getattr(anchor, "value", None)) or bool(getattr(node, "merge", None))
+
+
+def _flow_text(node: Any) -> str | None:
+    """The one-line flow form of ``node`` (an estimate), None when it cannot be one line."""
+    from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+    if isinstance(node, CommentedMap):
+        if _has_comments(node) or _has_anchor(node):
+            return None
+        parts = []
+        for k, v in node.items():
+            inner = _flow_text(v)
+            if inner is None:
+                return None
+            parts.append(f"{_scalar_text(k)}: {inner}")
+        return "{" + ", ".join(parts) + "}"
+    if isinstance(node, CommentedSeq):
+        if _has_comments(node) or _has_anchor(node):
+            return None
+        parts = []
+        for v in node:
+            inner = _flow_text(v)
+            if inner is None:
+                return None
+            parts.append(inner)
+        return "[" + ", ".join(parts) + "]"
+    if isinstance(node, (dict, list)):
+        return None
+    if isinstance(node, str) and ("\n" in node or type(node).__name__ in ("LiteralScalarString",
+                                                                           "FoldedScalarString")):
+        return None
+    return _scalar_text(node)
+
+
+def _scalar_text(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    text = str(value)
+    return text if type(value) is str and _plain_is_safe(text) else '"' + text + '"'
+
+
+def _depth_of_nesting(node: Any) -> int:
+    from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+    if isinstance(node, CommentedMap):
+        return 1 + max((_depth_of_nesting(v) for v in node.values()), default=0)
+    if isinstance(node, CommentedSeq):
+        return 1 + max((_depth_of_nesting(v) for v in node), default=0)
+    return 0
+
+
+def _set_style(node: Any, context: str | None) -> None:
+    """Flow style for a short collection (at most two levels, no comment), block otherwise."""
+    from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+    if not isinstance(node, (CommentedMap, CommentedSeq)):
+        return
+    if context in CONTAINERS:
+        if len(node):
+            node.fa.set_block_style()
+        return
+    if len(node) == 0:
+        node.fa.set_flow_style()
+        return
+    text = _flow_text(node)
+    if text is not None and len(text) <= FLOW_WIDTH and _depth_of_nesting(node) <= 2:
+        node.fa.set_flow_style()
+    else:
+        node.fa.set_block_style()
+
+
+def _reorder(node: Any, order: tuple[str, ...]) -> None:
+    keys = list(node.keys())
+    known = [k for k in order if k in node]
+    rest = [k for k in keys if not (isinstance(k, str) and k in order)]
+    wanted = known + rest
+    if wanted == keys:
+        return
+    for k in wanted:
+        node.move_to_end(k)
+
+
+def _put(node: Any, key: Any, value: Any) -> None:
+    """Assign without ruamel's habit of keeping the old scalar's quoting style."""
+    from ruamel.yaml.comments import CommentedMap
+
+    if isinstance(node, CommentedMap):
+        super(CommentedMap, node).__setitem__(key, value)
+    else:
+        list.__setitem__(node, key, value)
+
+
+def _walk(node: Any, context: str | None) -> None:
+    """Reorder, requote and restyle ``node`` (a value in ``context``; None: kept as written)."""
+    from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+    if isinstance(node, CommentedMap):
+        if context in ORDER:
+            _reorder(node, ORDER[context])
+        for k in list(node.keys()):
+            v = node[k]
+            child = CHILDREN.get((context, k)) if context else None
+            if isinstance(child, tuple) and child[0] == "map" and isinstance(v, CommentedMap):
+                for name in list(v.keys()):
+                    item = v[name]
+                    _walk(item, child[1])
+                    _put(v, name, _requote(item))
+                    _set_style(v[name], child[1])
+                v.fa.set_block_style() if len(v) else None
+                continue
+            if isinstance(child, tuple) and child[0] == "list" and isinstance(v, CommentedSeq):
+                for i, item in enumerate(v):
+                    _walk(item, child[1])
+                    _set_style(item, child[1])
+                v.fa.set_block_style() if len(v) else None
+                continue
+            _walk(v, None)
+            _put(node, k, _requote(v))
+            _set_style(node[k], None if context is None else "field")
+    elif isinstance(node, CommentedSeq):
+        for i, item in enumerate(node):
+            _walk(item, None)
+            _put(node, i, _requote(item))
+            _set_style(node[i], None)
+
+
+# ---------------------------------------------------------------------- meaning
+def _meaning(text: str) -> Any:
+    """What topoform reads from ``text``: the YAML 1.1 node tree, key order ignored, scalars typed."""
+    import yaml
+
+    loader_cls = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    docs = list(yaml.compose_all(text, Loader=loader_cls))
+    constructor = yaml.SafeLoader("")
+    memo: dict[int, Any] = {}
+
+    def scalar(node):
+        if node.tag == "tag:yaml.org,2002:str":
+            return ("str", node.value)
+        try:
+            return (node.tag, constructor.construct_object(node, deep=True))
+        except Exception:  # noqa: BLE001 - an odd tag: compare its text
+            return (node.tag, node.value)
+
+    def walk(node):
+        if id(node) in memo:
+            return memo[id(node)]
+        if isinstance(node, yaml.ScalarNode):
+            out = scalar(node)
+        elif isinstance(node, yaml.SequenceNode):
+            memo[id(node)] = ("seq-in-progress",)
+            out = ("seq", node.tag, tuple(walk(n) for n in node.value))
+        else:
+            memo[id(node)] = ("map-in-progress",)
+            # keys are names as typed (topoform takes the text); values are typed
+            items = [((k.value if isinstance(k, yaml.ScalarNode) else repr(walk(k))), walk(v)) for k, v in node.value]
+            out = ("map", node.tag, tuple(sorted(items, key=lambda kv: (str(kv[0]), repr(kv[1])))))
+        memo[id(node)] = out
+        return out
+
+    return tuple(walk(d) for d in docs)
+
+
+def same_meaning(old: str, new: str) -> bool:
+    try:
+        return _meaning(old) == _meaning(new)
+    except Exception:  # noqa: BLE001 - unreadable either way: not provably the same
+        return False
+
+
+# ---------------------------------------------------------------------- entry point
+def format_text(text: str, path: str = "<string>") -> FormatResult:
+    """``text`` in canonical form. InputError (one line, with the position) when it is not YAML
+    or when formatting would change what it means."""
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+    if not text.strip():
+        return FormatResult(text, False)
+    y = _yaml()
+    try:
+        docs = list(y.load_all(text))
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else path
+        raise InputError(f"{where}: not valid YAML: {exc.problem or exc.context}; fmt left it unchanged") from None
+    except YAMLError as exc:
+        raise InputError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}; fmt left it unchanged") from None
+    if len(docs) != 1:
+        raise InputError(f"{path}: holds {len(docs)} YAML documents; a topology file holds one")
+    doc = docs[0]
+    from ruamel.yaml.comments import CommentedMap
+
+    if isinstance(doc, CommentedMap):
+        _walk(doc, "root")
+        _set_style(doc, "root")
+    out = io.StringIO()
+    try:
+        y.dump(doc, out)
+    except Exception as exc:  # noqa: BLE001 - ruamel cannot write it back: leave the file alone
+        raise InputError(f"{path}: fmt cannot rewrite this file ({type(exc).__name__}); left it unchanged") from None
+    new = out.getvalue()
+    if text.startswith("---") and not new.startswith("---"):
+        new = "---\n" + new
+    if new == text:
+        return FormatResult(text, False)
+    if not same_meaning(text, new):
+        raise InputError(f"{path}: fmt would change what this file means (a value's type or text); "
+                         "left it unchanged", hint="quote the value you mean as a string")
+    return FormatResult(new, True)
+
+
+def format_file(path: str, display: str | None = None) -> FormatResult:
+    """Read and format one file (does not write)."""
+    try:
+        with open(path, encoding="utf-8", newline="") as fh:
+            text = fh.read()
+    except UnicodeDecodeError:
+        raise InputError(f"{display or path}: not UTF-8 text") from None
+    except OSError as exc:
+        raise InputError(f"cannot read {display or path}: {exc.strerror or exc}") from None
+    if "\r\n" in text:
+        result = format_text(text.replace("\r\n", "\n"), display or path)
+        return FormatResult(result.text.replace("\n", "\r\n"), result.changed)
+    return format_text(text, display or path)
+
+
+def write_atomically(path: str, text: str) -> None:
+    import tempfile
+
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".topoform-fmt-", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+        try:
+            os.chmod(tmp, os.stat(path).st_mode & 0o7777)
+        except OSError:
+            pass
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

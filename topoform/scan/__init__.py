@@ -1,0 +1,209 @@
+"""Static discovery of RabbitMQ declarations in source code (``topoform scan``, ``check-code``).
+
+:func:`scan_paths` reads Python (``ast``) and JavaScript/TypeScript (tree-sitter) files,
+never running them, and returns a :class:`ScanResult`: every declaration with its
+file:line, the values it could not resolve (and why), the topology they add up to, and
+the conflicts between places that declare the same object differently.
+
+Modules: ``resolve`` (values of Python expressions), ``python`` and ``javascript`` (the
+libraries' calls), ``topology`` (objects, conflicts, route tests), ``emit`` (YAML with
+comments), ``check`` (code against topology files).
+"""
+from __future__ import annotations
+
+import ast
+import os
+from dataclasses import dataclass, field
+
+from ..errors import InputError
+from .model import Declaration, FileScan, Issue, Place
+from .python import PythonScanner, module_name
+from .resolve import ModuleInfo
+
+__all__ = ["scan_paths", "ScanResult", "discover_sources", "Declaration", "Issue", "Place"]
+
+SKIP_DIRS = {".git", ".hg", ".svn", "node_modules", ".venv", "venv", "env", "__pycache__", ".tox", ".nox",
+             "build", "dist", ".mypy_cache", ".pytest_cache", "site-packages", ".eggs"}
+PYTHON = (".py",)
+
+
+def _language(path: str) -> str | None:
+    from .javascript import EXTENSIONS
+
+    ext = os.path.splitext(path)[1].lower()
+    if ext in PYTHON:
+        return "python"
+    if path.endswith(".d.ts"):
+        return None
+    return EXTENSIONS.get(ext)
+
+
+def discover_sources(paths: list[str], cwd: str) -> list[tuple[str, str, str]]:
+    """(absolute path, shown path, language) of every source file under ``paths``, sorted.
+
+    A directory is walked (skipping VCS, virtualenv, ``node_modules`` and build folders);
+    a missing path is an InputError.
+    """
+    out: dict[str, tuple[str, str, str]] = {}
+    for given in paths:
+        full = given if os.path.isabs(given) else os.path.join(cwd, given)
+        if os.path.isfile(full):
+            lang = _language(full) or "python"
+            out[os.path.normpath(full)] = (os.path.normpath(full), os.path.normpath(given), lang)
+            continue
+        if not os.path.isdir(full):
+            raise InputError(f"no such file or directory: {given}")
+        for root, dirs, files in os.walk(full):
+            dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS and not d.endswith(".egg-info"))
+            for name in sorted(files):
+                path = os.path.join(root, name)
+                lang = _language(path)
+                if lang is None:
+                    continue
+                shown = os.path.normpath(os.path.join(given, os.path.relpath(path, full)))
+                out[os.path.normpath(path)] = (os.path.normpath(path), shown, lang)
+    return [out[k] for k in sorted(out, key=lambda k: out[k][1])]
+
+
+class Project:
+    """The scanned Python modules: imports between them, names of server-named queues."""
+
+    def __init__(self, root: str):
+        self.root = root
+        self.by_path: dict[str, PythonScanner] = {}
+        self._busy: set = set()
+
+    def server_named_ref(self, path: str, n: int) -> str:
+        """``svc/consumer.py`` (relative to the scan's common folder) -> ``svc.consumer.server-named``."""
+        if os.path.isabs(path) and self.root:
+            path = os.path.relpath(path, self.root)
+        stem = path.replace("\\", "/")
+        for ext in (".py", ".js", ".mjs", ".cjs", ".jsx", ".ts", ".mts", ".cts", ".tsx"):
+            if stem.endswith(ext):
+                stem = stem[: -len(ext)]
+                break
+        stem = ".".join(p for p in stem.split("/") if p not in ("", ".", ".."))
+        return f"{stem}.server-named" + (f"-{n}" if n > 1 else "")
+
+    def _find(self, importer: str, module: str, level: int) -> PythonScanner | None:
+        parts = [p for p in module.split(".") if p]
+        if not parts:
+            return None
+        if level:
+            base = os.path.dirname(importer)
+            for _ in range(level - 1):
+                base = os.path.dirname(base)
+            bases = [base]
+        else:
+            bases, base = [], os.path.dirname(importer)
+            while True:
+                bases.append(base)
+                if not base or os.path.normpath(base) == os.path.normpath(self.root) or os.path.dirname(base) == base:
+                    break
+                base = os.path.dirname(base)
+        for base in bases:
+            for candidate in (os.path.join(base, *parts) + ".py", os.path.join(base, *parts, "__init__.py")):
+                found = self.by_path.get(os.path.normpath(candidate))
+                if found is not None:
+                    return found
+        return None
+
+    def import_hook(self, module: ModuleInfo, spec: tuple, attr: str):
+        _, name, _, level = spec
+        target = self._find(module.abspath, name, level)
+        if target is None:
+            return None
+        key = (target.module.path, attr)
+        if key in self._busy:
+            return None
+        self._busy.add(key)
+        try:
+            scope = target.module.scope
+            if attr not in scope.assigns:
+                return None
+            return target.resolver.lookup(attr, scope)
+        finally:
+            self._busy.discard(key)
+
+
+@dataclass
+class ScanResult:
+    files: list[FileScan]
+    vhost: str
+    rabbitmq_version: str
+    version_source: str
+    built: object = None
+    skipped: list[Issue] = field(default_factory=list)
+
+    @property
+    def declarations(self) -> list[Declaration]:
+        return sorted((d for f in self.files for d in f.declarations), key=lambda d: d.place)
+
+    @property
+    def issues(self) -> list[Issue]:
+        found = [i for f in self.files for i in f.issues] + list(self.skipped) + list(self.built.issues)
+        return sorted(found, key=lambda i: (i.place or Place("", 0), i.code))
+
+    @property
+    def conflicts(self) -> list[Issue]:
+        return list(self.built.conflicts)
+
+    @property
+    def topology(self):
+        return self.built.topology
+
+
+def scan_paths(paths: list[str], *, cwd: str = ".", vhost: str = "/", version: str = "4.3",
+               version_source: str = "default") -> ScanResult:
+    """Scan files and directories; see the module docstring."""
+    from .topology import build
+
+    sources = discover_sources(paths, cwd)
+    root = os.path.commonpath([s[0] for s in sources]) if sources else cwd
+    if sources and os.path.isfile(root):
+        root = os.path.dirname(root)
+    project = Project(root)
+    files: list[FileScan] = []
+    skipped: list[Issue] = []
+    pending = []
+    for full, shown, lang in sources:
+        try:
+            with open(full, "rb") as fh:
+                data = fh.read()
+        except OSError as exc:
+            skipped.append(Issue("unreadable", f"cannot read: {exc.strerror or exc}", Place(shown, 1)))
+            continue
+        if lang == "python":
+            try:
+                text = data.decode("utf-8")
+                tree = ast.parse(text, filename=shown)
+            except (SyntaxError, ValueError, UnicodeDecodeError) as exc:
+                line = getattr(exc, "lineno", None) or 1
+                skipped.append(Issue("parse-error", f"not scanned: {type(exc).__name__}: "
+                                                    f"{getattr(exc, 'msg', None) or exc}", Place(shown, line)))
+                continue
+            module = ModuleInfo(shown, tree, module_name(full, root))
+            module.abspath = os.path.normpath(full)
+            scanner = PythonScanner(module, text, project)
+            project.by_path[module.abspath] = scanner
+            pending.append(scanner)
+        else:
+            pending.append((full, shown, lang, data))
+    for item in pending:
+        if isinstance(item, PythonScanner):
+            files.append(item.run())
+            continue
+        full, shown, lang, data = item
+        from .javascript import JavaScriptScanner, Unavailable
+
+        try:
+            scanner = JavaScriptScanner(shown, data, lang, project)
+            scanner.abspath = full
+            files.append(scanner.run())
+        except Unavailable:
+            skipped.append(Issue("no-parser", f"not scanned: the {lang} parser is not installed "
+                                              "(pip install 'topoform[scan-js]')", Place(shown, 1)))
+    declarations = [d for f in files for d in f.declarations]
+    result = ScanResult(files, vhost, version, version_source, skipped=skipped)
+    result.built = build(declarations, vhost, version)
+    return result

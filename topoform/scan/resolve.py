@@ -1,0 +1,514 @@
+"""Static values of Python expressions: what a name or an argument holds, without running code.
+
+:class:`Resolver` evaluates an ``ast`` expression in its scope and returns a plain value
+(str, int, float, bool, None, dict, list), an object the scanner knows (:class:`Obj`: a
+declared queue, an exchange, a kombu entity, a function), :class:`Many` (a loop over a
+literal list), or :class:`~topoform.scan.model.Unknown` with the reason. It follows:
+
+* literals, module-level constants, class constants (``self.QUEUE``), local names
+  assigned exactly once, names imported from another scanned module;
+* ``+`` on strings and numbers (and ``-``, ``*`` on numbers), f-strings of constants;
+* dict and list displays (``**`` of a known dict too), a dict built in a local variable
+  (``args = {}; args["x-max-length"] = 10``);
+* ``ExchangeType.topic`` / ``ExchangeType.TOPIC`` (pika, aio-pika) as ``"topic"``.
+
+Everything else is unknown, with a reason the user can act on: ``sys.argv`` (the
+command line), ``os.environ``/``os.getenv`` (the environment), a parameter, a name
+assigned more than once, a call. Nothing is guessed.
+
+Scopes are built lazily, by walking statements only (never every expression), so a
+scan costs little more than the parse itself.
+"""
+from __future__ import annotations
+
+import ast
+from typing import Any, Callable
+
+from .model import ServerNamed, Unknown
+
+_CONST_TYPES = (str, int, float, bool, type(None), bytes)
+
+
+class Obj:
+    """An object the scanner understands: ``kind`` and attributes (``attrs``) it can read."""
+
+    __slots__ = ("kind", "attrs")
+
+    def __init__(self, kind: str, **attrs: Any):
+        self.kind = kind
+        self.attrs = attrs
+
+    def __repr__(self) -> str:
+        return f"Obj({self.kind}, {self.attrs})"
+
+
+class Many:
+    """The values of a loop variable over a literal list (each one declared in turn)."""
+
+    __slots__ = ("values",)
+
+    def __init__(self, values: list):
+        self.values = values
+
+
+_PARAM = object()
+_MULTI = object()
+
+
+class Scope:
+    """The names one module, class or function binds (collected from its statements)."""
+
+    __slots__ = ("node", "kind", "name", "parent", "assigns", "items", "loops", "imports", "defs", "params",
+                 "self_attrs", "module", "active_loops")
+
+    def __init__(self, node: ast.AST, kind: str, name: str, parent: "Scope | None", module: "ModuleInfo"):
+        self.node, self.kind, self.name, self.parent, self.module = node, kind, name, parent, module
+        self.assigns: dict[str, list] = {}
+        self.items: dict[str, list] = {}  # name -> [(key expr, value expr)] from name[key] = value
+        self.loops: dict[str, ast.AST] = {}  # loop variable -> iterable expression
+        self.imports: dict[str, tuple] = {}
+        self.defs: dict[str, ast.AST] = {}
+        self.params: set[str] = set()
+        self.self_attrs: dict[str, list] = {}  # class scopes: self.X = value in its methods
+        self.active_loops: dict[str, list] = {}  # loop variable -> iterables of the loops being walked
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            a = node.args
+            for arg in (*a.posonlyargs, *a.args, *a.kwonlyargs, a.vararg, a.kwarg):
+                if arg is not None:
+                    self.params.add(arg.arg)
+        body = node.body if isinstance(getattr(node, "body", None), list) else []
+        self._collect(body)
+
+    def bind(self, name: str, value: Any) -> None:
+        self.assigns.setdefault(name, []).append(value)
+
+    def _target(self, target: ast.AST, value: ast.AST | None) -> None:
+        if isinstance(target, ast.Name):
+            self.bind(target.id, value if value is not None else _MULTI)
+        elif isinstance(target, (ast.Tuple, ast.List)):
+            elts = value.elts if isinstance(value, (ast.Tuple, ast.List)) and len(value.elts) == len(target.elts) \
+                else None
+            for i, t in enumerate(target.elts):
+                self._target(t.value if isinstance(t, ast.Starred) else t, elts[i] if elts else None)
+        elif isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name) and value is not None:
+            self.items.setdefault(target.value.id, []).append((target.slice, value))
+        elif isinstance(target, ast.Starred):
+            self._target(target.value, None)
+
+    def _collect(self, body: list) -> None:
+        for stmt in body:
+            t = type(stmt)
+            if t is ast.Assign:
+                for target in stmt.targets:
+                    self._target(target, stmt.value)
+            elif t is ast.AnnAssign:
+                if stmt.value is not None:
+                    self._target(stmt.target, stmt.value)
+            elif t is ast.AugAssign:
+                self._target(stmt.target, None)
+            elif t in (ast.For, ast.AsyncFor):
+                if isinstance(stmt.target, ast.Name):
+                    self.loops[stmt.target.id] = stmt.iter
+                    self.bind(stmt.target.id, _MULTI if stmt.target.id in self.assigns else stmt.iter)
+                else:
+                    self._target(stmt.target, None)
+                self._collect(stmt.body)
+                self._collect(stmt.orelse)
+            elif t in (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef):
+                self.defs[stmt.name] = stmt
+                self.bind(stmt.name, stmt)
+                if t is ast.ClassDef:
+                    continue
+                if self.kind == "class":  # self.X = ... in methods
+                    for sub in ast.walk(stmt):
+                        if isinstance(sub, ast.Assign):
+                            for target in sub.targets:
+                                if (isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name)
+                                        and target.value.id == "self"):
+                                    self.self_attrs.setdefault(target.attr, []).append((sub.value, stmt))
+            elif t in (ast.Import, ast.ImportFrom):
+                for alias in stmt.names:
+                    if t is ast.Import:
+                        local = alias.asname or alias.name.split(".")[0]
+                        self.imports[local] = ("module", alias.name if alias.asname else alias.name.split(".")[0])
+                    else:
+                        local = alias.asname or alias.name
+                        self.imports[local] = ("from", stmt.module or "", alias.name, stmt.level)
+                    self.bind(local, ("import",))
+            elif t in (ast.If, ast.While):
+                self._collect(stmt.body)
+                self._collect(stmt.orelse)
+            elif t in (ast.With, ast.AsyncWith):
+                for item in stmt.items:
+                    if item.optional_vars is not None:
+                        self._target(item.optional_vars, None)
+                self._collect(stmt.body)
+            elif t is ast.Try or t.__name__ == "TryStar":
+                self._collect(stmt.body)
+                for h in stmt.handlers:
+                    if h.name:
+                        self.bind(h.name, _MULTI)
+                    self._collect(h.body)
+                self._collect(stmt.orelse)
+                self._collect(stmt.finalbody)
+            elif t.__name__ == "Match":
+                for case in stmt.cases:
+                    self._collect(case.body)
+
+
+class ModuleInfo:
+    """One parsed module: its tree, path, dotted name, and lazily built scopes."""
+
+    def __init__(self, path: str, tree: ast.Module, dotted: str):
+        self.path, self.tree, self.dotted = path, tree, dotted
+        self._scope: Scope | None = None
+        self.scopes: dict[int, Scope] = {}
+
+    @property
+    def scope(self) -> Scope:
+        if self._scope is None:
+            self._scope = Scope(self.tree, "module", self.dotted, None, self)
+        return self._scope
+
+    def scope_for(self, node: ast.AST, kind: str, parent: Scope) -> Scope:
+        found = self.scopes.get(id(node))
+        if found is None:
+            found = self.scopes[id(node)] = Scope(node, kind, getattr(node, "name", "<lambda>"), parent, self)
+        return found
+
+
+def dotted(node: ast.AST) -> str | None:
+    """``a.b.c`` for a Name/Attribute chain, else None."""
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name):
+        parts.append(node.id)
+        return ".".join(reversed(parts))
+    return None
+
+
+def known(value: Any) -> bool:
+    return not isinstance(value, (Unknown, Many))
+
+
+CallHook = Callable[[ast.Call, Scope], Any]
+ImportHook = Callable[[ModuleInfo, tuple, str], Any]
+
+
+class Resolver:
+    """Evaluates expressions; ``call_hook`` gives the value of a call (a declaration's result)."""
+
+    def __init__(self, call_hook: CallHook, import_hook: ImportHook | None = None):
+        self.call_hook = call_hook
+        self.import_hook = import_hook
+        self._busy: set = set()
+
+    # ------------------------------------------------------------------ names
+    def lookup(self, name: str, scope: Scope, line: int | None = None) -> Any:
+        s: Scope | None = scope
+        first = True
+        while s is not None:
+            if s.kind == "class" and not first:  # class bodies are not visible from their methods
+                s = s.parent
+                continue
+            first = False
+            loops = s.active_loops.get(name)
+            if loops:  # inside `for name in ...:` (the scanner walks the loop's body)
+                return self._loop(name, loops[-1], s)
+            if name in s.params and name not in s.assigns:
+                return Unknown(f"'{name}' is a parameter of {s.name}()")
+            values = s.assigns.get(name)
+            if values is not None:
+                return self._bound(name, values, s)
+            s = s.parent
+        if name in ("True", "False", "None"):
+            return {"True": True, "False": False, "None": None}[name]
+        return Unknown(f"'{name}' is not defined in this file")
+
+    def _bound(self, name: str, values: list, scope: Scope) -> Any:
+        if len(values) != 1 or values[0] is _MULTI:
+            lines = sorted({getattr(v, "lineno", 0) for v in values if isinstance(v, ast.AST)})
+            where = f" (lines {', '.join(map(str, lines))})" if len(lines) > 1 else ""
+            return Unknown(f"'{name}' is assigned more than once{where}")
+        value = values[0]
+        if isinstance(value, tuple) and value == ("import",):
+            return self._imported(name, scope)
+        if isinstance(value, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            return Obj("function", name=value.name, node=value)
+        if isinstance(value, ast.ClassDef):
+            return Obj("class", name=value.name, node=value)
+        if name in scope.loops and scope.loops[name] is value:
+            return self._loop(name, value, scope)
+        key = (id(value), id(scope))
+        if key in self._busy:
+            return Unknown(f"'{name}' is defined in terms of itself")
+        self._busy.add(key)
+        try:
+            result = self.eval(value, scope)
+        finally:
+            self._busy.discard(key)
+        if isinstance(result, dict) and name in scope.items:
+            result = dict(result)
+            for key_node, value_node in scope.items[name]:
+                k = self.eval(key_node, scope)
+                if not isinstance(k, str):
+                    return Unknown(f"'{name}' gets a key that cannot be resolved")
+                result[k] = self.eval(value_node, scope)
+        return result
+
+    def _loop(self, name: str, iterable: ast.AST, scope: Scope) -> Any:
+        values = self.eval(iterable, scope)
+        if isinstance(values, (list, tuple)) and values and all(known(v) for v in values):
+            return Many(list(values))
+        if isinstance(values, Unknown):
+            return Unknown(f"{values.reason}, through the loop variable '{name}'")
+        return Unknown(f"'{name}' is a loop variable")
+
+    def _imported(self, name: str, scope: Scope) -> Any:
+        spec = scope.imports[name]
+        if spec[0] == "module":
+            return Obj("module", name=spec[1])
+        _, module, attr, level = spec
+        if self.import_hook is not None:
+            found = self.import_hook(scope.module, spec, attr)
+            if found is not None:
+                return found
+        full = ("." * level) + module
+        if module in ("sys", "os") or module.split(".")[0] in ("pika", "aio_pika", "kombu"):
+            return Obj("module", name=f"{module}.{attr}")
+        return Unknown(f"'{name}' is imported from {full}, which the scan could not resolve")
+
+    # ------------------------------------------------------------------ expressions
+    def eval(self, node: ast.AST, scope: Scope) -> Any:
+        method = getattr(self, "_" + type(node).__name__, None)
+        if method is None:
+            return Unknown(f"{_describe(node)} is computed at run time")
+        return method(node, scope)
+
+    def _Constant(self, node: ast.Constant, scope: Scope) -> Any:
+        return node.value
+
+    def _Name(self, node: ast.Name, scope: Scope) -> Any:
+        return self.lookup(node.id, scope, node.lineno)
+
+    def _JoinedStr(self, node: ast.JoinedStr, scope: Scope) -> Any:
+        parts: list = []
+        for v in node.values:
+            if isinstance(v, ast.Constant):
+                parts.append(str(v.value))
+                continue
+            value = self.eval(v.value, scope) if isinstance(v, ast.FormattedValue) else self.eval(v, scope)
+            if isinstance(value, Unknown):
+                return Unknown(f"an f-string with {value.reason}")
+            if isinstance(v, ast.FormattedValue) and v.format_spec is not None:
+                return Unknown("an f-string with a format specification")
+            if isinstance(value, Many):
+                parts.append(value)
+                continue
+            if not isinstance(value, _CONST_TYPES) and not isinstance(value, ServerNamed):
+                return Unknown("an f-string of a value that is not a constant")
+            conv = getattr(v, "conversion", -1)
+            parts.append(repr(value) if conv == ord("r") else _text(value))
+        return _lift(lambda *ps: "".join(ps), parts)
+
+    def _BinOp(self, node: ast.BinOp, scope: Scope) -> Any:
+        left, right = self.eval(node.left, scope), self.eval(node.right, scope)
+        for side in (left, right):
+            if isinstance(side, Unknown):
+                return side
+        op = type(node.op)
+
+        def apply(a, b):
+            if op is ast.Add and isinstance(a, str) and isinstance(b, str):
+                return a + b
+            if _number(a) and _number(b) and op in (ast.Add, ast.Sub, ast.Mult):
+                return a + b if op is ast.Add else a - b if op is ast.Sub else a * b
+            if op is ast.Mod and isinstance(a, str):
+                return Unknown("a string formatted with %")
+            return Unknown(f"{_describe(node)} is computed at run time")
+
+        return _lift(apply, [left, right])
+
+    def _UnaryOp(self, node: ast.UnaryOp, scope: Scope) -> Any:
+        value = self.eval(node.operand, scope)
+        if isinstance(node.op, ast.USub) and _number(value):
+            return -value
+        if isinstance(node.op, ast.Not) and isinstance(value, bool):
+            return not value
+        return value if isinstance(value, Unknown) else Unknown(f"{_describe(node)} is computed at run time")
+
+    def _Dict(self, node: ast.Dict, scope: Scope) -> Any:
+        out: dict = {}
+        for k, v in zip(node.keys, node.values):
+            if k is None:  # **other
+                merged = self.eval(v, scope)
+                if not isinstance(merged, dict):
+                    return Unknown(merged.reason if isinstance(merged, Unknown) else "a mapping built at run time")
+                out.update(merged)
+                continue
+            key = self.eval(k, scope)
+            if not isinstance(key, str):
+                return Unknown(f"a mapping key {_describe(k)} that cannot be resolved")
+            out[key] = self.eval(v, scope)
+        return out
+
+    def _List(self, node, scope: Scope) -> Any:
+        out = []
+        for elt in node.elts:
+            if isinstance(elt, ast.Starred):
+                return Unknown("a list built at run time")
+            out.append(self.eval(elt, scope))
+        return out
+
+    _Tuple = _List
+
+    def _Attribute(self, node: ast.Attribute, scope: Scope) -> Any:
+        name = dotted(node)
+        if name is not None:
+            tail = name.rsplit(".", 2)
+            if len(tail) >= 2 and tail[-2] == "ExchangeType":
+                return node.attr.lower()
+        if isinstance(node.value, ast.Name) and node.value.id == "self":
+            return self._self_attr(node.attr, scope)
+        base = self.eval(node.value, scope)
+        if isinstance(base, Obj):
+            if base.kind == "module":
+                full = f"{base.attrs['name']}.{node.attr}"
+                if full == "sys.argv":
+                    return Unknown("from the command line (sys.argv)")
+                if full == "os.environ":
+                    return Obj("environ")
+                if full.endswith("ExchangeType"):
+                    return Obj("module", name=full)
+                if full.split(".")[0] in ("os", "sys", "pika", "aio_pika", "kombu"):
+                    return Obj("module", name=full)
+                if self.import_hook is not None:
+                    found = self.import_hook(scope.module, ("from", base.attrs["name"], node.attr, 0), node.attr)
+                    if found is not None:
+                        return found
+                return Unknown(f"'{full}' is read from another module the scan could not resolve")
+            if node.attr in base.attrs:
+                return base.attrs[node.attr]
+            return Unknown(f"'{_text_node(node)}' is known only at run time")
+        if isinstance(base, Unknown):
+            return Unknown(f"'{_text_node(node)}' is read from a value the scan cannot follow ({base.reason})")
+        if isinstance(base, dict):
+            return Unknown(f"'{_text_node(node)}' is an attribute of a mapping")
+        return Unknown(f"'{_text_node(node)}' is known only at run time")
+
+    def _self_attr(self, attr: str, scope: Scope) -> Any:
+        s: Scope | None = scope
+        while s is not None and s.kind != "class":
+            s = s.parent
+        if s is None:
+            return Unknown(f"'self.{attr}' is known only at run time")
+        assigned = s.self_attrs.get(attr, [])
+        if attr in s.assigns and not assigned:
+            return self._bound(attr, s.assigns[attr], s)
+        if len(assigned) == 1 and attr not in s.assigns:
+            value_node, method = assigned[0]
+            method_scope = s.module.scope_for(method, "function", s)
+            return self.eval(value_node, method_scope)
+        if assigned:
+            return Unknown(f"'self.{attr}' is assigned more than once")
+        return Unknown(f"'self.{attr}' is not set in class {s.name}")
+
+    def _Subscript(self, node: ast.Subscript, scope: Scope) -> Any:
+        base = self.eval(node.value, scope)
+        if isinstance(base, Obj) and base.kind == "environ":
+            key = self.eval(node.slice, scope)
+            return Unknown(f"from the environment ({key})" if isinstance(key, str) else "from the environment")
+        if isinstance(base, Unknown):
+            return base
+        key = self.eval(node.slice, scope)
+        if isinstance(base, dict) and isinstance(key, str) and key in base:
+            return base[key]
+        if isinstance(base, (list, tuple)) and isinstance(key, int) and -len(base) <= key < len(base):
+            return base[key]
+        return Unknown(f"'{_text_node(node)}' is looked up at run time")
+
+    def _Call(self, node: ast.Call, scope: Scope) -> Any:
+        env = self._environ_call(node, scope)
+        if env is not None:
+            return env
+        return self.call_hook(node, scope)
+
+    def _environ_call(self, node: ast.Call, scope: Scope) -> Unknown | None:
+        func = node.func
+        if not isinstance(func, ast.Attribute):
+            return None
+        if func.attr == "getenv" or (func.attr == "get" and isinstance(self.eval(func.value, scope), Obj)
+                                     and self.eval(func.value, scope).kind == "environ"):
+            if func.attr == "getenv":
+                base = self.eval(func.value, scope)
+                if not (isinstance(base, Obj) and base.kind == "module" and base.attrs["name"] == "os"):
+                    return None
+            key = self.eval(node.args[0], scope) if node.args else None
+            return Unknown(f"from the environment ({key})" if isinstance(key, str) else "from the environment")
+        return None
+
+    def _IfExp(self, node: ast.IfExp, scope: Scope) -> Any:
+        a, b = self.eval(node.body, scope), self.eval(node.orelse, scope)
+        if known(a) and known(b) and type(a) is type(b) and a == b:
+            return a
+        return Unknown(f"chosen at run time: {_either(a)} or {_either(b)}")
+
+    def _BoolOp(self, node: ast.BoolOp, scope: Scope) -> Any:
+        values = [self.eval(v, scope) for v in node.values]
+        return Unknown("chosen at run time: " + " or ".join(_either(v) for v in values))
+
+    def _Lambda(self, node: ast.Lambda, scope: Scope) -> Any:
+        return Obj("function", name="<lambda>", node=node)
+
+    def _Await(self, node: ast.Await, scope: Scope) -> Any:
+        return self.eval(node.value, scope)
+
+    def _NamedExpr(self, node, scope: Scope) -> Any:
+        return self.eval(node.value, scope)
+
+
+def _either(value: Any) -> str:
+    if isinstance(value, Unknown):
+        return value.reason
+    if isinstance(value, _CONST_TYPES):
+        return repr(value)
+    return "a value known only at run time"
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, ServerNamed):
+        return value.ref
+    return str(value)
+
+
+def _lift(fn, parts: list) -> Any:
+    """Apply ``fn`` to parts, expanding :class:`Many` parts into one value per combination."""
+    if not any(isinstance(p, Many) for p in parts):
+        return fn(*parts)
+    combos: list[list] = [[]]
+    for p in parts:
+        choices = p.values if isinstance(p, Many) else [p]
+        combos = [c + [x] for c in combos for x in choices]
+    results = [fn(*c) for c in combos]
+    for r in results:
+        if isinstance(r, Unknown):
+            return r
+    return Many(results)
+
+
+def _text_node(node: ast.AST) -> str:
+    try:
+        text = ast.unparse(node)
+    except Exception:  # noqa: BLE001 - only a label
+        text = type(node).__name__
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _describe(node: ast.AST) -> str:
+    return f"'{_text_node(node)}'"

@@ -1,0 +1,282 @@
+"""Declarations -> a topology, the conflicts between them, and route tests from publishes.
+
+The same queue or exchange declared in several places becomes one object, with every
+place kept (the YAML names them). Two places that declare it differently are a
+conflict: an error naming both places and the differing field, with the broker's
+verdict from :mod:`topoform.planner.rules` for the target version (406 at run time for
+the service that starts second, or silently ignored). Server-named queues become
+exclusive queues with the name the scan gave them (the files' model of run-time queues).
+
+A binding or route test is written only when every part of it is known and the objects
+it names are declared by the scanned code (else the YAML would not validate); the rest
+is reported, with file:line.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..model import Args, Binding, Exchange, Queue, RouteTest, Topology
+from ..planner.diff import field_diffs
+from ..planner.normalize import effective_queue_type, normalize_queue
+from ..planner.rules import IGNORES, LOCKS, REJECTS, rule_for
+from .model import BINDING, EXCHANGE, PUBLISH, QUEUE, Declaration, Issue, Place, ServerNamed
+
+_QUEUE_FIELDS = ("durable", "exclusive", "auto_delete")
+_EXCHANGE_FIELDS = ("type", "durable", "auto_delete", "internal")
+
+
+@dataclass
+class Entry:
+    """One object of the scanned topology and where the code declares it."""
+
+    obj: Any
+    places: list[Place] = field(default_factory=list)
+    unresolved: dict[str, tuple[str, Place]] = field(default_factory=dict)
+    server_named: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Built:
+    topology: Topology
+    entries: dict[tuple, Entry]
+    binding_places: dict[tuple, list[Place]]
+    test_places: dict[int, Place]
+    issues: list[Issue]
+    conflicts: list[Issue]
+
+
+def version_tuple(version: str | None) -> tuple[int, int] | None:
+    if not version:
+        return None
+    major, minor = version.split(".")[:2]
+    return int(major), int(minor)
+
+
+def verdict_text(verdict: str, kind: str) -> str:
+    if verdict == REJECTS:
+        return (f"the broker rejects the second declare with 406 PRECONDITION_FAILED (the service that starts "
+                f"second crashes)")
+    if verdict == LOCKS:
+        return "the broker answers 405 RESOURCE_LOCKED to the second declare"
+    if verdict == IGNORES:
+        return f"the broker silently ignores the second declare's value (the {kind} keeps the first one's)"
+    return f"the broker's verdict: {verdict}"
+
+
+def _name(value: Any) -> Any:
+    return value.ref if isinstance(value, ServerNamed) else value
+
+
+def _known_name(decl: Declaration) -> str | None:
+    name = decl.fields.get("name")
+    if isinstance(name, ServerNamed):
+        return name.ref
+    return name if isinstance(name, str) and "name" not in decl.unresolved else None
+
+
+def queue_of(decl: Declaration, vhost: str, fill: Queue | None = None) -> Queue:
+    """The Queue a declaration declares; unresolved fields from ``fill`` (else the default)."""
+    values = {}
+    for f in _QUEUE_FIELDS:
+        if f in decl.fields and f not in decl.unresolved:
+            values[f] = decl.fields[f]
+        elif fill is not None:
+            values[f] = getattr(fill, f)
+    args = dict(decl.fields.get("arguments") or {})
+    if fill is not None:
+        for k, v in fill.arguments.items():
+            if f"arguments.{k}" in decl.unresolved or "arguments" in decl.unresolved:
+                args[k] = v
+    if decl.server_named:
+        values["exclusive"] = True
+    return Queue(vhost, _known_name(decl) or "", arguments=Args(args), **values)
+
+
+def exchange_of(decl: Declaration, vhost: str, fill: Exchange | None = None) -> Exchange:
+    values = {}
+    for f in _EXCHANGE_FIELDS:
+        if f in decl.fields and f not in decl.unresolved:
+            values[f] = decl.fields[f]
+        elif fill is not None:
+            values[f] = getattr(fill, f)
+    args = dict(decl.fields.get("arguments") or {})
+    if fill is not None:
+        for k, v in fill.arguments.items():
+            if f"arguments.{k}" in decl.unresolved or "arguments" in decl.unresolved:
+                args[k] = v
+    return Exchange(vhost, _known_name(decl) or "", arguments=Args(args), **values)
+
+
+def _unknown_fields(decl: Declaration) -> set[str]:
+    return set(decl.unresolved)
+
+
+def _comparable(paths, a: Declaration, b: Declaration) -> list[str]:
+    skip = _unknown_fields(a) | _unknown_fields(b)
+    out = []
+    for p in paths:
+        if p in skip or (p.startswith("arguments.") and "arguments" in skip):
+            continue
+        out.append(p)
+    return out
+
+
+def _value(obj: Any, path: str) -> Any:
+    head, _, rest = path.partition(".")
+    value = getattr(obj, head)
+    if rest:
+        return value.get(rest, "(absent)") if hasattr(value, "get") else "(absent)"
+    return value
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value) if isinstance(value, str) and value != "(absent)" else str(value)
+
+
+def build(declarations: list[Declaration], vhost: str, version: str | None) -> Built:
+    from ..routing import Router, RoutingError
+
+    vt = version_tuple(version)
+    issues: list[Issue] = []
+    conflicts: list[Issue] = []
+    entries: dict[tuple, Entry] = {}
+    firsts: dict[tuple, Declaration] = {}
+    ordered = sorted(declarations, key=lambda d: d.place)
+
+    for decl in ordered:
+        for fld, reason in sorted(decl.unresolved.items()):
+            issues.append(Issue("unresolved", f"{decl.call}: {fld} is not known statically: {reason}", decl.place,
+                                field=fld))
+
+    # ---- exchanges and queues
+    for decl in ordered:
+        if decl.kind not in (EXCHANGE, QUEUE) or decl.passive:
+            continue
+        name = _known_name(decl)
+        if name is None:
+            continue
+        if decl.kind == EXCHANGE and (name == "" or name.startswith("amq.")):
+            issues.append(Issue("builtin", f"{decl.call} of built-in exchange '{name}': not written (every broker "
+                                           "has it)", decl.place, severity="note"))
+            continue
+        key = (decl.kind, vhost, name)
+        first = firsts.get(key)
+        if first is None:
+            firsts[key] = decl
+            obj = queue_of(decl, vhost) if decl.kind == QUEUE else exchange_of(decl, vhost)
+            entry = entries[key] = Entry(obj, [decl.place], server_named=bool(decl.server_named))
+            if decl.server_named and not decl.fields.get("exclusive"):
+                entry.notes.append("declared non-exclusive; written as a run-time (exclusive) queue")
+            for fld, reason in decl.unresolved.items():
+                entry.unresolved.setdefault(fld, (reason, decl.place))
+            continue
+        entry = entries[key]
+        entry.places.append(decl.place)
+        conflicts.extend(_conflicts(first, decl, vhost, vt))
+        # a field the first declaration left unresolved, known here: take it
+        for fld in list(entry.unresolved):
+            if fld not in decl.unresolved and fld in decl.fields:
+                entry.obj = entry.obj.replace(**{fld: decl.fields[fld]})
+                del entry.unresolved[fld]
+
+    # ---- bindings
+    bindings: dict[tuple, Binding] = {}
+    binding_places: dict[tuple, list[Place]] = {}
+    for decl in ordered:
+        if decl.kind != BINDING:
+            continue
+        if decl.unresolved:  # reported once, as unresolved
+            continue
+        f = decl.fields
+        source, dest, key = f.get("source"), _name(f.get("destination")), _name(f.get("routing_key"))
+        dtype = f.get("destination_type", "queue")
+        if source == "":
+            issues.append(Issue("default-exchange-bind", f"{decl.call}: binding to the default exchange is refused "
+                                                        "by the broker (403 ACCESS_REFUSED)", decl.place,
+                                severity="warning"))
+            continue
+        missing = []
+        if ("exchange", vhost, source) not in entries and not source.startswith("amq."):
+            missing.append(f"exchange '{source}'")
+        if (("queue" if dtype == "queue" else "exchange"), vhost, dest) not in entries:
+            missing.append(f"{dtype} '{dest}'")
+        if missing:
+            issues.append(Issue("not-declared", f"{decl.call}: binding {source} -> {dest} [{key}] not written: "
+                                                f"{' and '.join(missing)} not declared by the scanned code",
+                                decl.place, severity="note"))
+            continue
+        b = Binding(vhost, source, dest, dtype, key, Args(f.get("arguments") or {}))
+        bindings.setdefault(b.key, b)
+        binding_places.setdefault(b.key, []).append(decl.place)
+
+    resources = [e.obj for e in entries.values()] + list(bindings.values())
+    topology = Topology.build(resources)
+
+    # ---- route tests from publishes
+    router = Router(topology, version=version or "3.10")
+    tests: list[RouteTest] = []
+    test_places: dict[int, Place] = {}
+    seen: set = set()
+    for decl in ordered:
+        if decl.kind != PUBLISH:
+            continue
+        if decl.unresolved:  # reported once, as unresolved
+            continue
+        exchange, key = decl.fields.get("exchange"), _name(decl.fields.get("routing_key"))
+        x = topology.exchange(vhost, exchange) if exchange else None
+        if exchange and x is None:
+            issues.append(Issue("no-test", f"{decl.call}: no route test: exchange '{exchange}' is not declared by "
+                                           "the scanned code", decl.place, severity="note"))
+            continue
+        if x is not None and x.type == "headers":
+            issues.append(Issue("no-test", f"{decl.call}: no route test: '{exchange}' is a headers exchange and "
+                                           "the scan does not read message headers", decl.place, severity="note"))
+            continue
+        if (exchange, key) in seen:
+            continue
+        try:
+            result = router.route(vhost, exchange, key)
+        except RoutingError as exc:
+            issues.append(Issue("no-test", f"{decl.call}: no route test: {exc.message}", decl.place, severity="note"))
+            continue
+        seen.add((exchange, key))
+        test = RouteTest(vhost=vhost, exchange=exchange, routing_key=key, expect=tuple(result.queues),
+                         name=f"publish at {decl.place}")
+        tests.append(test)
+        test_places[len(tests) - 1] = decl.place
+    topology = Topology.build(resources, tests=tests)
+    return Built(topology, entries, binding_places, test_places, issues, conflicts)
+
+
+def _first_reason(decl: Declaration) -> str:
+    fld, reason = sorted(decl.unresolved.items())[0]
+    return f"{fld}: {reason}"
+
+
+def _conflicts(first: Declaration, other: Declaration, vhost: str, vt) -> list[Issue]:
+    kind = first.kind
+    if kind == QUEUE:
+        a, b = queue_of(first, vhost), queue_of(other, vhost)
+        paths = [d.path for d in field_diffs(normalize_queue(a), normalize_queue(b))]
+        qa, qb = effective_queue_type(a), effective_queue_type(b)
+    else:
+        a, b = exchange_of(first, vhost), exchange_of(other, vhost)
+        paths = [d.path for d in field_diffs(a, b)]
+        qa = qb = None
+    out = []
+    for path in _comparable(paths, first, other):
+        rule = rule_for(kind, path, qa, vt)
+        reverse = rule_for(kind, path, qb, vt)
+        text = verdict_text(rule.verdict, kind)
+        if reverse.verdict != rule.verdict:
+            text += f"; if {other.place} starts first: {verdict_text(reverse.verdict, kind)}"
+        na, nb = normalize_queue(a) if kind == QUEUE else a, normalize_queue(b) if kind == QUEUE else b
+        message = (f"{kind} '{_known_name(first)}' is declared differently at {first.place} and {other.place}: "
+                   f"{path} {_show(_value(na, path))} vs {_show(_value(nb, path))}; {text}")
+        out.append(Issue("conflict", message, first.place, severity="error", other=other.place, field=path,
+                         verdict=rule.verdict))
+    return out

@@ -98,6 +98,24 @@ def _export_version(path: str) -> str | None:
     return export_version(data) if isinstance(data, dict) else None
 
 
+def print_warnings(warnings, env: Environment, *, keep: int = 1) -> None:
+    """Warnings to stderr, each kind folded after ``keep`` in full: commands other than
+    ``validate`` (which lists every finding) say the rest in one line, so that six
+    deprecated transient queues do not bury a plan."""
+    seen: dict[str, list] = {}
+    for finding in warnings:
+        seen.setdefault(finding.code, []).append(finding)
+    for code, findings in seen.items():
+        for finding in findings[:keep]:
+            env.err(finding.format())
+        rest = findings[keep:]
+        if rest:
+            subjects = [f.subject or (str(f.position) if f.position else "") for f in rest]
+            named = ", ".join(s for s in subjects[:5] if s) + (", ..." if len(subjects) > 5 else "")
+            env.err(f"warning: {len(rest)} more like this ({code}{': ' + named if named else ''}); "
+                    "'topoform validate' lists each")
+
+
 def load_files(args, env: Environment, *, show_warnings: bool = True, target=None):
     """Discover and load the topology files named by ``-f`` (or the defaults).
 
@@ -114,8 +132,7 @@ def load_files(args, env: Environment, *, show_warnings: bool = True, target=Non
     paths = discover_files(args.files or [], env.environ, env.cwd)
     result = load_topology(paths, target=target)
     if show_warnings:
-        for finding in result.warnings:
-            env.err(finding.format())
+        print_warnings(result.warnings, env)
     if result.errors:
         n = len(result.errors)
         raise InputError(f"{n} error{'s' if n != 1 else ''} in topology files", findings=result.errors)

@@ -209,3 +209,34 @@ def test_temporary_queue_and_journal_are_classic_whatever_the_vhost_default():
     before, target = q(), q(arguments={"x-queue-type": "quorum"})
     assert m.temp_queue_arguments(before, target)["x-queue-type"] == "classic"
     assert m.journal_queue_arguments("orders")["x-queue-type"] == "classic"
+
+
+def test_delivery_count_a_quorum_queue_adds_is_not_moved():
+    import pika
+
+    from topoform.apply import migrate_move as mv
+
+    none = pika.BasicProperties(headers={"x-delivery-count": 2})
+    assert mv._without_delivery_count(none).headers is None  # the broker made the table
+    kept = pika.BasicProperties(headers={"x-delivery-count": 1, "a": 1})
+    assert mv._without_delivery_count(kept).headers == {"a": 1}
+    stamped = pika.BasicProperties(headers={"x-delivery-count": 1, mv.STAMP: "r.0.1~"})
+    assert mv._without_delivery_count(stamped).headers == {mv.STAMP: "r.0.1~"}
+    plain = pika.BasicProperties(headers={"a": 1})
+    assert mv._without_delivery_count(plain) is plain
+    # identities survive a redelivery that turned "no table" into a table
+    assert mv._digest(b"x", pika.BasicProperties(headers={})) == mv._digest(b"x", pika.BasicProperties())
+    assert mv._digest(b"x", pika.BasicProperties(headers={"a": 1})) != mv._digest(b"x", pika.BasicProperties())
+
+
+def test_prune_of_a_stream_needs_allow_data_loss_before_any_broker_call():
+    from topoform.apply.executor import ApplyContext, delete_queue
+    from topoform.errors import TopoformError
+
+    stream = Queue(V, "s", durable=True, arguments=Args({"x-queue-type": "stream"}))
+    ctx = ApplyContext(settings=None, client=None)
+    with pytest.raises(TopoformError, match="stream.*--allow-data-loss"):
+        delete_queue(Change(Action.DELETE, "queue", V, "s", before=stream), ctx)
+    classic = Queue(V, "c", durable=True)
+    (op,) = delete_queue(Change(Action.DELETE, "queue", V, "c", before=classic), ctx)
+    assert op.kwargs["if_empty"] and op.kwargs["if_unused"]  # classic queues keep the broker's atomic guards

@@ -201,6 +201,11 @@ def _read_planfile(path: str, env: Environment):
         with open(full, encoding="utf-8") as fh:
             data = json.load(fh)
     except OSError as exc:
+        if not os.path.exists(full) and ("@" in path or "://" in path):
+            # a stray word of an unquoted URL (a password with a space) must not be echoed
+            raise InputError("cannot read the plan file: no such file (its name is not shown: it looks like "
+                             "part of a URL)", hint="quote a URL whose password holds spaces, or use "
+                             "--password-file") from None
         raise InputError(f"cannot read plan file {path}: {exc.strerror or exc}") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InputError(f"{path}: not a plan file saved by 'topoform plan --out' ({exc})") from None

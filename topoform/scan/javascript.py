@@ -373,6 +373,10 @@ class JavaScriptScanner:
             return items
         if t == "member_expression":
             obj, prop = node.child_by_field_name("object"), node.child_by_field_name("property")
+            if obj.type == "as_expression" and obj.named_children and obj.named_children[-1].type in (
+                    "nested_type_identifier", "type_identifier"):
+                # tree-sitter-typescript reads `{...} as a.B.C` as (`{...} as a.B`).C: the cast's value
+                return self.eval(obj.named_children[0])
             path = _text(obj)
             if path == "process.env":
                 return Unknown(f"from the environment ({_text(prop)})")

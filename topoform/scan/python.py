@@ -304,7 +304,8 @@ class PythonScanner:
                                    record=got["passive"] is True)
             return self._exchange(place, "aio-pika", method, got, _EXCHANGE_DEFAULTS, obj="aio-exchange",
                                   record=got["passive"] is True)
-        got = {_AIO_RENAME.get(k, k): v for k, v in got.items()}
+        rename = {"name": "queue"} if method == "declare_queue" else {"name": "exchange", "type": "exchange_type"}
+        got = {rename.get(k, k): v for k, v in got.items()}
         if method == "declare_queue":
             return self._queue(place, "aio-pika", method, got, {**_QUEUE_DEFAULTS, "queue": None}, node,
                                obj="aio-queue")
@@ -516,9 +517,6 @@ class PythonScanner:
             if n - 1 < len(self._lines) and UNROUTABLE_OK in self._lines[n - 1]:
                 return True
         return False
-
-
-_AIO_RENAME = {"name": "queue", "type": "exchange_type"}
 
 
 def _MISSING_TO(value: Any, reason: str) -> Any:  # noqa: N802 - reads like a constant helper

@@ -78,9 +78,9 @@ def render(built, vhost: str, header: list[str]) -> str:
     if topology.tests:
         lines.append("tests:")
         for i, t in enumerate(topology.tests):
-            place = built.test_places.get(i)
+            places = _places(built.test_places.get(i, []))
             reached = ", ".join(t.expect) if t.expect else "no queue (unroutable)"
-            lines.append(_comment(f"published at {place}: the simulator reaches {reached}; confirm", 2))
+            lines.append(_comment(f"published at {places}: the simulator reaches {reached}; confirm", 2))
             lines += _indent(dump._yaml([dump._route_test(t)]), 2)
     return "\n".join(lines) + "\n"
 

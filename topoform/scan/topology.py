@@ -42,7 +42,7 @@ class Built:
     topology: Topology
     entries: dict[tuple, Entry]
     binding_places: dict[tuple, list[Place]]
-    test_places: dict[int, Place]
+    test_places: dict[int, list[Place]]
     issues: list[Issue]
     conflicts: list[Issue]
 
@@ -219,8 +219,8 @@ def build(declarations: list[Declaration], vhost: str, version: str | None) -> B
     # ---- route tests from publishes
     router = Router(topology, version=version or "3.10")
     tests: list[RouteTest] = []
-    test_places: dict[int, Place] = {}
-    seen: set = set()
+    test_places: dict[int, list[Place]] = {}
+    seen: dict[tuple, int] = {}
     for decl in ordered:
         if decl.kind != PUBLISH:
             continue
@@ -237,17 +237,18 @@ def build(declarations: list[Declaration], vhost: str, version: str | None) -> B
                                            "the scan does not read message headers", decl.place, severity="note"))
             continue
         if (exchange, key) in seen:
+            test_places[seen[(exchange, key)]].append(decl.place)
             continue
         try:
             result = router.route(vhost, exchange, key)
         except RoutingError as exc:
             issues.append(Issue("no-test", f"{decl.call}: no route test: {exc.message}", decl.place, severity="note"))
             continue
-        seen.add((exchange, key))
+        seen[(exchange, key)] = len(tests)
         test = RouteTest(vhost=vhost, exchange=exchange, routing_key=key, expect=tuple(result.queues),
                          name=f"publish at {decl.place}")
         tests.append(test)
-        test_places[len(tests) - 1] = decl.place
+        test_places[len(tests) - 1] = [decl.place]
     topology = Topology.build(resources, tests=tests)
     return Built(topology, entries, binding_places, test_places, issues, conflicts)
 

@@ -19,6 +19,14 @@ if ! command -v dot >/dev/null 2>&1; then
   echo "setup: installing graphviz from Debian's packages"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends graphviz >/dev/null
 fi
+# zsh and fish: the completion tests check the generated scripts' syntax with the shells
+# themselves (bash is always there); git: the pre-commit hook tests make temporary repositories.
+missing=""
+for tool in zsh fish git; do command -v "$tool" >/dev/null 2>&1 || missing="$missing $tool"; done
+if [ -n "$missing" ]; then
+  echo "setup: installing$missing from Debian's packages"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null 2>&1 || true
 log="$(mktemp)"
 if ! .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]' >"$log" 2>&1; then

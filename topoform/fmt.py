@@ -65,10 +65,27 @@ class FormatResult:
     changed: bool
 
 
+def _text_resolver():
+    """A resolver that types no plain scalar (only the empty one, null): every plain scalar
+    stays the text the user typed (``0x1F``, ``010``, ``yes``, ``08_``), key or value,
+    so fmt never rewrites a number or a name; topoform's reader gives them their types."""
+    from ruamel.yaml.nodes import ScalarNode
+    from ruamel.yaml.resolver import VersionedResolver
+
+    class TextResolver(VersionedResolver):
+        def resolve(self, kind, value, implicit):
+            if kind is ScalarNode and implicit[0]:
+                return super().resolve(kind, "" if value in ("", None) else "text", implicit)
+            return super().resolve(kind, value, implicit)
+
+    return TextResolver
+
+
 def _yaml():
     from ruamel.yaml import YAML
 
     y = YAML(typ="rt")
+    y.Resolver = _text_resolver()
     y.preserve_quotes = True
     y.indent(mapping=2, sequence=4, offset=2)
     y.width = 4096  # never fold a line: flow style is chosen here, by FLOW_WIDTH
@@ -92,7 +109,7 @@ def _pyyaml_plain_tag(value: str) -> str:
 
 def _plain_is_safe(value: str) -> bool:
     """Would ``value`` written plain read back as this very string (YAML 1.1 and 1.2, block and flow)?"""
-    from ruamel.yaml.emitter import Emitter
+    from yaml.emitter import Emitter  # PyYAML's analysis: the stricter (YAML 1.1) one
 
     if not value or value != value.strip() or "\n" in value:
         return False

@@ -97,7 +97,9 @@ def amqp_args(args):
 
 def test_publisher_with_confirms_during_migration_loses_nothing(broker, vhost, amqp, mgmt):
     _setup(amqp)
-    backlog = ms.corpus(3000, broker.username, seed=3)
+    # no priorities: quorum queues from 4.0 deliver by priority, which would interleave the backlog
+    # with the live messages (the order of prioritized messages is checked by the scenarios above)
+    backlog = ms.corpus(3000, broker.username, seed=3, priorities=False)
     ms.publish(amqp, "orders", backlog)
     confirmed: list[str] = []
     stop = threading.Event()

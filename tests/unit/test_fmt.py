@@ -172,7 +172,7 @@ _doc = st.fixed_dictionaries({"vhosts": st.dictionaries(st.sampled_from(["/", "a
                                                         max_size=2)}, optional={"version": st.just(1)})
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=int(os.environ.get("TOPOFORM_FMT_EXAMPLES", "60")), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(doc=_doc, flow=st.sampled_from([None, True, False]), shuffle=st.randoms())
 def test_any_document_formats_to_the_same_meaning_idempotently(doc, flow, shuffle, tmp_path):
     text = yaml.safe_dump(doc, default_flow_style=flow, sort_keys=bool(shuffle.getrandbits(1)), allow_unicode=True)

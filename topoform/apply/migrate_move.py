@@ -16,8 +16,8 @@ jumps ahead of the others: measured on 3.10.8, 4.0.5 and 4.3.6), and from 4.0 ev
 return counts toward the default delivery limit of 20, past which the queue drops
 the message. From a quorum queue the prefetch window is one batch, so what a killed
 run leaves unacknowledged is exactly the journaled batch; the broker returns it in
-order at the head. ``x-delivery-count``, which a quorum queue adds to a redelivered
-message, is queue state and not moved.
+order at the head. ``x-delivery-count`` (and from 4.3 ``x-acquired-count``), which a
+quorum queue adds to a redelivered message, is queue state and not moved.
 
 **No duplicates after a crash.** A crash between the destination's confirm and the
 source's ack leaves the batch in both queues. Every message moved out is stamped with
@@ -48,7 +48,8 @@ from .migrate_io import LOST_CODES, MigrationBroker, MigrationError, pause
 
 STAMP = "x-topoform-mid"
 NO_HEADERS = "~"  # stamp suffix: the message had no headers table at all
-DELIVERY_COUNT = "x-delivery-count"  # added by quorum queues to redelivered messages
+# added by quorum queues to the messages they redeliver (x-acquired-count from 4.3 on, measured)
+DELIVERY_HEADERS = ("x-delivery-count", "x-acquired-count")
 BATCH = 1000
 PREFETCH = 2000
 WAIT = 120.0  # seconds to wait for one broker reply or batch of confirms
@@ -113,12 +114,12 @@ def _unstamped(props: pika.BasicProperties) -> pika.BasicProperties:
 
 
 def _without_delivery_count(props: pika.BasicProperties) -> pika.BasicProperties:
-    """A quorum queue's redelivery without the ``x-delivery-count`` header it added."""
+    """A quorum queue's redelivery without the ``x-delivery-count`` (and ``x-acquired-count``) it added."""
     headers = props.headers
-    if not isinstance(headers, dict) or DELIVERY_COUNT not in headers:
+    if not isinstance(headers, dict) or not any(k in headers for k in DELIVERY_HEADERS):
         return props
     out = copy.copy(props)
-    rest = {k: v for k, v in headers.items() if k != DELIVERY_COUNT}
+    rest = {k: v for k, v in headers.items() if k not in DELIVERY_HEADERS}
     stamp = _stamp_of(props)
     # the broker created the table if the message had none: an original empty table cannot be told apart
     out.headers = rest if rest and not (stamp and stamp.endswith(NO_HEADERS) and list(rest) == [STAMP]) \

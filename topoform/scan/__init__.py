@@ -158,6 +158,13 @@ def scan_paths(paths: list[str], *, cwd: str = ".", vhost: str = "/", version: s
     """Scan files and directories; see the module docstring."""
     from .topology import build
 
+    from ..perf import gc_paused
+
+    with gc_paused():  # thousands of syntax trees stay alive until the topology is built
+        return _scan(paths, cwd, vhost, version, version_source, build)
+
+
+def _scan(paths, cwd, vhost, version, version_source, build) -> ScanResult:
     sources = discover_sources(paths, cwd)
     root = os.path.commonpath([s[0] for s in sources]) if sources else cwd
     if sources and os.path.isfile(root):

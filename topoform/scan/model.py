@@ -41,12 +41,22 @@ class Place:
 
 
 class Unknown:
-    """A value the scan cannot know statically, with the reason (shown to the user)."""
+    """A value the scan cannot know statically, with the reason (shown to the user).
 
-    __slots__ = ("reason",)
+    ``reason`` may be given as a callable, computed only when someone reads it (most
+    unknown values are intermediate and never shown: rendering source text is costly).
+    """
 
-    def __init__(self, reason: str):
-        self.reason = reason
+    __slots__ = ("_reason",)
+
+    def __init__(self, reason):
+        self._reason = reason
+
+    @property
+    def reason(self) -> str:
+        if callable(self._reason):
+            self._reason = self._reason()
+        return self._reason
 
     def __repr__(self) -> str:
         return f"Unknown({self.reason!r})"
@@ -112,6 +122,8 @@ class Declaration:
 
 
 def _plain(value: Any) -> Any:
+    if isinstance(value, ServerNamed):
+        return {"server_named": value.ref}
     if isinstance(value, Mapping):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

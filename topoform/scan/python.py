@@ -180,9 +180,9 @@ class PythonScanner:
         except RecursionError:
             value = Unknown("an expression too deep to follow")
         if value is None:
-            text = _source(node)
-            why = " from the command line (sys.argv)" if "sys.argv" in text else ""
-            value = Unknown(f"computed{why} by {text}")
+            line = self._lines[node.lineno - 1] if node.lineno <= len(self._lines) else ""
+            why = " from the command line (sys.argv)" if "sys.argv" in line else ""
+            value = Unknown(lambda: f"computed{why} by {_source(node)}")
         self._results[key] = value
         return value
 
@@ -224,7 +224,7 @@ class PythonScanner:
         for i, arg in enumerate(args):
             if isinstance(arg, ast.Starred):
                 for p in params[i + skip:]:
-                    out.setdefault(p, Unknown(f"passed through *{_source(arg.value)}"))
+                    out.setdefault(p, Unknown(lambda: f"passed through *{_source(arg.value)}"))
                 break
             if i + skip < len(params):
                 out[params[i + skip]] = self.resolver.eval(arg, scope)
@@ -235,7 +235,7 @@ class PythonScanner:
                     for k, v in spread.items():
                         out.setdefault(k, v)
                 else:
-                    out["**"] = Unknown(f"passed through **{_source(kw.value)}")
+                    out["**"] = Unknown(lambda: f"passed through **{_source(kw.value)}")
             else:
                 out[kw.arg] = self.resolver.eval(kw.value, scope)
         return out

@@ -284,7 +284,7 @@ class Resolver:
     def eval(self, node: ast.AST, scope: Scope) -> Any:
         method = getattr(self, "_" + type(node).__name__, None)
         if method is None:
-            return Unknown(f"{_describe(node)} is computed at run time")
+            return Unknown(lambda: f"{_describe(node)} is computed at run time")
         return method(node, scope)
 
     def _Constant(self, node: ast.Constant, scope: Scope) -> Any:
@@ -327,7 +327,7 @@ class Resolver:
                 return a + b if op is ast.Add else a - b if op is ast.Sub else a * b
             if op is ast.Mod and isinstance(a, str):
                 return Unknown("a string formatted with %")
-            return Unknown(f"{_describe(node)} is computed at run time")
+            return Unknown(lambda: f"{_describe(node)} is computed at run time")
 
         return _lift(apply, [left, right])
 
@@ -337,7 +337,7 @@ class Resolver:
             return -value
         if isinstance(node.op, ast.Not) and isinstance(value, bool):
             return not value
-        return value if isinstance(value, Unknown) else Unknown(f"{_describe(node)} is computed at run time")
+        return value if isinstance(value, Unknown) else Unknown(lambda: f"{_describe(node)} is computed at run time")
 
     def _Dict(self, node: ast.Dict, scope: Scope) -> Any:
         out: dict = {}
@@ -350,7 +350,7 @@ class Resolver:
                 continue
             key = self.eval(k, scope)
             if not isinstance(key, str):
-                return Unknown(f"a mapping key {_describe(k)} that cannot be resolved")
+                return Unknown(lambda: f"a mapping key {_describe(k)} that cannot be resolved")
             out[key] = self.eval(v, scope)
         return out
 
@@ -391,12 +391,12 @@ class Resolver:
                 return Unknown(f"'{full}' is read from another module the scan could not resolve")
             if node.attr in base.attrs:
                 return base.attrs[node.attr]
-            return Unknown(f"'{_text_node(node)}' is known only at run time")
+            return Unknown(lambda: f"'{_text_node(node)}' is known only at run time")
         if isinstance(base, Unknown):
-            return Unknown(f"'{_text_node(node)}' is read from a value the scan cannot follow ({base.reason})")
+            return Unknown(lambda: f"'{_text_node(node)}' is read from a value the scan cannot follow ({base.reason})")
         if isinstance(base, dict):
-            return Unknown(f"'{_text_node(node)}' is an attribute of a mapping")
-        return Unknown(f"'{_text_node(node)}' is known only at run time")
+            return Unknown(lambda: f"'{_text_node(node)}' is an attribute of a mapping")
+        return Unknown(lambda: f"'{_text_node(node)}' is known only at run time")
 
     def _self_attr(self, attr: str, scope: Scope) -> Any:
         s: Scope | None = scope
@@ -427,7 +427,7 @@ class Resolver:
             return base[key]
         if isinstance(base, (list, tuple)) and isinstance(key, int) and -len(base) <= key < len(base):
             return base[key]
-        return Unknown(f"'{_text_node(node)}' is looked up at run time")
+        return Unknown(lambda: f"'{_text_node(node)}' is looked up at run time")
 
     def _Call(self, node: ast.Call, scope: Scope) -> Any:
         env = self._environ_call(node, scope)

@@ -1,0 +1,102 @@
+"""topoform scan on JavaScript and TypeScript (amqplib), parsed with tree-sitter."""
+from __future__ import annotations
+
+import pytest
+from scan_helpers import SERVICES, b, q, scan_file, views, x
+
+from topoform.scan import scan_paths
+
+
+@pytest.fixture(scope="module")
+def services():
+    return scan_paths([str(SERVICES)])
+
+
+def test_amqplib_callback_api(services):
+    sn = "<frontend.gateway.server-named>"
+    assert views(services, "gateway.js") == [
+        (11, "exchange", "assertExchange", x("orders", "topic", durable=True), []),
+        # a template string and options that become x- arguments; amqplib's durable defaults to true
+        (12, "queue", "assertQueue", q("gateway.requests", durable=True, arguments={
+            "x-message-ttl": 60000, "x-dead-letter-exchange": "orders.dlx"}), []),
+        (13, "binding", "bindQueue", b("orders", "gateway.requests", "order.created"), []),
+        (14, "queue", "assertQueue", q(sn, durable=True, exclusive=True), []),
+        # q.queue from the callback's parameter; forEach over a literal array
+        (16, "binding", "bindQueue", b("orders", sn, "order.shipped"), []),
+        (16, "binding", "bindQueue", b("orders", sn, "order.delivered"), []),
+        (18, "consume", "consume", {"queue": sn}, []),
+        (20, "publish", "publish", {"exchange": "orders", "routing_key": "order.created"}, []),
+        (21, "publish", "sendToQueue", {"exchange": "", "routing_key": "orders.audit"}, []),
+        (22, "publish", "publish", {"exchange": "orders"}, ["routing_key"]),
+    ]
+    reasons = [(i.place.line, i.message) for i in services.issues
+               if i.code == "unresolved" and i.place.path.endswith("gateway.js")]
+    assert reasons == [(22, "publish: routing_key is not known statically: from the environment (ROUTING_KEY)")]
+
+
+def test_amqplib_promise_api_in_typescript(services):
+    assert views(services, "notifier.ts") == [
+        (9, "exchange", "assertExchange", x("notify", "direct", durable=True), []),
+        # a spread of a typed constant, plus an option, through an `as` cast
+        (10, "queue", "assertQueue", q("notify.email", durable=True, arguments={
+            "x-owner": "frontend", "x-message-ttl": 60000}), []),
+        (11, "binding", "bindQueue", b("notify", "notify.email", "email"), []),  # const { queue } = await ...
+        (12, "exchange", "checkExchange", x("orders", durable=True), [], "passive"),
+        (13, "binding", "bindExchange", b("orders", "notify", "order.shipped", "exchange"), []),
+        (15, "queue", "assertQueue", q("notify.sms.ts", auto_delete=True), []),  # for (const kind of [...])
+        (15, "queue", "assertQueue", q("notify.push.ts", auto_delete=True), []),
+        (17, "publish", "publish", {"exchange": "notify", "routing_key": "email"}, []),
+    ]
+    marked = [d.unroutable_ok for d in services.declarations if d.place.path.endswith("notifier.ts")
+              and d.kind == "publish"]
+    assert marked == [True]
+
+
+def test_more_forms(tmp_path):
+    f = tmp_path / "svc.mjs"
+    f.write_text(
+        "import amqp from 'amqplib';\n"
+        "let name = 'a';\n"
+        "name = 'b';\n"
+        "ch.assertExchange('ae.main', 'fanout', { alternateExchange: 'ae.unrouted', durable: false });\n"  # 4
+        "ch.checkQueue('jobs');\n"                                                                          # 5
+        "ch.assertQueue(name);\n"                                                                           # 6
+        "ch.bindQueue('jobs', 'ae.main', process.argv[2]);\n"                                               # 7
+        "ch.assertQueue(`jobs.${process.env.REGION}`);\n"                                                   # 8
+        "ch.assertQueue('', { exclusive: true }).then((q) => ch.bindQueue(q.queue, 'ae.main', ''));\n"      # 9
+        "ch.publish('ae.main', 'k', Buffer.from(''), { persistent: true }); // comment with assertQueue\n"   # 10
+    )
+    result = scan_file(f)
+    assert [(d.place.line, d.kind, d.call, sorted(d.unresolved)) for d in result.declarations] == [
+        (4, "exchange", "assertExchange", []),
+        (5, "queue", "checkQueue", []),
+        (6, "queue", "assertQueue", ["name"]),
+        (7, "binding", "bindQueue", ["routing_key"]),
+        (8, "queue", "assertQueue", ["name"]),
+        (9, "queue", "assertQueue", []),
+        (9, "binding", "bindQueue", []),
+        (10, "publish", "publish", []),
+    ]
+    by_line = {(d.place.line, d.kind): d for d in result.declarations}
+    assert by_line[(4, "exchange")].fields["arguments"] == {"alternate-exchange": "ae.unrouted"}
+    assert by_line[(5, "queue")].passive
+    assert by_line[(9, "binding")].fields["destination"].ref == "svc.server-named"
+    assert [i.message.split(": ", 2)[-1] for i in result.issues if i.code == "unresolved"] == [
+        "'name' is assigned more than once",
+        "from the command line (process.argv)",
+        "a template string with from the environment (REGION)",
+    ]
+
+
+def test_without_the_parser_javascript_is_skipped_with_a_hint(tmp_path, monkeypatch):
+    from topoform.scan import javascript
+
+    def unavailable(language):
+        raise javascript.Unavailable("no module named tree_sitter")
+
+    monkeypatch.setattr(javascript, "parser_for", unavailable)
+    (tmp_path / "a.js").write_text("ch.assertQueue('x');\n")
+    result = scan_paths([str(tmp_path)])
+    assert result.declarations == []
+    assert [i.message for i in result.skipped] == [
+        "not scanned: the javascript parser is not installed (pip install 'topoform[scan-js]')"]

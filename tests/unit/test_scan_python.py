@@ -1,0 +1,200 @@
+"""topoform scan on Python: pika 1.x and 0.x, aio-pika, kombu; every argument form, exactly."""
+from __future__ import annotations
+
+import pytest
+from scan_helpers import SERVICES, TUTORIALS, b, q, scan_file, views, x
+
+from topoform.scan import scan_paths
+
+
+@pytest.fixture(scope="module")
+def services():
+    return scan_paths([str(SERVICES)])
+
+
+def unresolved(result, name):
+    return [(i.place.line, i.field, i.message.split(": ", 2)[-1]) for i in result.issues
+            if i.code == "unresolved" and i.place.path.endswith(name)]
+
+
+def test_pika_1x_positional_keyword_constants_concat_fstrings_local_dicts(services):
+    assert views(services, "publisher.py") == [
+        # names imported from names.py (a constant, a concatenation of constants)
+        (14, "exchange", "exchange_declare", x("orders", "topic", durable=True), []),
+        (15, "exchange", "exchange_declare", x("orders.dlx", "fanout", durable=True), []),  # ExchangeType.fanout
+        (16, "exchange", "exchange_declare", x("orders.internal", "direct", durable=True, internal=True), []),
+        (17, "binding", "exchange_bind", b("orders", "orders.internal", "order.*", "exchange"), []),
+        # an f-string of a constant; arguments built in a local dict, one key added afterwards
+        (21, "queue", "queue_declare", q("orders.paid", durable=True, arguments={
+            "x-dead-letter-exchange": "orders.dlx", "x-message-ttl": 60000, "x-max-length": 10000}), []),
+        (22, "binding", "queue_bind", b("orders", "orders.paid", "order.paid"), []),
+        # every argument positional: queue, passive, durable, exclusive, auto_delete, arguments
+        (24, "queue", "queue_declare", q("orders.audit", durable=True, arguments={"x-message-ttl": 60000}), []),
+        (25, "binding", "queue_bind", b("orders", "orders.audit", "order.#"), []),
+        # a local name assigned once; 5 * 1000 from the constants module
+        (28, "queue", "queue_declare", q("orders.retry", durable=True, arguments={
+            "x-message-ttl": 5000, "x-dead-letter-exchange": "orders"}), []),
+        # no routing key: pika sends the queue's name
+        (30, "binding", "queue_bind", b("orders.dlx", "orders.retry", "orders.retry"), []),
+        # names from configuration and the environment: unresolved, never guessed
+        (33, "queue", "queue_declare", {"durable": True, "exclusive": False, "auto_delete": False, "arguments": {}},
+         ["name"]),
+        (35, "queue", "queue_declare", {"durable": True, "exclusive": False, "auto_delete": False, "arguments": {}},
+         ["name"]),
+        (36, "queue", "queue_declare", q("payments.in"), [], "passive"),
+        (40, "publish", "basic_publish", {"exchange": "orders", "routing_key": "order.created"}, []),
+        (41, "publish", "basic_publish", {"exchange": "orders", "routing_key": "order.paid"}, []),
+        (42, "publish", "basic_publish", {"exchange": "orders"}, ["routing_key"]),
+        (44, "publish", "basic_publish", {"exchange": "orders", "routing_key": "refund.requested"}, []),
+        (45, "publish", "basic_publish", {"exchange": "", "routing_key": "payments.in"}, []),
+        # a loop over a literal tuple: one binding per value
+        (53, "binding", "queue_bind", b("orders", "orders.audit", "order.shipped"), []),
+        (53, "binding", "queue_bind", b("orders", "orders.audit", "order.delivered"), []),
+        (54, "consume", "basic_consume", {"queue": "orders.audit"}, []),
+    ]
+    assert unresolved(services, "publisher.py") == [
+        (33, "name", "from the environment (REGION)"),
+        (35, "name", "from the environment (SHARD_QUEUE)"),
+        (42, "routing_key", "'order' is a parameter of publish()"),
+    ]
+
+
+def test_unroutable_marker_on_the_line_before(services):
+    marked = {d.place.line: d.unroutable_ok for d in services.declarations
+              if d.kind == "publish" and d.place.path.endswith("publisher.py")}
+    assert marked == {40: False, 41: False, 42: False, 44: True, 45: False}
+
+
+def test_pika_0x_spellings(services):
+    assert views(services, "consumer.py") == [
+        (13, "exchange", "exchange_declare", x("orders", "topic", durable=True), []),  # type=, not exchange_type=
+        (14, "queue", "queue_declare", q("legacy.invoices", durable=True), []),
+        (15, "binding", "queue_bind", b("orders", "legacy.invoices", "order.paid"), []),
+        (16, "consume", "basic_consume", {"queue": "legacy.invoices"}, []),  # basic_consume(callback, queue=, no_ack=)
+        (17, "consume", "basic_consume", {"queue": "legacy.invoices"}, []),  # basic_consume(callback, queue)
+    ]
+
+
+def test_pika_0x_asynchronous_channel_takes_the_callback_first(services):
+    assert views(services, "async_consumer.py") == [
+        (15, "exchange", "exchange_declare", {"type": "fanout", "durable": False, "auto_delete": False,
+                                              "internal": False, "arguments": {}}, ["name"]),
+        (18, "queue", "queue_declare", q("legacy.events.log", auto_delete=True), []),  # class constant self.QUEUE
+        (21, "binding", "queue_bind", b("legacy.events", "legacy.events.log", "legacy.events.log"), []),
+        (24, "consume", "basic_consume", {"queue": "legacy.events.log"}, []),
+    ]
+    assert unresolved(services, "async_consumer.py") == [
+        (15, "name", "'exchange_name' is a parameter of setup_exchange()")]
+
+
+def test_aio_pika(services):
+    sn = "<billing.worker.server-named>"
+    assert views(services, "worker.py") == [
+        (15, "exchange", "declare_exchange", x("billing", "topic", durable=True), []),  # ExchangeType.TOPIC
+        (16, "exchange", "get_exchange", x("orders"), [], "passive"),
+        (17, "binding", "Exchange.bind", b("orders", "billing", "order.paid", "exchange"), []),
+        (19, "queue", "declare_queue", q("billing.invoices", durable=True, arguments={
+            "x-queue-type": "quorum", "x-delivery-limit": 5}), []),
+        (22, "binding", "Queue.bind", b("billing", "billing.invoices", "order.paid"), []),
+        (23, "binding", "Queue.bind", b("billing", "billing.invoices", "billing.invoices"), []),  # key: the queue's name
+        (25, "queue", "declare_queue", q("orders.audit", durable=True, arguments={"x-message-ttl": 30000}), []),
+        (26, "binding", "Queue.bind", b("orders", "orders.audit", "order.#"), []),  # exchange given by name
+        (28, "queue", "declare_queue", q(sn, exclusive=True), []),  # no name: the broker names it
+        (29, "binding", "Queue.bind", b("billing", sn, "invoice.*"), []),
+        (31, "publish", "Exchange.publish", {"exchange": "billing", "routing_key": "invoice.created"}, []),
+        (32, "publish", "Exchange.publish", {"exchange": "", "routing_key": "billing.invoices"}, []),
+        (33, "consume", "Queue.consume", {"queue": "billing.invoices"}, []),
+    ]
+
+
+def test_kombu_defaults_units_and_bindings(services):
+    assert views(services, "tasks.py") == [
+        (4, "exchange", "Exchange", x("notify", "direct", durable=True), []),  # kombu: durable=True by default
+        (5, "exchange", "Exchange", x("events", "topic"), []),
+        # message_ttl is in seconds in kombu: 60 s = 60000 ms
+        (7, "queue", "Queue", q("notify.email", durable=True, arguments={"x-owner": "notifications",
+                                                                         "x-message-ttl": 60000}), []),
+        (7, "binding", "Queue", b("notify", "notify.email", "email"), []),
+        (9, "queue", "Queue", q("notify.sms", durable=True, arguments={"x-message-ttl": 30000, "x-max-length": 500}),
+         []),
+        (9, "binding", "Queue", b("notify", "notify.sms", "sms"), []),
+        (10, "queue", "Queue", q("notify.digest", durable=True), []),
+        (10, "binding", "binding", b("events", "notify.digest", "user.#"), []),
+        (11, "binding", "binding", b("notify", "notify.digest", "digest"), []),
+        (12, "queue", "Queue", q("notify.temp", durable=True, exclusive=True, auto_delete=True), []),  # exclusive
+        (17, "publish", "Producer.publish", {"exchange": "notify", "routing_key": "email"}, []),
+        (18, "publish", "Producer.publish", {"exchange": "notify", "routing_key": "push"}, []),
+    ]
+
+
+def test_tutorials_server_named_queues_and_command_line_keys():
+    result = scan_paths([str(TUTORIALS)])
+    assert views(result, "receive_logs.py") == [
+        (8, "exchange", "exchange_declare", x("logs", "fanout"), []),
+        (10, "queue", "queue_declare", q("<receive_logs.server-named>", exclusive=True), []),
+        # queue_bind without a routing key: pika uses the (server-given) queue name
+        (13, "binding", "queue_bind", b("logs", "<receive_logs.server-named>", "<receive_logs.server-named>"), []),
+        (22, "consume", "basic_consume", {"queue": "<receive_logs.server-named>"}, []),
+    ]
+    assert unresolved(result, "receive_logs_direct.py") == [
+        (21, "routing_key", "from the command line (sys.argv), through the loop variable 'severity'")]
+    assert unresolved(result, "receive_logs_topic.py") == [
+        (21, "routing_key", "from the command line (sys.argv), through the loop variable 'binding_key'")]
+    assert unresolved(result, "emit_log_direct.py") == [
+        (14, "routing_key", "chosen at run time: from the command line (sys.argv) or 'info'")]
+    assert unresolved(result, "rpc_server.py") == [
+        (28, "routing_key", "'props.reply_to' is read from a value the scan cannot follow ('props' is a parameter "
+                            "of on_request())")]
+    queues = {k[2]: v for k, v in result.topology.queues.items()}
+    assert sorted(queues) == ["hello", "receive_logs.server-named", "receive_logs_direct.server-named",
+                              "receive_logs_topic.server-named", "rpc_client.server-named", "rpc_queue", "task_queue"]
+    assert [n for n, v in sorted(queues.items()) if v.exclusive] == [
+        "receive_logs.server-named", "receive_logs_direct.server-named", "receive_logs_topic.server-named",
+        "rpc_client.server-named"]
+    assert not result.conflicts
+
+
+@pytest.mark.parametrize("source, expected", [
+    ("import pika\nch.queue_declare(queue='a', durable=True)\nch.queue_declare(queue='a', durable=True)\n", 0),
+    ("ch.queue_declare('a')\nch.queue_declare('a', durable=True)\n", 1),
+])
+def test_same_declaration_twice_in_one_file(tmp_path, source, expected):
+    f = tmp_path / "svc.py"
+    f.write_text(source)
+    assert len(scan_file(f).conflicts) == expected
+
+
+def test_values_that_are_never_guessed(tmp_path):
+    f = tmp_path / "svc.py"
+    f.write_text(
+        "import os, sys\n"
+        "name = 'a'\n"
+        "name = 'b'\n"
+        "ch.queue_declare(name)\n"                                   # 4: assigned twice
+        "ch.queue_declare(os.getenv('Q', 'default'))\n"               # 5: the default is not the value
+        "ch.queue_declare(sys.argv[1])\n"                             # 6
+        "ch.queue_declare('q', arguments={'x-max-length': limit()})\n"  # 7: one argument computed
+        "ch.queue_declare('r', arguments=make_args())\n"              # 8: the whole mapping computed
+        "ch.queue_declare('%s.x' % 'k')\n"                            # 9
+    )
+    result = scan_file(f)
+    got = [(i.place.line, i.field, i.message.split(": ", 2)[-1]) for i in result.issues if i.code == "unresolved"]
+    assert got == [
+        (4, "name", "'name' is assigned more than once (lines 2, 3)"),
+        (5, "name", "from the environment (Q)"),
+        (6, "name", "from the command line (sys.argv)"),
+        (7, "arguments.x-max-length", "computed by limit()"),
+        (8, "arguments", "computed by make_args()"),
+        (9, "name", "a string formatted with %"),
+    ]
+    # the queue with one unknown argument is still written, with the argument it could read
+    assert result.topology.queue("/", "q").arguments == {}
+    assert result.topology.queue("/", "r") is not None
+
+
+def test_a_file_that_does_not_parse_is_reported_not_fatal(tmp_path):
+    (tmp_path / "bad.py").write_text("def broken(:\n")
+    (tmp_path / "good.py").write_text("ch.queue_declare('ok')\n")
+    result = scan_paths([str(tmp_path)])
+    assert [d.fields["name"] for d in result.declarations] == ["ok"]
+    assert [(i.code, i.place.line) for i in result.skipped] == [("parse-error", 1)]

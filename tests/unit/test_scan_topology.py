@@ -1,0 +1,89 @@
+"""topoform scan: conflicts with the broker's verdict, the topology YAML, route tests, the command line."""
+from __future__ import annotations
+
+import json
+
+from helpers import run_cli
+from scan_helpers import SERVICES, TUTORIALS
+
+from topoform.load import load_text
+from topoform.scan import scan_paths
+
+
+def test_cross_service_conflicts_name_both_places_the_field_and_the_verdict():
+    result = scan_paths([str(SERVICES)], cwd=str(SERVICES))
+    got = [(str(c.place), str(c.other), c.field, c.verdict) for c in result.conflicts]
+    root = str(SERVICES)
+    assert got == [
+        (f"{root}/frontend/notifier.ts:10", f"{root}/notifications/tasks.py:7", "arguments.x-owner", "ignores"),
+        (f"{root}/billing/worker.py:25", f"{root}/orders/publisher.py:24", "arguments.x-message-ttl", "rejects"),
+    ]
+    by_field = {c.field: c.message for c in result.conflicts}
+    assert by_field["arguments.x-message-ttl"].endswith(
+        "arguments.x-message-ttl 30000 vs 60000; the broker rejects the second declare with 406 "
+        "PRECONDITION_FAILED (the service that starts second crashes)")
+    assert "silently ignores" in by_field["arguments.x-owner"]
+
+
+def test_scan_cli_exit_3_on_conflicts_and_yaml_that_validates(tmp_path):
+    out = tmp_path / "topology.yaml"
+    res = run_cli(["scan", "services", "-o", str(out)], cwd=SERVICES.parent)
+    assert res.code == 3, res
+    assert "services/billing/worker.py:25: queue 'orders.audit' is declared differently at " \
+           "services/billing/worker.py:25 and services/orders/publisher.py:24" in res.err
+    text = out.read_text()
+    loaded = load_text(text, str(out))
+    assert loaded.ok, [f.format() for f in loaded.errors]
+    topology = loaded.topology
+    # the first declaration (in file order) is written; every place is named in a comment
+    assert topology.queue("/", "orders.audit").arguments == {"x-message-ttl": 30000}
+    assert "# declared at services/billing/worker.py:25, services/orders/publisher.py:24\n      orders.audit:" in text
+    assert "# declared at services/frontend/gateway.js:11, services/legacy/consumer.py:13, " \
+           "services/orders/publisher.py:14\n      orders:" in text
+    assert "# bound at services/orders/publisher.py:53" in text
+    # server-named queues are run-time (exclusive) queues
+    assert topology.queue("/", "billing.worker.server-named").exclusive
+    # route tests from publishes, with the queues the simulator reaches
+    tests = {(t.exchange, t.routing_key): t.expect for t in topology.tests}
+    assert tests[("orders", "order.created")] == ("gateway.requests", "orders.audit")
+    assert tests[("billing", "invoice.created")] == ("billing.worker.server-named",)
+    assert tests[("orders", "refund.requested")] == ()
+    assert ("orders", "order.cancelled.") not in {(e, k[:15]) for e, k in tests}  # unresolved key: no test
+    assert run_cli(["test", "-f", str(out)]).code == 0
+
+
+def test_scan_report_json():
+    res = run_cli(["scan", "tutorials", "--json", "--rabbitmq-version", "3.10"], cwd=TUTORIALS.parent)
+    assert res.code == 0, res
+    doc = json.loads(res.out)
+    assert doc["format_version"] == 1
+    assert doc["rabbitmq_version"] == "3.10" and doc["rabbitmq_version_source"] == "flag"
+    assert doc["conflicts"] == []
+    assert doc["summary"] == {"files": 13, "skipped": 0, "declarations": 32, "unresolved": 5, "conflicts": 0}
+    argv = [i for i in doc["issues"] if i["code"] == "unresolved" and "sys.argv" in i["message"]]
+    assert sorted(i["place"] for i in argv) == ["tutorials/emit_log_direct.py:14", "tutorials/emit_log_topic.py:14",
+                                                "tutorials/receive_logs_direct.py:21",
+                                                "tutorials/receive_logs_topic.py:21"]
+    assert doc["topology"] == {"vhost": 0, "exchange": 3, "queue": 7, "binding": 1, "policy": 0, "test": 4}
+
+
+def test_scan_output_directory_vhost_and_refusing_to_overwrite(tmp_path):
+    res = run_cli(["scan", str(TUTORIALS / "send.py"), "-o", f"{tmp_path}/", "--vhost", "shop"])
+    assert res.code == 0, res
+    written = tmp_path / "shop.yaml"
+    assert load_text(written.read_text()).topology.queue("shop", "hello") is not None
+    written.write_text("# edited\n")
+    again = run_cli(["scan", str(TUTORIALS / "send.py"), "-o", str(written), "--vhost", "shop"])
+    assert again.code == 1 and "exists and differs" in again.err and "--force" in again.err
+    assert run_cli(["scan", str(TUTORIALS / "send.py"), "-o", str(written), "--force"]).code == 0
+
+
+def test_scan_errors_are_one_line(tmp_path):
+    missing = run_cli(["scan", str(tmp_path / "nope")])
+    assert missing.code == 1 and missing.err.strip().endswith(f"no such file or directory: {tmp_path / 'nope'}")
+    assert "Traceback" not in missing.err
+    (tmp_path / "README.md").write_text("no code\n")
+    empty = run_cli(["scan", str(tmp_path), "--json"])
+    assert empty.code == 1 and json.loads(empty.out)["error"]["code"] == "usage"
+    bad_version = run_cli(["scan", str(TUTORIALS), "--rabbitmq-version", "2.8"])
+    assert bad_version.code == 1 and "--rabbitmq-version" in bad_version.err

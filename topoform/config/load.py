@@ -1,0 +1,295 @@
+"""The files' config kinds (SPEC section 8) -> a :class:`ConfigState`, with positioned findings.
+
+``map_file`` runs once per file from :mod:`topoform.load` (after the JSON Schema, which
+checks the structure); it builds :class:`~topoform.config.model.ConfigObject` values
+whose secrets are references only. ``resolve`` (called by the commands, which own the
+environment) reads every ``{env}`` / ``{file}`` at plan time and fails naming each
+missing variable or file, never a value.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Mapping
+
+from ..errors import Finding, InputError, Position
+from ..model import Args, freeze
+from . import kinds as K
+from .model import GLOBAL, ConfigObject, make
+from .secrets import Ref, Secret, algorithm_name, has_credentials, parse_ref, redact_uri, resolve as resolve_ref
+
+
+@dataclass(frozen=True)
+class ConfigState:
+    """Config objects by key, and what they cover.
+
+    ``managed``: ``(kind, vhost)`` pairs whose objects the files describe completely (a
+    vhost with a ``permissions:`` key manages its permissions; ``("user", name)`` and
+    ``("user_limit", name)`` for each named user). ``unreadable``: live side, kinds the
+    connected user may not list (kind -> why). ``positions``: key -> Position (files side).
+    """
+
+    objects: Mapping[tuple, ConfigObject] = field(default_factory=dict)
+    managed: frozenset = frozenset()
+    unreadable: Mapping[str, str] = field(default_factory=dict)
+    positions: Mapping[tuple, Position] = field(default_factory=dict)
+    missing_plugins: frozenset = frozenset()
+
+    def of_kind(self, kind: str) -> dict[tuple, ConfigObject]:
+        return {k: o for k, o in self.objects.items() if o.kind == kind}
+
+    def in_vhosts(self, vhosts) -> "ConfigState":
+        keep = set(vhosts)
+        return replace(self, objects={k: o for k, o in self.objects.items() if o.vhost == GLOBAL or o.vhost in keep},
+                       managed=frozenset(m for m in self.managed if m[0] in ("user", "user_limit", "global_parameter")
+                                         or m[1] in keep))
+
+    def __bool__(self) -> bool:
+        return bool(self.objects) or bool(self.managed)
+
+
+EMPTY = ConfigState()
+
+
+class Accumulator:
+    """Collects the config objects of every file (a second, different declaration is an error)."""
+
+    def __init__(self):
+        self.objects: dict[tuple, ConfigObject] = {}
+        self.positions: dict[tuple, Position] = {}
+        self.managed: set = set()
+
+    def put(self, obj: ConfigObject, pos: Position | None, report) -> None:
+        old = self.objects.get(obj.key)
+        if old is not None:
+            if old != obj or _refs(old) != _refs(obj):
+                report("conflicting-declaration", f"{obj.kind} {obj.name!r} is declared twice with different "
+                       f"content (first at {self.positions.get(obj.key)})", pos)
+            return
+        self.objects[obj.key] = obj
+        self.positions[obj.key] = pos
+
+    def finish(self) -> ConfigState:
+        return ConfigState(objects=dict(self.objects), managed=frozenset(self.managed),
+                           positions=dict(self.positions))
+
+
+def _refs(obj: ConfigObject) -> dict:
+    return {k: (s.ref, s.hash, s.algorithm) for k, s in obj.secrets.items()}
+
+
+Report = Callable[[str, str, Any], None]
+
+
+def map_file(acc: Accumulator, data: Mapping, locate, report: Report, base_dir: str, bad: set) -> None:
+    """One file's ``users``, ``global_parameters`` and per-vhost config keys into ``acc``."""
+    def err(code: str, message: str, path: tuple) -> None:
+        report(code, message, locate(path))
+
+    users = data.get("users")
+    if isinstance(users, dict):
+        for name, spec in users.items():
+            path = ("users", name)
+            if _bad(bad, path):
+                continue
+            _user(acc, str(name), spec or {}, path, locate, err, base_dir)
+    params = data.get("global_parameters")
+    if isinstance(params, dict):
+        for name, value in params.items():
+            acc.managed.add(("global_parameter", str(name)))
+            acc.put(make("global_parameter", GLOBAL, str(name), {"value": freeze(value)}),
+                    locate(("global_parameters", name)), report)
+    vhosts = data.get("vhosts")
+    if not isinstance(vhosts, dict):
+        return
+    for vname, vspec in vhosts.items():
+        if not isinstance(vspec, dict):
+            continue
+        for file_key, kind in K.VHOST_FILE_KEYS.items():
+            if file_key not in vspec:
+                continue
+            section = vspec.get(file_key)
+            path = ("vhosts", vname, file_key)
+            if _bad(bad, path) or not isinstance(section, (dict, type(None))):
+                continue
+            acc.managed.add((kind, vname))
+            _VHOST_MAPPERS[kind](acc, str(vname), section or {}, path, locate, err, base_dir, report)
+
+
+def _bad(bad: set, path: tuple) -> bool:
+    return any(path[:len(b)] == b or b[:len(path)] == path for b in bad)
+
+
+def _user(acc, name, spec, path, locate, err, base_dir) -> None:
+    secrets = {}
+    has_pw, has_hash = "password" in spec, "password_hash" in spec
+    if has_pw and has_hash:
+        err("conflicting-password", f"user {name!r} gives both password and password_hash; keep one", path)
+    elif has_pw:
+        ref = parse_ref(spec["password"], base_dir)
+        if ref is None:
+            err("plain-text-secret", f"user {name!r}: the password must come from {{env: NAME}} or {{file: PATH}}, "
+                "never in plain text", path + ("password",))
+        else:
+            secrets["password"] = Secret(ref=ref)
+    elif has_hash:
+        raw = spec["password_hash"]
+        ref = parse_ref(raw, base_dir)
+        try:
+            algorithm = algorithm_name(spec.get("hashing_algorithm"))
+        except InputError as exc:
+            err("bad-hashing-algorithm", exc.message, path + ("hashing_algorithm",))
+            algorithm = None
+        secrets["password"] = Secret(ref=ref, hash=None if ref else str(raw), algorithm=algorithm, given_hash=True)
+    if "hashing_algorithm" in spec and not has_hash:
+        try:
+            algorithm = algorithm_name(spec.get("hashing_algorithm"))
+        except InputError as exc:
+            err("bad-hashing-algorithm", exc.message, path + ("hashing_algorithm",))
+            algorithm = None
+        if "password" in secrets:
+            secrets["password"] = replace(secrets["password"], algorithm=algorithm)
+    acc.managed.add(("user", name))
+    acc.put(make("user", GLOBAL, name, {"tags": K._tags(spec.get("tags") or ())}, secrets=secrets), locate(path),
+            lambda c, m, p: err(c, m, path))
+    if "limits" in spec:
+        acc.managed.add(("user_limit", name))
+        acc.put(make("user_limit", GLOBAL, name, {"limits": Args(spec.get("limits") or {})}),
+                locate(path + ("limits",)), lambda c, m, p: err(c, m, path + ("limits",)))
+
+
+def _put(acc, obj, path, locate, report):
+    acc.put(obj, locate(path), report)
+
+
+def _limits(acc, vhost, section, path, locate, err, base_dir, report):
+    _put(acc, make("vhost_limit", vhost, "limits", {"limits": Args(section)}), path, locate, report)
+
+
+def _permissions(acc, vhost, section, path, locate, err, base_dir, report):
+    for user, spec in section.items():
+        spec = spec or {}
+        _put(acc, make("permission", vhost, str(user), {k: str(spec.get(k, "")) for k in ("configure", "write", "read")}),
+             path + (user,), locate, report)
+
+
+def _topic_permissions(acc, vhost, section, path, locate, err, base_dir, report):
+    for user, per_exchange in section.items():
+        for exchange, spec in (per_exchange or {}).items():
+            spec = spec or {}
+            _put(acc, K.topic_permission(vhost, str(user), str(exchange), str(spec.get("write", "")),
+                                         str(spec.get("read", ""))), path + (user, exchange), locate, report)
+
+
+def _operator_policies(acc, vhost, section, path, locate, err, base_dir, report):
+    for name, spec in section.items():
+        spec = spec or {}
+        _put(acc, make("operator_policy", vhost, str(name), {
+            "pattern": spec.get("pattern", ""), "apply_to": spec.get("apply_to", "all"),
+            "priority": spec.get("priority", 0), "definition": Args(spec.get("definition") or {})}),
+            path + (name,), locate, report)
+
+
+def _uri_object(kind: str, uri_fields: tuple):
+    def mapper(acc, vhost, section, path, locate, err, base_dir, report):
+        for name, spec in section.items():
+            spec = dict(spec or {})
+            secrets = {}
+            for f in uri_fields:
+                if f not in spec:
+                    continue
+                ref = parse_ref(spec[f], base_dir)
+                if ref is not None:
+                    secrets[f] = Secret(ref=ref)
+                    del spec[f]
+                elif isinstance(spec[f], dict):
+                    err("bad-secret-reference", f"{kind} {name!r}: {f} must be a URI, a list of URIs, {{env: NAME}} "
+                        "or {file: PATH}", path + (name, f))
+                    del spec[f]
+                elif has_credentials(spec[f]):
+                    err("plain-text-secret", f"{kind} {name!r}: {f} holds credentials; give it as {{env: NAME}} or "
+                        "{file: PATH}, never in plain text", path + (name, f))
+                    del spec[f]
+            _put(acc, make(kind, vhost, str(name), freeze(spec), secrets=secrets), path + (name,), locate, report)
+    return mapper
+
+
+def _upstream_sets(acc, vhost, section, path, locate, err, base_dir, report):
+    for name, members in section.items():
+        _put(acc, make("federation_upstream_set", vhost, str(name), {"upstreams": freeze(list(members or []))}),
+             path + (name,), locate, report)
+
+
+def _super_streams(acc, vhost, section, path, locate, err, base_dir, report):
+    for name, spec in section.items():
+        spec = spec or {}
+        if ("partitions" in spec) == ("binding_keys" in spec):
+            err("bad-super-stream", f"super stream {name!r} needs exactly one of partitions and binding_keys",
+                path + (name,))
+            continue
+        value = {"arguments": Args(spec.get("arguments") or {})}
+        if "partitions" in spec:
+            value["partitions"] = spec["partitions"]
+        else:
+            value["binding_keys"] = tuple(str(k) for k in spec["binding_keys"])
+        _put(acc, make("super_stream", vhost, str(name), value), path + (name,), locate, report)
+
+
+_VHOST_MAPPERS = {
+    "vhost_limit": _limits,
+    "permission": _permissions,
+    "topic_permission": _topic_permissions,
+    "operator_policy": _operator_policies,
+    "federation_upstream": _uri_object("federation_upstream", ("uri",)),
+    "federation_upstream_set": _upstream_sets,
+    "shovel": _uri_object("shovel", ("src-uri", "dest-uri")),
+    "super_stream": _super_streams,
+}
+
+
+def check_references(state: ConfigState, report: Report) -> None:
+    """Upstream sets name upstreams of their vhost (or of the broker: warn only when absent from the files)."""
+    upstreams = {(o.vhost, o.name) for o in state.objects.values() if o.kind == "federation_upstream"}
+    managed = {m[1] for m in state.managed if m[0] == "federation_upstream"}
+    for key, obj in state.objects.items():
+        if obj.kind != "federation_upstream_set" or obj.vhost not in managed:
+            continue
+        for member in obj.value.get("upstreams") or ():
+            up = member.get("upstream") if isinstance(member, Mapping) else None
+            if up and (obj.vhost, up) not in upstreams:
+                report("undeclared-upstream", f"federation upstream set {obj.name!r} names upstream {up!r}, which "
+                       f"vhost {obj.vhost!r} does not declare", state.positions.get(key))
+
+
+# ---------------------------------------------------------------------- secrets at plan time
+def resolve(state: ConfigState, environ: Mapping[str, str]) -> ConfigState:
+    """Every reference read now; raises InputError listing each missing variable or file with its position."""
+    if not state.objects:
+        return state
+    findings: list[Finding] = []
+    out = {}
+    for key, obj in state.objects.items():
+        if not any(s.ref is not None for s in obj.secrets.values()):
+            out[key] = obj
+            continue
+        secrets, value = dict(obj.secrets), dict(obj.value)
+        for f, secret in obj.secrets.items():
+            if secret.ref is None:
+                continue
+            try:
+                plain = resolve_ref(secret.ref, environ)
+            except InputError as exc:
+                findings.append(Finding("missing-secret", f"{obj.kind} {obj.name!r}: {exc.message}",
+                                        position=state.positions.get(key), hint=exc.hint))
+                continue
+            if obj.kind == "user" and secret.given_hash:
+                secrets[f] = replace(secret, hash=plain)
+            else:
+                secrets[f] = replace(secret, plain=plain)
+            if f in K.KINDS[obj.kind].uri_fields:
+                value[f] = redact_uri(plain)
+        out[key] = replace(obj, secrets=secrets, value=Args(value))
+    if findings:
+        n = len(findings)
+        raise InputError(f"{n} secret{'s' if n != 1 else ''} of the topology files could not be read",
+                         findings=findings)
+    return replace(state, objects=out)

@@ -9,8 +9,9 @@ temporary directory, then times, in the same run and interleaved:
 * whole: ``topoform.scan.scan_paths([dir])`` (discover, read, parse, resolve, build the
   topology, compare declarations, route tests).
 
-Prints files per second for each (best of N, wall time), the ratio and PASS/FAIL against
-the 1.5x target. Exit status 0 on PASS, 1 on FAIL. Usage::
+Prints files per second for each (best of N, wall and process CPU time), the ratios and
+PASS/FAIL against the 1.5x target on CPU time (on a shared machine, wall time mostly
+measures the neighbours). Exit status 0 on PASS, 1 on FAIL. Usage::
 
     .venv/bin/python benchmarks/bench_scan.py [--files 2000] [--repeat 5] [--keep DIR]
 """
@@ -182,19 +183,23 @@ def main() -> int:
         generate(directory, args.files)
         result = scan_paths([directory])
         declarations = len(result.declarations)
-        best = {"bare": float("inf"), "whole": float("inf")}
+        wall = {"bare": float("inf"), "whole": float("inf")}
+        cpu = dict(wall)
         for _ in range(args.repeat):
             for label, fn in (("bare", bare), ("whole", whole)):
-                start = time.perf_counter()
+                start, start_cpu = time.perf_counter(), time.process_time()
                 count = fn(directory)
-                best[label] = min(best[label], time.perf_counter() - start)
+                wall[label] = min(wall[label], time.perf_counter() - start)
+                cpu[label] = min(cpu[label], time.process_time() - start_cpu)
                 assert count == args.files, (label, count)
-        ratio = best["whole"] / best["bare"]
         print(f"files: {args.files}, declarations found: {declarations}, conflicts: {len(result.conflicts)}")
-        print(f"bare ast.parse : {args.files / best['bare']:8.0f} files/s  ({best['bare']:.3f} s)")
-        print(f"whole scan     : {args.files / best['whole']:8.0f} files/s  ({best['whole']:.3f} s)")
+        for label, text in (("bare", "bare ast.parse"), ("whole", "whole scan")):
+            print(f"{text:<15}: {args.files / wall[label]:6.0f} files/s wall ({wall[label]:.3f} s), "
+                  f"{args.files / cpu[label]:6.0f} files/s cpu ({cpu[label]:.3f} s)")
+        ratio, ratio_wall = cpu["whole"] / cpu["bare"], wall["whole"] / wall["bare"]
         verdict = "PASS" if ratio <= TARGET else "FAIL"
-        print(f"ratio          : {ratio:.2f}x (target <= {TARGET}x): {verdict}")
+        # CPU time decides: on a shared machine wall time mostly measures the neighbours
+        print(f"ratio          : {ratio:.2f}x cpu, {ratio_wall:.2f}x wall (target <= {TARGET}x on cpu): {verdict}")
         return 0 if ratio <= TARGET else 1
     finally:
         if not args.keep:

@@ -151,8 +151,18 @@ def plan(files: Paths, url: str | None = None, state: str | os.PathLike | None =
         if line.startswith(("warning", "note")) or ": warning:" in line:
             log.warning("%s", line)
     if code not in (0, 3):
-        raise PlanError(_last_error(err), output=err)
+        raise PlanError(_json_error(out) or _last_error(err), output=err)
     return Plan.from_dict(json.loads(out))
+
+
+def _json_error(out: str) -> str | None:
+    """The message of a ``{"format_version": 1, "error": {...}}`` document, if the command printed one."""
+    try:
+        data = json.loads(out)
+    except ValueError:
+        return None
+    error = data.get("error") if isinstance(data, dict) else None
+    return str(error.get("message")) if isinstance(error, dict) and error.get("message") else None
 
 
 def apply(plan, url: str | None = None, *, management_url: str | None = None, lock_timeout: float = 60.0,

@@ -220,7 +220,7 @@ def _comment(lines: Iterable[str]) -> str:
 
 
 def dump_topology(topology: Topology, *, header: Sequence[str] = (),
-                  vhosts: Iterable[str] | None = None) -> str:
+                  vhosts: Iterable[str] | None = None, config=None) -> str:
     """Topology YAML for ``topology`` (or only the given ``vhosts``), with ``header`` as comments.
 
     Example::
@@ -239,6 +239,10 @@ def dump_topology(topology: Topology, *, header: Sequence[str] = (),
     tests = [t for t in topology.tests if vhosts is None or t.vhost in names]
     if tests:
         doc["tests"] = [_route_test(t) for t in tests]
+    if config is not None:  # import --config: users, permissions, limits, ... (topoform/config/dump.py)
+        from .config.dump import add_to_document
+
+        add_to_document(doc, config, names)
     return _comment(header) + _yaml(doc)
 
 

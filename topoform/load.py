@@ -85,6 +85,10 @@ class LoadResult:
     rabbitmq_version: str = _versions.DEFAULT
     version_source: str = "default"
     files_version: str | None = None
+    config: Any = None  # topoform.config.load.ConfigState: users, permissions, limits, ... (SPEC section 8)
+    environment: str | None = None  # --env / TOPOFORM_ENV the variables came from (SPEC section 9)
+    variables: Mapping[str, Any] = field(default_factory=dict)  # each declared variable's value
+    ownership: Any = None  # topoform.ownership.Ownership: owner, owns, external (SPEC section 9)
 
     @property
     def errors(self) -> tuple[Finding, ...]:
@@ -160,7 +164,7 @@ class _Doc:
     which gives the very same marks.
     """
 
-    __slots__ = ("path", "node", "data", "ok", "index", "text", "released")
+    __slots__ = ("path", "node", "data", "ok", "index", "text", "released", "rewrite")
 
     def __init__(self, path: str, node: Any, data: Any, ok: bool, text: str | None = None):
         self.path = path
@@ -170,6 +174,7 @@ class _Doc:
         self.index: dict[int, dict] = {}
         self.text = text
         self.released = False
+        self.rewrite = None  # variables substitution to redo on a recomposed tree (topoform/variables.py)
 
     def release(self) -> None:
         """Forget the node tree and data; positions are recomputed from the text on demand."""
@@ -185,6 +190,8 @@ class _Doc:
             self.node = loader.get_single_node()
         finally:
             loader.dispose()
+        if self.rewrite is not None:
+            self.rewrite(self.node)
         self.released = False
 
     def pos(self, node: Any) -> Position:
@@ -371,7 +378,7 @@ def _first_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
-def _parse(text: str, path: str, findings: list) -> _Doc:
+def _parse(text: str, path: str, findings: list, variables: Any = None) -> _Doc:
     """Parse one YAML document; syntax errors become one finding at the problem mark."""
     loader = _Loader(text)
     try:
@@ -398,9 +405,17 @@ def _parse(text: str, path: str, findings: list) -> _Doc:
             return _Doc(path, None, None, False)
         if node is None:
             return _Doc(path, None, None, True)
+        rewrite = None
+        if variables is not None:  # ${name} references (topoform/variables.py), on the node tree: positions stay exact
+            variables.declare(node, path)
+            if "${" in text:
+                rewrite = lambda root: variables.rewrite(root, path)  # noqa: E731
+                rewrite(node)
         before = len(findings)
         data = _Builder(loader, path, findings).build(node)
-        return _Doc(path, node, data, len(findings) == before, text)
+        doc = _Doc(path, node, data, len(findings) == before, text)
+        doc.rewrite = rewrite
+        return doc
     finally:
         loader.dispose()
 
@@ -470,6 +485,10 @@ class _State:
         self.known_vhosts: set = set()
         self.checks: list = []  # (kind, resource, doc, path) for the rule passes
         self.versions: list = []  # (rabbitmq_version value, Position) of each file that sets one
+        self.variables = None  # topoform.variables.Variables of this load
+        self.owners: list = []  # (doc, data) of every file, for topoform/ownership.py
+        from .config.load import Accumulator
+        self.config = Accumulator()  # the config kinds of SPEC section 8 (topoform/config/)
 
     def add(self, code: str, message: str, position: Position | None, severity: str = "error",
             subject: str = "") -> None:
@@ -479,7 +498,7 @@ class _State:
 Target = Union[None, str, tuple, Callable[[Optional[str]], tuple]]
 
 
-def load_topology(paths: Sequence[str], *, target: Target = None) -> LoadResult:
+def load_topology(paths: Sequence[str], *, target: Target = None, variables: Any = None) -> LoadResult:
     """Load, check and merge topology files (directories and includes expanded).
 
     Never raises on bad content: unreadable files, YAML and schema errors, conflicts,
@@ -496,6 +515,7 @@ def load_topology(paths: Sequence[str], *, target: Target = None) -> LoadResult:
     """
     with gc_paused():
         state = _State()
+        state.variables = _variables(paths, variables)
         for path in paths:
             if os.path.isdir(path):
                 for f in _dir_files(path):
@@ -505,12 +525,26 @@ def load_topology(paths: Sequence[str], *, target: Target = None) -> LoadResult:
         return _finish(state, target)
 
 
-def load_text(text: str, path: str = "<string>", *, target: Target = None) -> LoadResult:
+def load_text(text: str, path: str = "<string>", *, target: Target = None, variables: Any = None) -> LoadResult:
     """Load one topology from a string (includes are resolved relative to the current directory)."""
     with gc_paused():
         state = _State()
+        state.variables = _variables([], variables)
         _load_doc(state, text, path)
         return _finish(state, target)
+
+
+def _variables(paths: Sequence[str], inputs: Any):
+    """The load's variables (topoform/variables.py): every given file's declarations, then the chosen values."""
+    from .variables import VariableInputs, Variables
+
+    if isinstance(inputs, Variables):
+        return inputs
+    variables = Variables(inputs if isinstance(inputs, VariableInputs) else None)
+    files = [f for p in paths for f in (_dir_files(p) if os.path.isdir(p) else [p])]
+    variables.prescan(files)
+    variables.read_sources(paths[0] if paths else None)
+    return variables
 
 
 def _load_file(state: _State, path: str, included_from: Position | None = None) -> None:
@@ -532,7 +566,7 @@ def _load_file(state: _State, path: str, included_from: Position | None = None) 
 
 def _load_doc(state: _State, text: str, path: str) -> None:
     state.files.append(path)
-    doc = _parse(text, path, state.findings)
+    doc = _parse(text, path, state.findings, state.variables)
     state.docs.append(doc)
     data = doc.data
     bad: set = set()
@@ -544,6 +578,11 @@ def _load_doc(state: _State, text: str, path: str) -> None:
         state.versions.append((data["rabbitmq_version"], doc.locate(("rabbitmq_version",))))
     _includes(state, doc, data.get("include"))
     _map_model(state, doc, data, bad)
+    from .ownership import map_file as map_ownership  # owner / owns / external (SPEC section 9)
+
+    map_ownership(state, doc, data, bad)
+    from .config.load import map_file
+    map_file(state.config, data, doc.locate, state.add, os.path.dirname(os.path.abspath(path)), bad)
 
 
 def _schema_findings(state: _State, doc: _Doc, data: Any, bad: set) -> None:
@@ -769,6 +808,8 @@ def _finish(state: _State, target: Target = None) -> LoadResult:
     files_version = _files_version(state)
     version, source = _target(target, files_version)
     run_checks(state, _versions.parse_version(version))
+    config = _config(state)
+    ownership = _ownership(state)
     findings = tuple(sorted(state.findings, key=lambda f: (f.sort_key(), f.severity, f.message)))
     topology = Topology(vhosts=state.vhosts, exchanges=state.exchanges, queues=state.queues,
                         bindings=frozenset(state.bindings), policies=state.policies, tests=tuple(state.tests))
@@ -776,6 +817,24 @@ def _finish(state: _State, target: Target = None) -> LoadResult:
         doc.release()  # every check is done: keep only the text for later position lookups
     return LoadResult(topology=topology, findings=findings, files=tuple(state.files),
                       positions=_Positions(state.locators, state.bindings), rabbitmq_version=version,
-                      version_source=source, files_version=files_version)
+                      version_source=source, files_version=files_version, config=config,
+                      environment=state.variables.inputs.env if state.variables else None,
+                      variables=state.variables.values() if state.variables else {}, ownership=ownership)
 
 
+def _ownership(state: _State):
+    """Variables' findings, then owner / owns / external (topoform/ownership.py) with their checks."""
+    if state.variables is not None:
+        state.findings.extend(state.variables.finish())
+    from .ownership import collect
+
+    return collect(state)
+
+
+def _config(state: _State):
+    """The files' config kinds (topoform/config/), with their reference checks as findings."""
+    from .config.load import check_references
+
+    config = state.config.finish()
+    check_references(config, lambda code, message, pos: state.findings.append(Finding(code, message, position=pos)))
+    return config

@@ -504,6 +504,7 @@ NOT_CHECKED = {
     "classic_queue_type_stored": "topoform normalizes the x-queue-type the broker adds; nothing to change",
     "exports_omit_internal_exchanges": "topoform reads internal exchanges from the listing; nothing to change",
     "policies_without_vhost_in_export": "an export-format difference topoform reads either way",
+    "definitions_export_cheaper": "topoform picks the cheaper read on each version; nothing to change",
 }
 
 

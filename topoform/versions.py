@@ -174,6 +174,12 @@ BEHAVIOURS: list[Behaviour] = [
               "classic queues accept x-queue-leader-locator (before: 406 invalid arg)",
               "tried on the test brokers: 3.10.8 refuses it, 4.0.5 and 4.3.6 accept it; RABBITMQ-SEMANTICS.md "
               "section 2 (source v4.0.1)"),
+    Behaviour("definitions_export_cheaper", "4.0", None,
+              "a vhost's GET /api/definitions/VHOST costs the broker less than its per-kind listings "
+              "(exchanges, queues, bindings, policies with columns); before, the listings cost less",
+              "measured here at 10,000 queues, 1,000 exchanges, 20,000 bindings, best of 3: 3.10.8 export "
+              "9.66 s vs listings 4.12 s together; 4.0.5 export 2.37 s vs listings 2.41 s (even); 4.3.6 "
+              "export 0.98 s vs listings 4.23 s (the bindings listing alone 2.83 s)"),
     Behaviour("passive_declare_needs_configure", "4.3", None,
               "a passive queue/exchange declare needs configure permission on the object",
               "RabbitMQ 4.3.0 release notes (BROKERS.md 'also reported'); not re-verified"),

@@ -132,11 +132,14 @@ def test_apply_refuses_a_blocked_plan_without_touching_anything():
         api.apply(plan, url="amqp://guest:guest@127.0.0.1:1/")
 
 
-def test_apply_errors_carry_the_exit_code(tmp_path):
+def test_apply_errors_carry_the_exit_code(tmp_path, monkeypatch):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where api.apply writes its temporary plan file
     folder = GOLDEN / "empty-vhost-creates-everything"
     plan = api.plan(folder / "desired.yaml", state=folder / "live.json")
     with pytest.raises(api.ApplyError) as info:
         api.apply(plan, url="amqp://guest:pw-x1@127.0.0.1:1/", management_url="http://guest:pw-x1@127.0.0.1:1",
                   environ={"TOPOFORM_TIMEOUT": "2"})
     assert info.value.exit_code == 1 and "pw-x1" not in info.value.message + info.value.output
-    assert not [p for p in os.listdir(tmp_path)]  # nothing left behind here
+    assert os.listdir(tmp_path) == []  # the temporary plan file is removed

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 import pytest
@@ -20,10 +19,6 @@ YAML_FILES = sorted(p for base in ("examples", "tests/golden") for p in (ROOT / 
 def _load(path: Path):
     result = load_topology([str(path)], target="4.3")
     return result.topology, sorted((f.code, f.message) for f in result.findings)
-
-
-def _comments(text: str) -> list[str]:
-    return [m.group(0).strip() for m in re.finditer(r"#[^\n\"']*$", text, re.M) if not m.group(0).startswith("#'")]
 
 
 @pytest.mark.parametrize("path", YAML_FILES, ids=lambda p: str(p.relative_to(ROOT)))

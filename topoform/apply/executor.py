@@ -297,6 +297,10 @@ HANDLERS: dict[tuple[Action, str], Callable[[Change, ApplyContext], Any]] = {
     (Action.MIGRATE, "exchange"): migrate,
 }
 
+from ..config.apply import HANDLERS as _CONFIG_HANDLERS  # noqa: E402 - users, permissions, ... (topoform/config/)
+
+HANDLERS.update(_CONFIG_HANDLERS)
+
 
 # --------------------------------------------------------------------------- the executor
 class _Stop(Exception):

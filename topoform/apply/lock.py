@@ -32,10 +32,15 @@ LOCK_QUEUE = "topoform.lock"
 HOLDER_ARG = "x-topoform-holder"
 
 
-def describe_holder(settings: BrokerSettings, purpose: str = "apply") -> str:
-    """``topoform apply by USER pid=PID host=HOST since HH:MM:SSZ``: what a waiting apply prints."""
+def describe_holder(settings: BrokerSettings, purpose: str = "apply", owner: str | None = None) -> str:
+    """``topoform apply [for OWNER] by USER pid=PID host=HOST since HH:MM:SSZ``: what a waiting apply prints.
+
+    ``owner`` is the files' ``owner:`` label (SPEC section 9), so a waiting team sees whose apply runs.
+    """
     since = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return f"topoform {purpose} by user '{settings.username}' pid={os.getpid()} host={socket.gethostname()} since {since}"
+    who = f" for '{owner}'" if owner else ""
+    return (f"topoform {purpose}{who} by user '{settings.username}' pid={os.getpid()} host={socket.gethostname()} "
+            f"since {since}")
 
 
 class BrokerLock:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import html
 import json
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 import requests
 
@@ -64,7 +64,8 @@ class ManagementClient:
 
     # ------------------------------------------------------------------ core
     def request(self, method: str, path: str, body: Any = None,
-                expect: Iterable[int] = (200, 201, 204), params: dict | None = None) -> requests.Response:
+                expect: Iterable[int] = (200, 201, 204), params: dict | None = None,
+                accept: str | None = None) -> requests.Response:
         """Send one request; return the response when its status is in ``expect``.
 
         ``path`` starts with ``/api/`` and has its segments already quoted (use
@@ -72,6 +73,8 @@ class ManagementClient:
         """
         url = self.base + path
         headers = {"content-type": "application/json"} if body is not None else None
+        if accept is not None:  # PUT /api/user-limits and /api/vhost-limits answer 406 to "accept: application/json"
+            headers = {**(headers or {}), "accept": accept}
         try:
             response = self.session.request(method, url, params=params, headers=headers,
                                             data=None if body is None else json.dumps(body),
@@ -155,27 +158,10 @@ class ManagementClient:
         return self.definitions_from_listings(vhost)
 
     def definitions_from_listings(self, vhost: str) -> dict:
-        """One vhost's definitions, shaped as ``GET /api/definitions/V``, from four listings.
-
-        Drops what an export leaves out, so both sources read identically: the default
-        and ``amq.*`` exchanges, exclusive queues and the bindings to them, and the
-        implicit default-exchange bindings (sections 2, 4.1 and 6).
-        """
-        v = quote_segment(vhost)
-        exchanges = self.get(f"/api/exchanges/{v}", params={"columns": "name,type,durable,auto_delete,internal,arguments"})
-        queues = self.get(f"/api/queues/{v}", params={"columns": "name,durable,auto_delete,exclusive,arguments"})
-        bindings = self.get(f"/api/bindings/{v}",
-                            params={"columns": "source,destination,destination_type,routing_key,arguments"})
-        policies = self.get(f"/api/policies/{v}")
-        exclusive = {q["name"] for q in queues if q.get("exclusive")}
-        return {
-            "exchanges": [x for x in exchanges if x["name"] and not x["name"].startswith("amq.")],
-            "queues": [{k: q[k] for k in ("name", "durable", "auto_delete", "arguments") if k in q}
-                       for q in queues if q["name"] not in exclusive],
-            "bindings": [b for b in bindings if b["source"] and not (
-                b.get("destination_type") == "queue" and b["destination"] in exclusive)],
-            "policies": policies,
-        }
+        """One vhost's definitions, shaped as ``GET /api/definitions/V``, from four listings
+        (:data:`LISTINGS`, one request after the other; the live reader issues them at once)."""
+        rows = {kind: self.get(path, params=params) for kind, (path, params) in listing_requests(vhost).items()}
+        return combine_listings(rows)
 
     def queue_stats(self, vhost: str) -> list[dict]:
         """Every queue of a vhost with only the columns the planner needs.
@@ -253,3 +239,44 @@ def _connection_reason(exc: Exception) -> str:
     if "timed out" in text:
         return "connection timed out"
     return "connection failed"
+
+
+# The per-kind listings that together hold what GET /api/definitions/V holds: only the
+# columns the reader needs, and no stats (issue 17: at 10,000 queues on 3.10.8 they cost
+# 4.1 s together, issued one after the other, where the vhost's export costs 9.7 s).
+LISTINGS: dict[str, tuple[str, dict[str, str]]] = {
+    "exchanges": ("/api/exchanges/{v}", {"columns": "name,type,durable,auto_delete,internal,arguments",
+                                          "disable_stats": "true"}),
+    "queues": ("/api/queues/{v}", {"columns": "name,durable,auto_delete,exclusive,arguments",
+                                    "disable_stats": "true"}),
+    "bindings": ("/api/bindings/{v}", {"columns": "source,destination,destination_type,routing_key,arguments"}),
+    "policies": ("/api/policies/{v}", {}),
+}
+
+
+def listing_requests(vhost: str) -> dict[str, tuple[str, dict[str, str]]]:
+    """Per kind, the (path, params) of its listing in ``vhost``."""
+    v = quote_segment(vhost)
+    return {kind: (path.format(v=v), dict(params)) for kind, (path, params) in LISTINGS.items()}
+
+
+def combine_listings(rows: Mapping[str, Any]) -> dict:
+    """The listings of :data:`LISTINGS` shaped as one vhost's definitions export.
+
+    Drops what an export leaves out, so both sources read identically: the default and
+    ``amq.*`` exchanges, exclusive queues and the bindings to them, and the implicit
+    default-exchange bindings (SEMANTICS sections 2, 4.1 and 6). The names of the
+    exclusive queues are kept under ``"_exclusive"`` (for the reader's skipped counts).
+    """
+    queues = rows.get("queues") or []
+    exclusive = {q["name"] for q in queues if q.get("exclusive")}
+    return {
+        "exchanges": [x for x in rows.get("exchanges") or [] if x["name"] and not x["name"].startswith("amq.")],
+        "queues": [{k: q[k] for k in ("name", "durable", "auto_delete", "arguments") if k in q}
+                   for q in queues if q["name"] not in exclusive],
+        "bindings": [b for b in rows.get("bindings") or [] if b["source"] and not (
+            b.get("destination_type") == "queue" and b["destination"] in exclusive)],
+        "policies": rows.get("policies") or [],
+        "_exclusive": sorted(exclusive),
+    }
+

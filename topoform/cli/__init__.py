@@ -110,6 +110,16 @@ def _parents() -> dict[str, argparse.ArgumentParser]:
     files = _Parser(add_help=False)
     files.add_argument("-f", "--file", dest="files", action="append", metavar="PATH",
                        help="topology file or directory (repeatable; default: $TOPOFORM_FILE, else ./topoform.yaml)")
+    # variables and environments (topoform/variables.py): every command that reads files takes them
+    files.add_argument("--env", dest="envs", action="append", metavar="NAME",
+                       help="environment: read variable values from environments/NAME.yaml next to the first file "
+                            "(env TOPOFORM_ENV; validate takes it repeatedly)")
+    files.add_argument("--var", dest="vars", action="append", metavar="NAME=VALUE",
+                       help="set a variable (the value is read as YAML: 3 is an integer, '\"3\"' a string; repeatable; "
+                            "beats the environment and --var-file)")
+    files.add_argument("--var-file", dest="var_files", action="append", metavar="FILE",
+                       help="read variable values from FILE ('variables: {NAME: VALUE}'; repeatable; beats the "
+                            "environment)")
     broker = _Parser(add_help=False)
     broker.add_argument("--url", help="AMQP URL (env TOPOFORM_URL; default amqp://guest:guest@localhost:5672/)")
     broker.add_argument("--management-url", help="management API URL (env TOPOFORM_MANAGEMENT_URL; "

@@ -42,12 +42,17 @@ def register(subparsers, parents):
                         help="allow deleting queues that hold messages (no if-empty guard)")
     parser.add_argument("--force", action="store_true",
                         help="delete or migrate queues that have consumers (no if-unused guard)")
+    parser.add_argument("--prune-users", action="store_true",
+                        help="delete users not in the files (never the connected user or the last administrator)")
     parser.add_argument("--auto-approve", action="store_true", help="apply without asking for confirmation")
     parser.add_argument("--vhost", dest="vhosts", action="append", metavar="V",
                         help="only this vhost of the files (repeatable)")
     parser.add_argument("--lock-timeout", type=float, default=60.0, metavar="SECONDS",
                         help="how long to wait for another apply to finish (default 60)")
     parser.add_argument("--channels", type=int, default=64, help=argparse.SUPPRESS)  # AMQP channels per vhost
+    from .fleet import add_arguments as add_fleet_arguments
+
+    add_fleet_arguments(parser)  # --targets FILE, --only NAME (cli/fleet.py)
     return parser
 
 
@@ -60,16 +65,28 @@ def run(args, env: Environment) -> int:
 
     if args.lock_timeout < 0:
         raise UsageError("--lock-timeout must be zero or more seconds")
+    from .fleet import check_flags, run_fleet
+
+    check_flags(args)
+    if getattr(args, "targets", None):  # a fleet: this command once per target, in parallel (cli/fleet.py)
+        return run_fleet(run, args, env, "apply")
     if getattr(args, "rollback", False) and not args.migrate:
         raise UsageError("--rollback needs --migrate (it rolls back interrupted migrations)")
     if getattr(args, "rollback", False) and args.planfile:
         raise UsageError("--rollback plans again from the broker; do not pass a PLANFILE")
     settings = broker_settings(args, env)
     saved = _read_planfile(args.planfile, env) if args.planfile else None
-    desired = None
+    desired = config = None
     if saved is not None:
         if args.files:
             raise UsageError("apply PLANFILE takes its changes from the plan; do not pass -f as well")
+        from .common import chosen_env
+
+        wanted_env = chosen_env(args, env)
+        if wanted_env is not None and saved.env != wanted_env:  # SPEC section 9
+            made = f"environment '{saved.env}'" if saved.env else "no environment (variable defaults)"
+            raise UsageError(f"the plan in {args.planfile} was made for {made}, not '{wanted_env}'; nothing was applied",
+                             hint=f"run 'topoform plan --env {wanted_env} --out FILE' and apply that plan")
         vhosts = list(saved.vhosts)
         if args.vhosts:
             raise UsageError("--vhost cannot narrow a saved plan; pass it to 'topoform plan' instead")
@@ -84,7 +101,11 @@ def run(args, env: Environment) -> int:
             finally:
                 probe.close()
 
-        desired = load_files(args, env, target=live_target(args, env, version)).topology
+        loaded = load_files(args, env, target=live_target(args, env, version))
+        desired = loaded.topology
+        from ..config.load import resolve as resolve_secrets
+
+        config = resolve_secrets(loaded.config, env.environ)  # missing secrets: an error before any change
         vhosts = desired.vhost_names()
         if args.vhosts:
             unknown = sorted(set(args.vhosts) - set(vhosts))
@@ -94,7 +115,11 @@ def run(args, env: Environment) -> int:
             vhosts = sorted(set(args.vhosts))
 
     client = ManagementClient(settings)
+    from ..apply.lock import describe_holder
+
+    owner = saved.owner if saved is not None else (loaded.ownership.owner if loaded.ownership else None)
     lock = BrokerLock(settings, timeout=args.lock_timeout, lookup_holder=holder_from_management(client),
+                      holder=describe_holder(settings, owner=owner),
                       on_wait=lambda v, who: env.err(f"Waiting for the apply lock on vhost '{v}' "
                                                      f"(held by {who or 'another apply'}) ..."))
     from ..apply.preflight import Preflight
@@ -112,7 +137,7 @@ def run(args, env: Environment) -> int:
                     hint="run 'topoform plan --out FILE' again and review it")
             plan = saved
         else:
-            plan = _make_plan(desired, live, args, vhosts)
+            plan = _make_plan(desired, live, args, vhosts, config, settings.username, loaded)
 
         _print_plan(plan, env)
         if plan.blocked:
@@ -136,6 +161,7 @@ def run(args, env: Environment) -> int:
                                channels=max(1, args.channels))
         progress = TerminalProgress(env.stdout) if env.stdout_isatty else LineProgress(env.stdout)
         ctx = ApplyContext(settings=settings, client=client, options=options, lock=lock, progress=progress)
+        ctx.environ = env.environ  # a saved plan's secret references are read again (topoform/config/apply.py)
         if desired is not None:
             ctx.exclusive_queues.update((q.vhost, q.name) for q in desired.queues.values() if q.exclusive)
         result = apply_plan(plan, ctx)
@@ -161,12 +187,18 @@ def _stop_on_problems(report, env: Environment) -> None:
                              hint="grant the missing tags and permissions, or enable the plugins, then run again")
 
 
-def _make_plan(desired, live, args, vhosts):
+def _make_plan(desired, live, args, vhosts, config=None, user=None, loaded=None):
     from ..planner import PlanOptions, make_plan
 
     options = PlanOptions(prune=args.prune, migrate=args.migrate, allow_data_loss=args.allow_data_loss,
-                          force=args.force, vhosts=tuple(sorted(set(args.vhosts))) if args.vhosts else None)
-    plan = make_plan(desired, live, options)
+                          force=args.force, vhosts=tuple(sorted(set(args.vhosts))) if args.vhosts else None,
+                          prune_users=getattr(args, "prune_users", False))
+    plan = make_plan(desired, live, options, config=config, connected_user=user,
+                     ownership=loaded.ownership if loaded is not None else None)
+    if loaded is not None:
+        from .plan import _stamp
+
+        plan = _stamp(plan, loaded)
     if getattr(args, "rollback", False):
         plan = rollback_plan(plan, live)
     return plan

@@ -130,13 +130,39 @@ def load_files(args, env: Environment, *, show_warnings: bool = True, target=Non
     if target is None:
         target = target_resolver(args, env)
     paths = discover_files(args.files or [], env.environ, env.cwd)
-    result = load_topology(paths, target=target)
+    result = load_topology(paths, target=target, variables=variable_inputs(args, env))
     if show_warnings:
         print_warnings(result.warnings, env)
     if result.errors:
         n = len(result.errors)
         raise InputError(f"{n} error{'s' if n != 1 else ''} in topology files", findings=result.errors)
     return result
+
+
+def chosen_env(args, env: Environment) -> str | None:
+    """The one environment of this run: ``--env NAME``, else ``TOPOFORM_ENV``, else None (defaults only)."""
+    envs = [e for e in (getattr(args, "envs", None) or []) if e is not None]
+    if len(envs) > 1:
+        raise UsageError("--env may be given once here (validate checks several environments)")
+    if envs:
+        return envs[0]
+    return env.environ.get("TOPOFORM_ENV") or None
+
+
+def variable_inputs(args, env: Environment, env_name: str | None = ...):
+    """``--env`` / ``TOPOFORM_ENV``, ``--var`` and ``--var-file`` as :class:`topoform.variables.VariableInputs`.
+
+    ``env_name`` overrides the environment (validate's loop over environments, fleet targets).
+    """
+    from ..variables import VariableInputs, parse_var
+
+    if env_name is ...:
+        env_name = getattr(args, "_env_override", ...)
+        if env_name is ...:
+            env_name = chosen_env(args, env)
+    cli_vars = tuple(parse_var(v) for v in (getattr(args, "vars", None) or []))
+    return VariableInputs(env=env_name, cli_vars=cli_vars, var_files=tuple(getattr(args, "var_files", None) or ()),
+                          cwd=env.cwd)
 
 
 def broker_settings(args, env: Environment) -> BrokerSettings:

@@ -28,7 +28,8 @@ def register(subparsers, parents):
 def run(args, env: Environment) -> int:
     from ..export import export_definitions
 
-    topology = load_files(args, env).topology
+    loaded = load_files(args, env)
+    topology = loaded.topology
     if args.vhosts:
         unknown = sorted(set(args.vhosts) - set(topology.vhost_names()))
         if unknown:
@@ -38,6 +39,12 @@ def run(args, env: Environment) -> int:
         more = len(result.problems) - 1
         raise TopoformError(result.problems[0] + (f" (and {more} more)" if more else ""), code="export-unsupported",
                             hint="topoform apply declares such arguments over AMQP, where null is allowed")
+    if loaded.config:  # users, permissions, limits, ... (topoform/config/export.py); secrets read now
+        from ..config.export import add_definitions
+        from ..config.load import resolve as resolve_secrets
+
+        names = sorted(set(args.vhosts) if args.vhosts else set(topology.vhost_names()))
+        result.notes.extend(add_definitions(result.definitions, resolve_secrets(loaded.config, env.environ), names))
     for note in result.notes:
         env.err(f"note: {note}")
     text = dump_json(result.definitions) + "\n"

@@ -32,6 +32,9 @@ def register(subparsers, parents):
     parser.add_argument("--state", metavar="FILE",
                         help="read a definitions export (GET /api/definitions or rabbitmqctl "
                              "export_definitions) instead of the live broker")
+    parser.add_argument("--config", action="store_true",
+                        help="also import users (without passwords), permissions, topic permissions, limits, "
+                             "operator policies, federation upstreams, shovels and super streams")
     return parser
 
 
@@ -155,10 +158,18 @@ def run(args, env: Environment) -> int:
                 + "; nothing was written")
         return ExitCode.OK
     header = _header(source, args.vhosts and sorted(set(args.vhosts)), state)
+    config = None
+    if getattr(args, "config", False):  # users, permissions, limits, ... (topoform/config/)
+        from ..config.dump import secret_variables
+        from ..config.hook import import_view
+
+        topology, config = import_view(topology, getattr(state, "config", None), vhosts)
+        for variable, what in secret_variables(config, vhosts):
+            env.err(f"note: set {variable} to the {what} (import never writes credentials)")
 
     output = args.output
     if not output or output == "-":
-        env.stdout.write(dump_topology(topology, header=header, vhosts=vhosts))
+        env.stdout.write(dump_topology(topology, header=header, vhosts=vhosts, config=config))
         return ExitCode.OK
     target = Path(env.cwd, output)
     writes: list[tuple[Path, str, str, list]] = []
@@ -167,9 +178,9 @@ def run(args, env: Environment) -> int:
         for name in vhosts:
             filename = vhost_filename(name, taken)
             writes.append((target / filename, str(Path(output) / filename),
-                           dump_topology(topology, header=header, vhosts=[name]), [name]))
+                           dump_topology(topology, header=header, vhosts=[name], config=config), [name]))
     else:
-        writes.append((target, output, dump_topology(topology, header=header, vhosts=vhosts), vhosts))
+        writes.append((target, output, dump_topology(topology, header=header, vhosts=vhosts, config=config), vhosts))
     todo, same, differ = _plan_writes([(p, shown, text) for p, shown, text, _ in writes], args.force)
     if differ and not args.force:
         n = len(differ)

@@ -36,6 +36,8 @@ def register(subparsers, parents):
     parser.add_argument("--allow-data-loss", action="store_true",
                         help="with --prune, allow deleting queues that hold messages")
     parser.add_argument("--force", action="store_true", help="with --migrate, also migrate queues that have consumers")
+    parser.add_argument("--prune-users", action="store_true",
+                        help="delete users not in the files (never the connected user or the last administrator)")
     parser.add_argument("--rollback", action="store_true",
                         help="with --migrate: show what 'apply --migrate --rollback' would do to interrupted "
                              "migrations")
@@ -48,6 +50,9 @@ def register(subparsers, parents):
     add_format_arguments(parser)
     parser.add_argument("--detailed-exitcode", action="store_true",
                         help="exit 2 when there are changes, 0 when there are none")
+    from .fleet import add_arguments as add_fleet_arguments
+
+    add_fleet_arguments(parser)  # --targets FILE, --only NAME (cli/fleet.py)
     return parser
 
 
@@ -92,7 +97,10 @@ def _compute(args, env: Environment, reader):
         narrowed = tuple(sorted(set(args.vhosts)))
         vhosts = list(narrowed)
     options = PlanOptions(prune=args.prune, migrate=args.migrate, allow_data_loss=args.allow_data_loss,
-                          force=args.force, vhosts=narrowed)
+                          force=args.force, vhosts=narrowed, prune_users=getattr(args, "prune_users", False))
+    from ..config.load import resolve as resolve_secrets
+
+    config = resolve_secrets(loaded.config, env.environ)  # a missing variable or file: an error now, naming it
     if getattr(args, "state", None):
         path = args.state if os.path.isabs(args.state) else os.path.join(env.cwd, args.state)
         live = read_state_file(path, vhosts)
@@ -105,7 +113,17 @@ def _compute(args, env: Environment, reader):
         if not _needs_counts(args) and _has_migration_artifacts(live):
             # an interrupted migration is resumed from what it left: that needs the counts
             live = dataclasses.replace(live, queue_stats=reader.read_stats(live.vhosts))
-    return make_plan(desired, live, options), desired, live
+    user = reader.client.settings.username if reader is not None else None
+    plan = make_plan(desired, live, options, config=config, connected_user=user, ownership=loaded.ownership)
+    return _stamp(plan, loaded), desired, live
+
+
+def _stamp(plan, loaded):
+    """The environment and owner the plan was made for (SPEC section 9); shared with apply."""
+    owner = loaded.ownership.owner if loaded.ownership is not None else None
+    if loaded.environment is None and owner is None:
+        return plan
+    return dataclasses.replace(plan, env=loaded.environment, owner=owner)
 
 
 def _needs_counts(args) -> bool:
@@ -180,6 +198,11 @@ def run(args, env: Environment) -> int:
     from ..planner.render import render_json
 
     output_format(args)  # a contradictory --json --format is refused before any work
+    from .fleet import check_flags, run_fleet
+
+    check_flags(args)
+    if getattr(args, "targets", None):  # a fleet: this command once per target, in parallel (cli/fleet.py)
+        return run_fleet(run, args, env, "plan")
     if args.rollback and not args.migrate:
         raise UsageError("--rollback needs --migrate (it rolls back interrupted migrations)")
     plan, _desired, _live = compute_plan(args, env)

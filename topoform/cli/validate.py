@@ -7,7 +7,9 @@ the findings and counts as JSON on stdout instead.
 from __future__ import annotations
 
 from ..load import discover_files, load_topology
-from .common import dump_json, target_resolver
+import json
+
+from .common import dump_json, target_resolver, variable_inputs
 from .env import Environment, ExitCode
 
 _WORDS = (("file", "files"), ("vhost", "vhosts"), ("exchange", "exchanges"), ("queue", "queues"),
@@ -22,6 +24,8 @@ def register(subparsers, parents):
                     "rules of the target RabbitMQ version (what it refuses is an error, what it deprecates a "
                     "warning). Exit 0 when valid (warnings do not fail), 1 when invalid.")
     parser.add_argument("--json", action="store_true", help="print findings and counts as JSON on stdout")
+    parser.add_argument("--all-envs", action="store_true",
+                        help="validate once per environment found in environments/*.yaml next to the first file")
     return parser
 
 
@@ -37,7 +41,46 @@ def _summary(counts: dict[str, int]) -> str:
 def run(args, env: Environment) -> int:
     target = target_resolver(args, env)
     paths = discover_files(args.files or [], env.environ, env.cwd)
-    result = load_topology(paths, target=target)
+    envs = _environments(args, env, paths)
+    if envs is None:
+        return _validate(args, env, paths, target, variable_inputs(args, env))
+    # one run per environment (--env repeated, or --all-envs): each reported under its name; worst exit code
+    codes, docs = [], {}
+    for name in envs:
+        if args.json:
+            import dataclasses
+            import io
+
+            buffer = io.StringIO()
+            sub = dataclasses.replace(env, stdout=buffer)
+            codes.append(_validate(args, sub, paths, target, variable_inputs(args, env, name)))
+            docs[name] = json.loads(buffer.getvalue())
+        else:
+            env.err(f"== environment {name}")
+            codes.append(_validate(args, env, paths, target, variable_inputs(args, env, name), label=name))
+    if args.json:
+        env.out(dump_json({"format_version": 1, "valid": all(c == ExitCode.OK for c in codes), "environments": docs}))
+    return max(codes) if codes else ExitCode.OK
+
+
+def _environments(args, env: Environment, paths) -> list[str] | None:
+    """The environments to check one by one, or None for a single run (one --env, TOPOFORM_ENV or none)."""
+    from ..errors import UsageError
+    from ..variables import list_environments
+
+    given = list(getattr(args, "envs", None) or [])
+    if args.all_envs:
+        if given:
+            raise UsageError("--all-envs checks every environment; do not pass --env as well")
+        found = list_environments(paths[0] if paths else None)
+        if not found:
+            raise UsageError("--all-envs: no environments/*.yaml next to the first file")
+        return found
+    return given if len(given) > 1 else None
+
+
+def _validate(args, env: Environment, paths, target, variables, label: str | None = None) -> int:
+    result = load_topology(paths, target=target, variables=variables)
     counts = summary_counts(result)
     if args.json:
         env.out(dump_json({
@@ -60,5 +103,6 @@ def run(args, env: Environment) -> int:
                 + (f", {w} warning{'' if w == 1 else 's'}" if w else "")
                 + f" in {len(result.files)} file{'' if len(result.files) == 1 else 's'}")
         return ExitCode.ERROR
-    env.out(f"valid: {_summary(counts)} (rules of RabbitMQ {result.rabbitmq_version})")
+    where = f", environment {label}" if label else (f", environment {result.environment}" if result.environment else "")
+    env.out(f"valid: {_summary(counts)} (rules of RabbitMQ {result.rabbitmq_version}{where})")
     return ExitCode.OK

@@ -61,14 +61,14 @@ def user_from_row(row: Mapping, vhost: str = GLOBAL) -> ConfigObject:
 
 
 def user_body(obj: ConfigObject, plain: Mapping) -> dict:
-    body = {"tags": ",".join(obj.value.get("tags") or ())}
+    body = {"tags": ",".join(obj.fields.get("tags") or ())}
     body["password_hash"] = plain.get("password_hash", "")
     body["hashing_algorithm"] = plain.get("hashing_algorithm") or "rabbit_password_hashing_sha256"
     return body
 
 
 def user_definitions(obj: ConfigObject, plain: Mapping) -> tuple[str, dict]:
-    row = {"name": obj.name, "tags": list(obj.value.get("tags") or ()),
+    row = {"name": obj.name, "tags": list(obj.fields.get("tags") or ()),
            "password_hash": plain.get("password_hash", ""),
            "hashing_algorithm": plain.get("hashing_algorithm") or "rabbit_password_hashing_sha256", "limits": {}}
     return "users", row
@@ -110,7 +110,7 @@ def operator_policy_from_row(row: Mapping, vhost: str) -> ConfigObject:
 
 
 def operator_policy_body(obj: ConfigObject, plain: Mapping) -> dict:
-    v = obj.value
+    v = obj.fields
     return {"pattern": v["pattern"], "apply-to": v["apply_to"], "priority": v["priority"],
             "definition": thaw(v["definition"])}
 
@@ -136,8 +136,8 @@ def parameter_from_row(kind: str, uri_fields: tuple[str, ...] = ()):
 
 def parameter_value(obj: ConfigObject, plain: Mapping) -> Any:
     if obj.kind == "federation_upstream_set":
-        return thaw(obj.value.get("upstreams") or ())
-    value = thaw(obj.value)
+        return thaw(obj.fields.get("upstreams") or ())
+    value = thaw(obj.fields)
     value.update({k: v for k, v in plain.items()})
     return value
 
@@ -162,25 +162,25 @@ _ROWS = (
     Kind("user_limit", "limits", "global", "/api/user-limits/{name}/{limit}", "/api/user-limits",
          from_row=limits_from_row("user_limit", "user")),
     Kind("permission", "permissions", "vhost", "/api/permissions/{vhost}/{name}", "/api/vhosts/{vhost}/permissions",
-         from_row=permission_from_row, body=lambda o, p: {k: o.value[k] for k in ("configure", "write", "read")},
+         from_row=permission_from_row, body=lambda o, p: {k: o.fields[k] for k in ("configure", "write", "read")},
          definitions=lambda o, p: ("permissions", {"user": o.name, "vhost": o.vhost,
-                                                   **{k: o.value[k] for k in ("configure", "write", "read")}})),
+                                                   **{k: o.fields[k] for k in ("configure", "write", "read")}})),
     Kind("topic_permission", "topic_permissions", "vhost", "/api/topic-permissions/{vhost}/{user}",
          "/api/vhosts/{vhost}/topic-permissions", from_row=topic_permission_from_row,
-         body=lambda o, p: {k: o.value[k] for k in ("exchange", "write", "read")},
-         definitions=lambda o, p: ("topic_permissions", {"vhost": o.vhost, **thaw(o.value)})),
+         body=lambda o, p: {k: o.fields[k] for k in ("exchange", "write", "read")},
+         definitions=lambda o, p: ("topic_permissions", {"vhost": o.vhost, **thaw(o.fields)})),
     Kind("vhost_limit", "limits", "vhost", "/api/vhost-limits/{vhost}/{limit}", "/api/vhost-limits/{vhost}",
          component="vhost-limits", from_row=limits_from_row("vhost_limit", "vhost"),
          definitions=lambda o, p: ("parameters", {"component": "vhost-limits", "vhost": o.vhost, "name": "limits",
-                                                  "value": thaw(o.value["limits"])})),
+                                                  "value": thaw(o.fields["limits"])})),
     Kind("operator_policy", "operator_policies", "vhost", "/api/operator-policies/{vhost}/{name}",
          "/api/operator-policies/{vhost}", component="operator_policy", from_row=operator_policy_from_row,
          body=operator_policy_body,
          definitions=lambda o, p: ("parameters", {"component": "operator_policy", "vhost": o.vhost, "name": o.name,
                                                   "value": operator_policy_body(o, p)})),
     Kind("global_parameter", "global_parameters", "global", "/api/global-parameters/{name}", "/api/global-parameters",
-         from_row=global_parameter_from_row, body=lambda o, p: {"name": o.name, "value": thaw(o.value["value"])},
-         definitions=lambda o, p: ("global_parameters", {"name": o.name, "value": thaw(o.value["value"])})),
+         from_row=global_parameter_from_row, body=lambda o, p: {"name": o.name, "value": thaw(o.fields["value"])},
+         definitions=lambda o, p: ("global_parameters", {"name": o.name, "value": thaw(o.fields["value"])})),
     Kind("federation_upstream", "federation_upstreams", "vhost", "/api/parameters/federation-upstream/{vhost}/{name}",
          "/api/parameters/federation-upstream/{vhost}", component="federation-upstream", secret_fields=("uri",),
          uri_fields=("uri",), plugin="rabbitmq_federation",

@@ -253,7 +253,7 @@ def check_references(state: ConfigState, report: Report) -> None:
     for key, obj in state.objects.items():
         if obj.kind != "federation_upstream_set" or obj.vhost not in managed:
             continue
-        for member in obj.value.get("upstreams") or ():
+        for member in obj.fields.get("upstreams") or ():
             up = member.get("upstream") if isinstance(member, Mapping) else None
             if up and (obj.vhost, up) not in upstreams:
                 report("undeclared-upstream", f"federation upstream set {obj.name!r} names upstream {up!r}, which "
@@ -271,7 +271,7 @@ def resolve(state: ConfigState, environ: Mapping[str, str]) -> ConfigState:
         if not any(s.ref is not None for s in obj.secrets.values()):
             out[key] = obj
             continue
-        secrets, value = dict(obj.secrets), dict(obj.value)
+        secrets, value = dict(obj.secrets), dict(obj.fields)
         for f, secret in obj.secrets.items():
             if secret.ref is None:
                 continue
@@ -287,7 +287,7 @@ def resolve(state: ConfigState, environ: Mapping[str, str]) -> ConfigState:
                 secrets[f] = replace(secret, plain=plain)
             if f in K.KINDS[obj.kind].uri_fields:
                 value[f] = redact_uri(plain)
-        out[key] = replace(obj, secrets=secrets, value=Args(value))
+        out[key] = replace(obj, secrets=secrets, fields=Args(value))
     if findings:
         n = len(findings)
         raise InputError(f"{n} secret{'s' if n != 1 else ''} of the topology files could not be read",

@@ -2,7 +2,7 @@
 
 A :class:`ConfigObject` behaves like a topology Resource for the planner, the renderer
 and plan files (``kind``, ``vhost``, ``key``, ``display_name``, ``to_dict``), so the
-existing pipeline carries it unchanged. ``value`` holds the comparable, secret-free
+existing pipeline carries it unchanged. ``fields`` holds the comparable, secret-free
 fields (URIs with credentials are kept redacted there); ``secrets`` holds the secret
 fields (:class:`~topoform.config.secrets.Secret`), compared by the planner's own rules
 and never written by ``to_dict``: a plan names the reference (``{env: NAME}``) or says
@@ -26,7 +26,7 @@ class ConfigObject:
     kind: str
     vhost: str
     name: str
-    value: Args = field(default_factory=Args)
+    fields: Args = field(default_factory=Args)
     ident: tuple = ()  # identity beyond (kind, vhost, name): a topic permission's (user, exchange)
     secrets: Mapping[str, Secret] = field(default_factory=dict, compare=False, hash=False, repr=False)
     early: bool = field(default=False, compare=False)  # vhost limits that only loosen: before the queues
@@ -48,15 +48,15 @@ class ConfigObject:
         return tuple(sorted(self.secrets))
 
     def __getattr__(self, name: str) -> Any:  # field paths for the renderer: value keys as attributes
-        if name.startswith("_") or name in ("kind", "vhost", "name", "value", "ident", "secrets", "early"):
+        if name.startswith("_") or name in ("kind", "vhost", "name", "fields", "ident", "secrets", "early"):
             raise AttributeError(name)
-        value = object.__getattribute__(self, "value")
+        value = object.__getattribute__(self, "fields")
         if name in value:
             return value[name]
         raise AttributeError(name)
 
     def to_dict(self) -> dict:
-        out = {"vhost": self.vhost, "name": self.name, **thaw(self.value)}
+        out = {"vhost": self.vhost, "name": self.name, **thaw(self.fields)}
         for path, secret in self.secrets.items():
             if path not in out or secret.ref is not None:
                 out[path] = secret.to_dict()
@@ -72,19 +72,19 @@ class ConfigObject:
         import json
 
         tokens = []
-        for k, v in self.value.items():
+        for k, v in self.fields.items():
             if isinstance(v, Args):
                 tokens += [f"{k}.{kk}={json.dumps(thaw(vv), ensure_ascii=False, sort_keys=True)}"
                            for kk, vv in v.items()]
             else:
                 tokens.append(f"{k}={json.dumps(thaw(v), ensure_ascii=False, sort_keys=True)}")
-        tokens += [f"{k}=(set)" for k in sorted(self.secrets)]
+        tokens += [f"{k}=(set)" for k in sorted(self.secrets) if k not in self.fields]
         return tokens
 
 
 def make(kind: str, vhost: str, name: str, value: Mapping | None = None, *, ident: tuple = (),
          secrets: Mapping[str, Secret] | None = None) -> ConfigObject:
-    return ConfigObject(kind=kind, vhost=vhost, name=name, value=Args(value or {}), ident=tuple(ident),
+    return ConfigObject(kind=kind, vhost=vhost, name=name, fields=Args(value or {}), ident=tuple(ident),
                         secrets=dict(secrets or {}))
 
 

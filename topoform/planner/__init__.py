@@ -50,10 +50,13 @@ class PlanOptions:
     allow_data_loss: bool = False
     force: bool = False
     vhosts: tuple[str, ...] | None = None
+    prune_users: bool = False  # delete users not in the files (SPEC section 8)
 
     def to_dict(self) -> dict:
         out = asdict(self)
         out["vhosts"] = list(self.vhosts) if self.vhosts is not None else None
+        if not out["prune_users"]:
+            del out["prune_users"]  # shown only when given: plans without users stay as they were
         return out
 
 
@@ -92,7 +95,8 @@ def _restrict(topology: Topology, vhosts: list[str]) -> Topology:
     return topology.in_vhosts(vhosts)
 
 
-def make_plan(desired: Topology, live: "LiveState", options: PlanOptions | None = None) -> Plan:
+def make_plan(desired: Topology, live: "LiveState", options: PlanOptions | None = None, *,
+              config=None, connected_user: str | None = None, ownership=None) -> Plan:
     """Compute the plan that makes the live broker match the files.
 
     Args:
@@ -110,6 +114,11 @@ def make_plan(desired: Topology, live: "LiveState", options: PlanOptions | None 
     fingerprint = live.fingerprint
     if have is not live.topology and hasattr(live, "narrow"):
         fingerprint = live.narrow(vhosts).fingerprint
+    if ownership is not None:  # owns / external (topoform/ownership.py): others' objects are out of scope
+        from ..ownership import external_changes, scope_live
+
+        scoped_changes = external_changes(have, ownership, vhosts, live.missing_vhosts)
+        have = scope_live(have, ownership)
     defaults = vhost_defaults(want, have)
     stats = live.queue_stats
     version = _rules_version(getattr(live, "version", None))
@@ -201,8 +210,14 @@ def make_plan(desired: Topology, live: "LiveState", options: PlanOptions | None 
         changes.append(Change(Action.DELETE, obj.kind, obj.vhost, obj.display_name, before=obj,
                               reason=_delete_reason(obj, stats)))
 
+    if config is not None or getattr(live, "config", None):  # users, permissions, limits, ... (topoform/config/)
+        from ..config.hook import plan_hook
+
+        changes, unmanaged = plan_hook(changes, unmanaged, config, live, vhosts, options, connected_user, want, have)
     if resumed:
         changes = list(migration.superseded(changes, resumed)) + list(resumed)
+    if ownership is not None:
+        changes = list(changes) + scoped_changes
     return Plan(changes=order_changes(changes), unmanaged=tuple(sorted(unmanaged, key=_resource_order)),
                 fingerprint=fingerprint, vhosts=tuple(vhosts), options=options.to_dict())
 
@@ -249,7 +264,7 @@ def _delete_reason(obj: Resource, stats: Mapping) -> str:
     return "Not in the files; --prune deletes it."
 
 
-_KIND_ORDER = {"vhost": 0, "policy": 1, "exchange": 2, "queue": 3, "binding": 4}
+_KIND_ORDER = {"vhost": 0, "policy": 1, "exchange": 2, "queue": 3, "binding": 4}  # config kinds: 9, by name
 
 
 def _resource_order(r: Resource) -> tuple:
@@ -259,7 +274,7 @@ def _resource_order(r: Resource) -> tuple:
 def describe_options(options: PlanOptions) -> list[str]:
     """The flags as the user typed them (for messages)."""
     flags: list[str] = []
-    for name in ("prune", "migrate", "allow_data_loss", "force"):
+    for name in ("prune", "migrate", "allow_data_loss", "force", "prune_users"):
         if getattr(options, name):
             flags.append("--" + name.replace("_", "-"))
     return flags

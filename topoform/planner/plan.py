@@ -108,6 +108,10 @@ def resource_from_dict(kind: str, d: Mapping | None) -> Resource | None:
     """Rebuild a resource from its ``to_dict()`` form (as saved in a plan file)."""
     if d is None:
         return None
+    if kind not in _RESOURCE_TYPES:  # the config kinds of SPEC section 8
+        from ..config.model import object_from_dict
+
+        return object_from_dict(kind, d)
     cls = _RESOURCE_TYPES[kind]
     values = dict(d)
     for name in ("arguments", "definition"):
@@ -132,6 +136,8 @@ class Plan:
     fingerprint: str = ""
     vhosts: tuple[str, ...] = ()
     options: Mapping[str, Any] = field(default_factory=dict)
+    env: str | None = None  # the environment (--env) the plan was made for (SPEC section 9)
+    owner: str | None = None  # the files' owner label(s)
 
     @property
     def summary(self) -> dict[str, int]:
@@ -159,6 +165,8 @@ class Plan:
             "options": dict(self.options),
             "unmanaged": [{"kind": r.kind, "vhost": r.vhost, "name": r.display_name, "object": r.to_dict()}
                           for r in self.unmanaged],
+            **({"env": self.env} if self.env is not None else {}),
+            **({"owner": self.owner} if self.owner is not None else {}),
         }
 
     @classmethod
@@ -171,6 +179,8 @@ class Plan:
             fingerprint=d.get("fingerprint") or "",
             vhosts=tuple(d.get("vhosts") or ()),
             options=dict(d.get("options") or {}),
+            env=d.get("env"),
+            owner=d.get("owner"),
         )
 
 
@@ -181,17 +191,43 @@ def count_changes(changes: Iterable[Change]) -> dict[str, int]:
 # ---------------------------------------------------------------------- ordering (DESIGN "Ordering")
 # Creates and updates first, parents before children; then migrations; then deletes,
 # children before parents. A blocked change sits where its unblocked form would run.
+# The config kinds (topoform/config/, SPEC section 8) sit where their dependencies need them:
+# users before permissions, exchanges before topic permissions, federation upstreams before
+# the policies that use them, shovels and tighter vhost limits after the queues.
 PHASES: tuple[tuple[str, str], ...] = (
     ("apply", "vhost"),
+    ("apply", "user"),
+    ("apply", "user_limit"),
+    ("apply", "permission"),
+    ("apply", "global_parameter"),
+    ("apply", "vhost_limit_early"),
+    ("apply", "federation_upstream"),
+    ("apply", "federation_upstream_set"),
     ("apply", "policy"),
+    ("apply", "operator_policy"),
     ("apply", "exchange"),
+    ("apply", "topic_permission"),
     ("apply", "queue"),
     ("apply", "binding"),
+    ("apply", "super_stream"),
+    ("apply", "shovel"),
+    ("apply", "vhost_limit"),
     ("migrate", "*"),
+    ("delete", "shovel"),
+    ("delete", "vhost_limit"),
+    ("delete", "super_stream"),
     ("delete", "binding"),
     ("delete", "queue"),
+    ("delete", "topic_permission"),
     ("delete", "exchange"),
+    ("delete", "operator_policy"),
     ("delete", "policy"),
+    ("delete", "federation_upstream_set"),
+    ("delete", "federation_upstream"),
+    ("delete", "global_parameter"),
+    ("delete", "permission"),
+    ("delete", "user_limit"),
+    ("delete", "user"),
     ("delete", "vhost"),
 )
 _PHASE_INDEX = {p: i for i, p in enumerate(PHASES)}
@@ -202,7 +238,8 @@ def phase_of(change: Change) -> int:
     if change.action is Action.MIGRATE:
         return _PHASE_INDEX[("migrate", "*")]
     deleting = change.action is Action.DELETE or (change.action is Action.BLOCKED and change.after is None)
-    return _PHASE_INDEX[("delete" if deleting else "apply", change.kind)]
+    kind = change.kind if deleting else getattr(change.subject, "phase_kind", change.kind)  # config: early limits
+    return _PHASE_INDEX[("delete" if deleting else "apply", kind)]
 
 
 def sort_key(change: Change) -> tuple:

@@ -76,6 +76,8 @@ def _create_attributes(obj: Resource) -> list[str]:
             value = getattr(obj, f)
             if value is not None:
                 attrs.append(f"{f}={format_value(value)}")
+    elif hasattr(obj, "secret_paths"):  # the config kinds (topoform/config/): never a secret value
+        attrs += obj.attributes()
     return attrs
 
 
@@ -111,6 +113,10 @@ def _details(change: Change) -> list[str]:
         for path in change.diff:
             before = get_path(change.before, path)
             after = get_path(change.after, path)
+            secret = any(path in getattr(o, "secret_paths", ()) for o in (change.before, change.after))
+            if secret and (before == after or before is ABSENT or after is ABSENT):
+                lines.append(f"{path}: changes")  # a password or URI credentials: never shown (SPEC section 8)
+                continue
             lines.append(f"{path}: {format_value(before)} -> {format_value(after)}")
     if change.steps:
         lines.append(f"{len(change.steps)} step{'s' if len(change.steps) != 1 else ''}: "
@@ -128,6 +134,8 @@ def summary_line(plan: Plan) -> str:
 
 
 def _vhost_heading(name: str) -> str:
+    if name == "":  # users, user limits, global parameters (topoform/config/)
+        return "broker (global)"
     return f"vhost {json.dumps(name, ensure_ascii=False)}"
 
 
@@ -150,6 +158,9 @@ def render_text(plan: Plan, *, color: bool = False) -> str:
         Plan: 1 to create, 0 to update, 0 to delete, 0 to migrate, 1 blocked.
     """
     out: list[str] = []
+    if plan.owner or plan.env:  # SPEC section 9: whose files, which environment
+        out.append(", ".join(p for p in (f"owner: {plan.owner}" if plan.owner else "",
+                                          f"environment: {plan.env}" if plan.env else "") if p))
     # align details on the longest label that has any (bindings rarely do), within reason
     labels = [_label(c) for c in plan.changes if _details(c)]
     width = min(max((len(l) for l in labels), default=0), MAX_LABEL)

@@ -22,7 +22,7 @@ import json
 import re
 from typing import Iterable
 
-from .plan import FORMAT_VERSION, Action, Change, Plan
+from .plan import FORMAT_VERSION, Change, Plan
 from .render import render_text, summary_line
 
 __all__ = ["render_markdown", "render_summary", "summary_counts", "summary_document", "COLLAPSE_OVER"]
@@ -143,8 +143,14 @@ def _vhost_lines(plan: Plan, vhost: str, changes: list[Change]) -> list[str]:
     """The text renderer's lines for one vhost's changes (without its heading and summary line)."""
     sub = Plan(changes=tuple(changes), vhosts=(vhost,))
     lines = render_text(sub, color=False).splitlines()
-    # drop 'vhost "..."' and the summary line; unindent so that '+' and '-' start the line (diff colours)
-    return [line[2:] if line.startswith("  ") else line for line in lines[1:-1]]
+    # drop 'vhost "..."' and the summary line (and anything after it); unindent so that '+' and
+    # '-' start the line (a diff block colours them)
+    if lines and lines[0].startswith("vhost "):
+        lines = lines[1:]
+    last = summary_line(sub)
+    if last in lines:
+        lines = lines[:lines.index(last)]
+    return [line[2:] if line.startswith("  ") else line for line in lines]
 
 
 def render_markdown(plan: Plan, *, title: str = "topoform plan", collapse_over: int = COLLAPSE_OVER,

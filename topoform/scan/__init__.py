@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from ..errors import InputError
 from .model import Declaration, FileScan, Issue, Place
-from .python import PythonScanner, module_name
+from .python import PythonScanner, module_name, relative
 from .resolve import ModuleInfo
 
 __all__ = ["scan_paths", "ScanResult", "discover_sources", "Declaration", "Issue", "Place"]
@@ -70,13 +70,50 @@ class Project:
 
     def __init__(self, root: str):
         self.root = root
-        self.by_path: dict[str, PythonScanner] = {}
+        self.by_path: dict[str, PythonScanner | None] = {}  # None: could not be parsed
+        self.sources: dict[str, tuple[str, str]] = {}  # Python files to scan: path -> (full, shown)
+        self.files: list[FileScan] = []
+        self.skipped: list[Issue] = []
         self._busy: set = set()
+
+    def close(self) -> None:
+        """Break the scanner <-> project <-> resolver cycles, so that the trees' remains are freed now
+        by reference counting instead of by a long collection later."""
+        for scanner in self.by_path.values():
+            if scanner is not None:
+                scanner.close()
+        self.by_path.clear()
+
+    def load(self, path: str) -> PythonScanner | None:
+        """Parse and scan one Python file (once), then free its tree; None when it cannot be read."""
+        if path in self.by_path:
+            return self.by_path[path]
+        self.by_path[path] = None
+        full, shown = self.sources[path]
+        try:
+            with open(full, "rb") as fh:
+                text = fh.read().decode("utf-8")
+            tree = ast.parse(text, filename=shown)
+        except OSError as exc:
+            self.skipped.append(Issue("unreadable", f"cannot read: {exc.strerror or exc}", Place(shown, 1)))
+            return None
+        except (SyntaxError, ValueError, UnicodeDecodeError) as exc:
+            line = getattr(exc, "lineno", None) or 1
+            self.skipped.append(Issue("parse-error", f"not scanned: {type(exc).__name__}: "
+                                                     f"{getattr(exc, 'msg', None) or exc}", Place(shown, line)))
+            return None
+        module = ModuleInfo(shown, tree, module_name(full, self.root))
+        module.abspath = path
+        scanner = PythonScanner(module, text, self)
+        self.by_path[path] = scanner
+        self.files.append(scanner.run())
+        scanner.release()
+        return scanner
 
     def server_named_ref(self, path: str, n: int) -> str:
         """``svc/consumer.py`` (relative to the scan's common folder) -> ``svc.consumer.server-named``."""
         if os.path.isabs(path) and self.root:
-            path = os.path.relpath(path, self.root)
+            path = relative(path, self.root)
         stem = path.replace("\\", "/")
         for ext in (".py", ".js", ".mjs", ".cjs", ".jsx", ".ts", ".mts", ".cts", ".tsx"):
             if stem.endswith(ext):
@@ -103,9 +140,9 @@ class Project:
                 base = os.path.dirname(base)
         for base in bases:
             for candidate in (os.path.join(base, *parts) + ".py", os.path.join(base, *parts, "__init__.py")):
-                found = self.by_path.get(os.path.normpath(candidate))
-                if found is not None:
-                    return found
+                candidate = os.path.normpath(candidate)
+                if candidate in self.sources:
+                    return self.load(candidate)
         return None
 
     def import_hook(self, module: ModuleInfo, spec: tuple, attr: str):
@@ -160,7 +197,7 @@ def scan_paths(paths: list[str], *, cwd: str = ".", vhost: str = "/", version: s
 
     from ..perf import gc_paused
 
-    with gc_paused():  # thousands of syntax trees stay alive until the topology is built
+    with gc_paused():  # syntax trees are large, acyclic and short-lived: collections would find nothing
         return _scan(paths, cwd, vhost, version, version_source, build)
 
 
@@ -170,39 +207,24 @@ def _scan(paths, cwd, vhost, version, version_source, build) -> ScanResult:
     if sources and os.path.isfile(root):
         root = os.path.dirname(root)
     project = Project(root)
-    files: list[FileScan] = []
-    skipped: list[Issue] = []
-    pending = []
+    others = []
     for full, shown, lang in sources:
+        if lang == "python":
+            project.sources[os.path.normpath(full)] = (full, shown)
+        else:
+            others.append((full, shown, lang))
+    for path in project.sources:
+        project.load(path)
+    files, skipped = project.files, project.skipped
+    for full, shown, lang in others:
+        from .javascript import JavaScriptScanner, Unavailable
+
         try:
             with open(full, "rb") as fh:
                 data = fh.read()
         except OSError as exc:
             skipped.append(Issue("unreadable", f"cannot read: {exc.strerror or exc}", Place(shown, 1)))
             continue
-        if lang == "python":
-            try:
-                text = data.decode("utf-8")
-                tree = ast.parse(text, filename=shown)
-            except (SyntaxError, ValueError, UnicodeDecodeError) as exc:
-                line = getattr(exc, "lineno", None) or 1
-                skipped.append(Issue("parse-error", f"not scanned: {type(exc).__name__}: "
-                                                    f"{getattr(exc, 'msg', None) or exc}", Place(shown, line)))
-                continue
-            module = ModuleInfo(shown, tree, module_name(full, root))
-            module.abspath = os.path.normpath(full)
-            scanner = PythonScanner(module, text, project)
-            project.by_path[module.abspath] = scanner
-            pending.append(scanner)
-        else:
-            pending.append((full, shown, lang, data))
-    for item in pending:
-        if isinstance(item, PythonScanner):
-            files.append(item.run())
-            continue
-        full, shown, lang, data = item
-        from .javascript import JavaScriptScanner, Unavailable
-
         try:
             scanner = JavaScriptScanner(shown, data, lang, project)
             scanner.abspath = full
@@ -210,6 +232,8 @@ def _scan(paths, cwd, vhost, version, version_source, build) -> ScanResult:
         except Unavailable:
             skipped.append(Issue("no-parser", f"not scanned: the {lang} parser is not installed "
                                               "(pip install 'topoform[scan-js]')", Place(shown, 1)))
+    files.sort(key=lambda f: f.path)
+    project.close()
     declarations = [d for f in files for d in f.declarations]
     result = ScanResult(files, vhost, version, version_source, skipped=skipped)
     result.built = build(declarations, vhost, version)

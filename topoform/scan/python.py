@@ -36,11 +36,25 @@ from .model import (BINDING, CONSUME, EXCHANGE, PUBLISH, QUEUE, UNROUTABLE_OK, D
                     Place, ServerNamed, Unknown)
 from .resolve import Many, ModuleInfo, Obj, Resolver, Scope, dotted, known
 
-_TRIGGER = re.compile(r"\b(?:queue_declare|exchange_declare|queue_bind|exchange_bind|basic_publish|basic_consume|"
-                      r"declare_queue|declare_exchange|get_queue|get_exchange|bind|publish|consume|Exchange|Queue|"
-                      r"binding)\b")
+# No \b: word boundaries make the engine ~4x slower on a whole file; run() checks them instead.
+_TRIGGER = re.compile(r"queue_declare|exchange_declare|queue_bind|exchange_bind|basic_publish|basic_consume|"
+                      r"declare_queue|declare_exchange|get_queue|get_exchange|binding|bind|publish|consume|Exchange|"
+                      r"Queue")
+_WORD = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
 _MISSING = object()
+_SIMPLE = (ast.Expr, ast.Assign, ast.AnnAssign, ast.Return)
+_LEAVES = frozenset((ast.Constant, ast.Name, ast.Load, ast.Store, ast.Del))
 MAX_EXPANSION = 64  # declarations one call may expand to (loops over literal lists)
+
+
+def _top_call(stmt: ast.AST) -> ast.Call | None:
+    """The call a simple statement consists of (``f(...)``, ``x = await f(...)``), else None."""
+    if type(stmt) not in _SIMPLE:
+        return None
+    value = stmt.value
+    if type(value) is ast.Await:
+        value = value.value
+    return value if type(value) is ast.Call else None
 
 
 class Sig:
@@ -88,6 +102,8 @@ _AIO_QUEUE_BIND = ("exchange", "routing_key", "arguments")
 _AIO_EXCHANGE_BIND = ("exchange", "routing_key", "arguments")
 _AIO_PUBLISH = ("message", "routing_key")
 
+_KNOWN = frozenset(PIKA) | frozenset(AIO) | {"bind", "publish", "consume", "Exchange", "Queue", "binding"}
+
 KOMBU_EXCHANGE = ("name", "type", "channel")
 KOMBU_QUEUE = ("name", "exchange", "routing_key", "channel", "bindings", "on_declared")
 KOMBU_BINDING = ("exchange", "routing_key", "arguments", "unbind_arguments")
@@ -110,12 +126,34 @@ class PythonScanner:
 
     # ------------------------------------------------------------------ walking
     def run(self) -> FileScan:
-        newlines = [m.start() for m in re.finditer("\n", self.text)]
-        lines = sorted({bisect.bisect_left(newlines, m.start()) + 1 for m in _TRIGGER.finditer(self.text)})
+        text, lines, line, last = self.text, [], 1, 0
+        end = len(text)
+        for m in _TRIGGER.finditer(text):
+            start, stop = m.span()
+            if (start and text[start - 1] in _WORD) or (stop < end and text[stop] in _WORD):
+                continue  # part of a longer name
+            line += text.count("\n", last, start)
+            last = start
+            if not lines or lines[-1] != line:
+                lines.append(line)
         if lines:
             self._candidates = lines
+            self._candidate_set = set(lines)
             self._walk(self.module.tree.body, self.module.scope)
         return self.scan
+
+    def close(self) -> None:
+        """After the whole scan: drop everything but the FileScan (breaks reference cycles)."""
+        self.resolver = None
+        self.project = None
+        self._results = {}
+        self.module = None
+
+    def release(self) -> None:
+        """After :meth:`run`: free the tree and the text (other modules may still read the module scope)."""
+        self.module.release()
+        self.text = ""
+        self._lines = []
 
     def _has(self, node: ast.AST) -> bool:
         lines = self._candidates
@@ -145,6 +183,8 @@ class PythonScanner:
                 finally:
                     if loop:
                         scope.active_loops[loop].pop()
+                        if not scope.active_loops[loop]:
+                            del scope.active_loops[loop]
                 self._walk(stmt.orelse, scope)
             elif t in (ast.With, ast.AsyncWith):
                 for item in stmt.items:
@@ -163,11 +203,32 @@ class PythonScanner:
                 self._calls(stmt, scope)
 
     def _calls(self, node: ast.AST, scope: Scope) -> None:
+        """Every call on a candidate line inside ``node``, in source order (subtrees without one skipped)."""
         if not self._has(node):
             return
-        for sub in ast.walk(node):
-            if type(sub) is ast.Call and self._has(sub):
-                self._call_value(sub, scope)
+        top = _top_call(node)
+        if top is not None:  # `ch.queue_declare(...)`, `x = await ch.declare_queue(...)`: the common case
+            func = top.func
+            name = func.attr if type(func) is ast.Attribute else func.id if type(func) is ast.Name else None
+            if name in _KNOWN:  # its arguments are evaluated, nested declarations with them
+                self._call_value(top, scope)
+                return
+        stack = [node]
+        found = []
+        leaves, call, has, lines = _LEAVES, ast.Call, self._has, self._candidate_set
+        children = ast.iter_child_nodes
+        while stack:
+            sub = stack.pop()
+            if type(sub) is call:
+                found.append(sub)
+            for child in children(sub):
+                if type(child) in leaves:
+                    continue
+                first = getattr(child, "lineno", None)
+                if first is None or (first in lines if child.end_lineno == first else has(child)):
+                    stack.append(child)
+        for call in sorted(found, key=lambda c: (c.lineno, c.col_offset)):
+            self._call_value(call, scope)
 
     # ------------------------------------------------------------------ calls
     def _call_value(self, node: ast.Call, scope: Scope) -> Any:
@@ -235,7 +296,7 @@ class PythonScanner:
                     for k, v in spread.items():
                         out.setdefault(k, v)
                 else:
-                    out["**"] = Unknown(lambda: f"passed through **{_source(kw.value)}")
+                    out["**"] = Unknown(lambda kw=kw: f"passed through **{_source(kw.value)}")
             else:
                 out[kw.arg] = self.resolver.eval(kw.value, scope)
         return out
@@ -436,14 +497,16 @@ class PythonScanner:
         return out
 
     def _record(self, decl: Declaration, values: dict) -> list[Declaration]:
+        items = self._expand(values)
         out = []
-        for item in self._expand(values):
-            d = Declaration(decl.kind, decl.place, decl.library, decl.call, passive=decl.passive,
-                            server_named=decl.server_named, unroutable_ok=decl.unroutable_ok)
+        for i, item in enumerate(items):
+            d = decl if i == 0 else Declaration(decl.kind, decl.place, decl.library, decl.call, passive=decl.passive,
+                                                server_named=decl.server_named, unroutable_ok=decl.unroutable_ok,
+                                                unresolved=dict(decl.unresolved))
             for field, value in item.items():
                 _set(d, field, value)
-            self.scan.declarations.append(d)
             out.append(d)
+        self.scan.declarations.extend(out)
         return out
 
     def _queue(self, place: Place, library: str, call: str, got: dict, defaults: dict, node: ast.Call,
@@ -553,11 +616,16 @@ def _source(node: ast.AST) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-_BOOL_FIELDS = ("durable", "exclusive", "auto_delete", "internal")
+_BOOL_FIELDS = frozenset(("durable", "exclusive", "auto_delete", "internal"))
+_NAME_FIELDS = frozenset(("name", "source", "destination", "exchange", "queue", "routing_key", "type"))
 
 
 def _set(decl: Declaration, field: str, value: Any) -> None:
     """Store one field of a declaration: known values in ``fields``, reasons in ``unresolved``."""
+    t = type(value)
+    if t is bool and field in _BOOL_FIELDS or t is str and field in _NAME_FIELDS:
+        decl.fields[field] = value  # the common case, without the checks below
+        return
     if isinstance(value, Unknown):
         decl.unresolved[field] = value.reason
         return
@@ -588,7 +656,7 @@ def _set(decl: Declaration, field: str, value: Any) -> None:
     if field in _BOOL_FIELDS:
         decl.fields[field] = bool(value) if isinstance(value, (bool, int, str, type(None))) else value
         return
-    if field in ("name", "source", "destination", "exchange", "queue", "routing_key", "type"):
+    if field in _NAME_FIELDS:
         if isinstance(value, ServerNamed):
             decl.fields[field] = value
             return
@@ -608,9 +676,16 @@ def _plain_value(v: Any) -> bool:
     return isinstance(v, (str, int, float, bool, type(None)))
 
 
+def relative(path: str, root: str) -> str:
+    """``path`` relative to ``root`` (a plain prefix cut when it is inside: relpath is slow)."""
+    if root and path.startswith(root.rstrip(os.sep) + os.sep):
+        return path[len(root.rstrip(os.sep)) + 1:]
+    return os.path.relpath(path, root) if root else path
+
+
 def module_name(path: str, root: str) -> str:
     """``svc/orders/consumer.py`` under ``root`` -> ``svc.orders.consumer``."""
-    rel = os.path.relpath(path, root) if root else path
+    rel = relative(path, root)
     stem = rel[:-3] if rel.endswith(".py") else rel
     parts = [p for p in stem.replace("\\", "/").split("/") if p not in ("", ".")]
     if parts and parts[-1] == "__init__":

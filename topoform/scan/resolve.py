@@ -53,6 +53,16 @@ class Many:
 
 _PARAM = object()
 _MULTI = object()
+_MISSING_VALUE = object()
+
+
+class Def:
+    """A function or class a released module scope still names (its body is gone)."""
+
+    __slots__ = ("name", "kind")
+
+    def __init__(self, name: str, kind: str):
+        self.name, self.kind = name, kind
 
 
 class Scope:
@@ -69,8 +79,8 @@ class Scope:
         self.imports: dict[str, tuple] = {}
         self.defs: dict[str, ast.AST] = {}
         self.params: set[str] = set()
-        self.self_attrs: dict[str, list] = {}  # class scopes: self.X = value in its methods
         self.active_loops: dict[str, list] = {}  # loop variable -> iterables of the loops being walked
+        self.self_attrs = None  # class scopes: self.X = value in its methods, collected on first use
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
             a = node.args
             for arg in (*a.posonlyargs, *a.args, *a.kwonlyargs, a.vararg, a.kwarg):
@@ -78,6 +88,22 @@ class Scope:
                     self.params.add(arg.arg)
         body = node.body if isinstance(getattr(node, "body", None), list) else []
         self._collect(body)
+
+    def instance_attributes(self) -> dict[str, list]:
+        """``self.X = value`` assignments in this class's methods: X -> [(value, method)]."""
+        if self.self_attrs is None:
+            found: dict[str, list] = {}
+            for stmt in self.node.body:
+                if not isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    continue
+                for sub in ast.walk(stmt):
+                    if isinstance(sub, ast.Assign):
+                        for target in sub.targets:
+                            if (isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name)
+                                    and target.value.id == "self"):
+                                found.setdefault(target.attr, []).append((sub.value, stmt))
+            self.self_attrs = found
+        return self.self_attrs
 
     def bind(self, name: str, value: Any) -> None:
         self.assigns.setdefault(name, []).append(value)
@@ -117,15 +143,7 @@ class Scope:
             elif t in (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef):
                 self.defs[stmt.name] = stmt
                 self.bind(stmt.name, stmt)
-                if t is ast.ClassDef:
-                    continue
-                if self.kind == "class":  # self.X = ... in methods
-                    for sub in ast.walk(stmt):
-                        if isinstance(sub, ast.Assign):
-                            for target in sub.targets:
-                                if (isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name)
-                                        and target.value.id == "self"):
-                                    self.self_attrs.setdefault(target.attr, []).append((sub.value, stmt))
+                continue
             elif t in (ast.Import, ast.ImportFrom):
                 for alias in stmt.names:
                     if t is ast.Import:
@@ -170,6 +188,22 @@ class ModuleInfo:
             self._scope = Scope(self.tree, "module", self.dotted, None, self)
         return self._scope
 
+    def release(self) -> None:
+        """Drop the syntax tree, keeping the module scope (what other modules import from it).
+
+        Keeping thousands of trees alive costs more than parsing them; the module scope
+        holds only the value expressions of its names, and markers for its functions.
+        """
+        scope = self.scope
+        for name, values in scope.assigns.items():
+            scope.assigns[name] = [Def(v.name, "class" if isinstance(v, ast.ClassDef) else "function")
+                                   if isinstance(v, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) else v
+                                   for v in values]
+        scope.defs = {}
+        scope.node = None
+        self.tree = None
+        self.scopes = {}
+
     def scope_for(self, node: ast.AST, kind: str, parent: Scope) -> Scope:
         found = self.scopes.get(id(node))
         if found is None:
@@ -204,9 +238,26 @@ class Resolver:
         self.call_hook = call_hook
         self.import_hook = import_hook
         self._busy: set = set()
+        self._cache: dict = {}
 
     # ------------------------------------------------------------------ names
     def lookup(self, name: str, scope: Scope, line: int | None = None) -> Any:
+        """The value of ``name`` seen from ``scope`` (names are static: cached, except loop variables)."""
+        s, looping = scope, False
+        while s is not None:
+            if s.active_loops:
+                looping = True
+                break
+            s = s.parent
+        if not looping:
+            key = (name, id(scope))
+            found = self._cache.get(key, _MISSING_VALUE)
+            if found is _MISSING_VALUE:
+                found = self._cache[key] = self._lookup(name, scope)
+            return found
+        return self._lookup(name, scope)
+
+    def _lookup(self, name: str, scope: Scope) -> Any:
         s: Scope | None = scope
         first = True
         while s is not None:
@@ -239,6 +290,8 @@ class Resolver:
             return Obj("function", name=value.name, node=value)
         if isinstance(value, ast.ClassDef):
             return Obj("class", name=value.name, node=value)
+        if isinstance(value, Def):
+            return Obj(value.kind, name=value.name, node=None)
         if name in scope.loops and scope.loops[name] is value:
             return self._loop(name, value, scope)
         key = (id(value), id(scope))
@@ -337,7 +390,9 @@ class Resolver:
             return -value
         if isinstance(node.op, ast.Not) and isinstance(value, bool):
             return not value
-        return value if isinstance(value, Unknown) else Unknown(lambda: f"{_describe(node)} is computed at run time")
+        if isinstance(value, Unknown):
+            return value
+        return Unknown(lambda: f"{_describe(node)} is computed at run time")
 
     def _Dict(self, node: ast.Dict, scope: Scope) -> Any:
         out: dict = {}
@@ -393,7 +448,8 @@ class Resolver:
                 return base.attrs[node.attr]
             return Unknown(lambda: f"'{_text_node(node)}' is known only at run time")
         if isinstance(base, Unknown):
-            return Unknown(lambda: f"'{_text_node(node)}' is read from a value the scan cannot follow ({base.reason})")
+            return Unknown(lambda: f"'{_text_node(node)}' is read from a value the scan cannot follow "
+                                   f"({base.reason})")
         if isinstance(base, dict):
             return Unknown(lambda: f"'{_text_node(node)}' is an attribute of a mapping")
         return Unknown(lambda: f"'{_text_node(node)}' is known only at run time")
@@ -404,7 +460,7 @@ class Resolver:
             s = s.parent
         if s is None:
             return Unknown(f"'self.{attr}' is known only at run time")
-        assigned = s.self_attrs.get(attr, [])
+        assigned = s.instance_attributes().get(attr, [])
         if attr in s.assigns and not assigned:
             return self._bound(attr, s.assigns[attr], s)
         if len(assigned) == 1 and attr not in s.assigns:

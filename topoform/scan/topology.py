@@ -262,10 +262,14 @@ def _conflicts(first: Declaration, other: Declaration, vhost: str, vt) -> list[I
     kind = first.kind
     if kind == QUEUE:
         a, b = queue_of(first, vhost), queue_of(other, vhost)
+        if a == b:
+            return []
         paths = [d.path for d in field_diffs(normalize_queue(a), normalize_queue(b))]
         qa, qb = effective_queue_type(a), effective_queue_type(b)
     else:
         a, b = exchange_of(first, vhost), exchange_of(other, vhost)
+        if a == b:
+            return []
         paths = [d.path for d in field_diffs(a, b)]
         qa = qb = None
     out = []

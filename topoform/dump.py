@@ -59,6 +59,8 @@ class _Dumper(yaml.SafeDumper):
 
 
 def _represent_str(dumper: yaml.SafeDumper, value: str):
+    if "${" in value:  # a literal ${ is written $${, or loading would read it as a variable (topoform/variables.py)
+        value = value.replace("${", "$${")
     if _NUMBERISH.fullmatch(value) or value.lower() in _WORDS:
         return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="'")
     if _AWKWARD.search(value):

@@ -293,8 +293,7 @@ class QueueMigration(_Migration):
     def op_take_bindings(self) -> None:
         rows = self._bindings_of(self.name)
         for b in rows:  # bind the temporary queue first: a message is never without a destination
-            self.broker.bind(b, b["source"], self.temp, "queue")
-            self.broker.bind(b, b["source"], self.name, "queue", unbind=True)
+            self.broker.move_binding(b, b["source"], self.name, self.temp)
         self.note(f"Queue {self.name}: {len(rows)} binding(s) moved to {self.temp}")
 
     def op_drain_out(self) -> None:
@@ -339,8 +338,7 @@ class QueueMigration(_Migration):
     def op_restore_bindings(self) -> None:
         rows = self._bindings_of(self.temp)
         for b in rows:
-            self.broker.bind(b, b["source"], self.name, "queue")
-            self.broker.bind(b, b["source"], self.temp, "queue", unbind=True)
+            self.broker.move_binding(b, b["source"], self.temp, self.name)
         self.note(f"Queue {self.name}: {len(rows)} binding(s) restored")
 
     def op_drain_back(self) -> None:

@@ -179,6 +179,51 @@ class MigrationBroker:
                     (lambda ch, a=args: ch.exchange_bind(destination, source, key, a))
             self.call(subject, fn)
 
+    def move_binding(self, b: dict, source: str, old: str, new: str) -> None:
+        """Give a queue binding of ``old`` to ``new``: bind ``new``, then unbind ``old``, pipelined.
+
+        The bind goes out with ``nowait`` and the unbind right behind it on the same channel:
+        the broker handles a channel's methods in order, so a message is never without a
+        destination, and the window in which it reaches both queues (a duplicate) is the
+        broker's own time for one unbind rather than a client round trip as well.
+        """
+        key = b.get("routing_key") or ""
+        raw = b.get("arguments") or {}
+        bind_args = amqp.encode_args(raw)
+        variants = [bind_args] + ([amqp.encode_args(raw, int_type=int)] if amqp.has_integers(raw) else [])
+        subject = f"binding {source} -> {old}/{new} [{key}] in vhost '{self.vhost}'"
+        box: dict = {}
+        try:
+            ch = self.conn._impl.channel(on_open_callback=lambda c: box.setdefault("open", True))  # noqa: SLF001
+            ch.add_on_close_callback(lambda c, reason: box.setdefault("closed", reason))
+            self._wait(box, "open", subject)
+            ch.queue_bind(new, source, key, bind_args)  # no callback: nowait
+            for i, args in enumerate(variants):
+                last = i == len(variants) - 1
+                ch.queue_unbind(old, source, key, args,
+                                callback=(lambda f: box.setdefault("done", True)) if last else (lambda f: None))
+            self._wait(box, "done", subject)
+        except (pex.ConnectionClosedByBroker, pex.AMQPConnectionError, pex.StreamLostError, OSError) as exc:
+            code = getattr(exc, "reply_code", None)
+            if isinstance(exc, pex.ConnectionClosedByBroker) and code not in LOST_CODES:
+                raise amqp.AmqpError(subject, code, exc.reply_text) from None
+            raise amqp.ConnectionLost(f"connection to vhost '{self.vhost}' lost during a migration: "
+                                      f"{amqp.scrub(str(exc) or type(exc).__name__, self.ctx.settings)}") from None
+        if ch.is_open:
+            ch.close()
+
+    def _wait(self, box: dict, key: str, subject: str, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        while key not in box:
+            reason = box.get("closed")
+            if reason is not None:
+                if isinstance(reason, pex.ChannelClosedByBroker):
+                    raise amqp.AmqpError(subject, reason.reply_code, reason.reply_text)
+                raise amqp.ConnectionLost(f"{subject}: channel closed: {reason}")
+            if time.monotonic() > deadline:
+                raise MigrationError(f"{subject}: no answer from the broker within {timeout:g}s")
+            self.conn.process_data_events(time_limit=0.01)
+
 
 def http_json(ctx, path: str, attempts: int = 20) -> Any:
     """GET a JSON document, None on 404. A just-declared quorum queue briefly answers 500: retried."""

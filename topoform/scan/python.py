@@ -147,6 +147,9 @@ class PythonScanner:
         self.resolver = None
         self.project = None
         self._results = {}
+        if self.module is not None:
+            self.module._scope = None  # scope.module <-> module._scope
+            self.module.scopes = {}
         self.module = None
 
     def release(self) -> None:

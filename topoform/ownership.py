@@ -114,6 +114,9 @@ def map_file(state: Any, doc: Any, data: dict, bad: set) -> None:
     """Record one file's owner, owns and external; external names count as declared from now on."""
     label = data.get("owner") if isinstance(data.get("owner"), str) else None
     vhosts = data.get("vhosts")
+    if label is None and not (isinstance(vhosts, dict) and any(
+            isinstance(v, dict) and ("owns" in v or "external" in v) for v in vhosts.values())):
+        return  # nothing to say about ownership (the usual case): no cost
     part = _Part(None, label, doc, {}, {}, [])
     if isinstance(vhosts, dict):
         for vname, spec in vhosts.items():

@@ -14,6 +14,7 @@ import pytest
 
 from conftest import brokers_table
 from helpers import Management, unique_vhost
+from json_schemas import validate
 from topoform.broker.settings import BrokerSettings, quote_segment
 
 
@@ -58,6 +59,7 @@ def test_fleet_plan_and_apply(fleet):
     r = run_cli(["plan", *args, "--json"], environ=environ, secrets=("not-the-password",))
     assert r.code == 1, r
     doc = r.json
+    validate(doc, "fleet-plan.schema.json")
     assert doc["format_version"] == 1 and set(doc["targets"]) == names | {"wrong"}
     for name in names:
         assert doc["targets"][name]["summary"]["create"] == 1, doc["targets"][name]
@@ -76,3 +78,28 @@ def test_fleet_plan_and_apply(fleet):
     assert ttl == {n: (5000 if n == "4.0" else 60000) for n in admins}
     # converged: every good plan is empty
     assert run_cli(["plan", *args, *only, "--detailed-exitcode"], environ=environ).code == 0
+
+
+def test_saved_fleet_plan_is_checked_per_target(fleet):
+    from helpers import run_cli
+
+    tmp_path, vhost, admins = fleet
+    environ = {"FLEET_PW": "guest", "FLEET_BAD_PW": "not-the-password"}
+    files = ["-f", tmp_path / "topology.yaml"]
+    fleet_file = ["--targets", tmp_path / "targets.yaml"]
+    out = tmp_path / "fleet.plan.json"
+    r = run_cli(["plan", *files, *fleet_file, "--out", out], environ=environ)
+    assert r.code == 1, r  # the wrong password
+    saved = json.loads(out.read_text())
+    names = {"b" + n.replace(".", "") for n in admins}
+    assert set(saved["targets"]) == names and saved["targets"]["b40"]["env"] == "prod"
+    # one broker changes after the plan: only its plan is stale
+    admins["4.0"].put(f"/api/queues/{quote_segment(vhost)}/someone-else", {"durable": True})
+    r = run_cli(["apply", out, *fleet_file, "--only", "b*", "--auto-approve"], environ=environ)
+    assert r.code == 1, r
+    assert "b40: failed: the plan in" in r.out and "(target b40) is stale" in r.out, r.out
+    for name in names - {"b40"}:
+        assert f"  {name}: done" in r.out
+    # a fleet plan is refused without --targets
+    r = run_cli(["apply", out, "--auto-approve"], environ=environ)
+    assert r.code == 1 and "one plan per target" in r.err

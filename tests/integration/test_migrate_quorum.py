@@ -313,9 +313,9 @@ def test_apply_prune_deletes_an_empty_quorum_queue_and_blocks_a_non_empty_one(br
     topo = tmp_path / "topology.yaml"
     topo.write_text(f"vhosts:\n  {vhost}:\n    exchanges:\n      events: {{type: topic, durable: true}}\n")
 
-    def reported(queue):  # the planner reads message counts from the (lagging) statistics
+    def reported(queue, n=0):  # the planner reads message counts from the (lagging) statistics
         deadline = time.monotonic() + 30
-        while "messages" not in mgmt.get(f"/api/queues/{vhost}/{queue}"):
+        while mgmt.get(f"/api/queues/{vhost}/{queue}").get("messages") != n:
             assert time.monotonic() < deadline, "the broker never reported the queue's message count"
             time.sleep(0.5)
 
@@ -338,7 +338,7 @@ def test_apply_prune_deletes_an_empty_quorum_queue_and_blocks_a_non_empty_one(br
     ch.queue_declare("held", durable=True, arguments=QQ)
     ch.close()
     ms.publish(amqp, "held", ms.corpus(2, broker.username, priorities=False))
-    reported("held")
+    reported("held", 2)
     blocked = apply()
     # blocked by the plan (3) or, when the statistics still said 0, refused by apply's passive declare (1)
     text = " ".join((blocked.stdout + blocked.stderr).split())

@@ -109,3 +109,14 @@ def test_errors(tmp_path):
     wrong_vhost = run_cli(["check-code", str(CHECK / "service.py"), "-f", FILES, "--vhost", "shop", "--json"])
     assert wrong_vhost.code == 1
     assert json.loads(wrong_vhost.out)["error"]["message"] == "vhost 'shop' is not in the files (they define: '/')"
+
+
+def test_the_example_service_agrees_with_its_topology():
+    from helpers import ROOT
+
+    example = ROOT / "examples" / "code-service"
+    res = run_cli(["check-code", str(example), "-f", str(example / "topology.yaml")])
+    assert res.code == 0, res
+    assert "14 declarations in 2 files, 14 agree, 0 disagreements, 0 unchecked" in res.out
+    assert run_cli(["validate", "-f", str(example / "topology.yaml")]).code == 0
+    assert run_cli(["test", "-f", str(example / "topology.yaml")]).code == 0

@@ -253,3 +253,14 @@ def test_prefetched_reads_are_reused_and_wrong_guesses_ignored():
         assert reader.read_stats(["v"]) == dict(live.queue_stats)
     assert client.calls.count(("queues", "v")) == 1 and client.calls.count(("queue_stats", "v")) == 1
     assert ("queue", "v", "q1") in live.queue_stats
+
+
+def test_an_argument_naming_an_object_called_undefined_is_not_a_void():
+    # found by hypothesis: the API renders a void as "undefined", but an alternate exchange
+    # (or dead-letter exchange) named "undefined" is a name, never a void
+    defs = {"exchanges": [{"name": "x", "type": "direct", "arguments": {"alternate-exchange": "undefined",
+                                                                        "x-other": "undefined"}}],
+            "vhosts": [{"name": "v"}]}
+    defs["exchanges"][0]["vhost"] = "v"
+    (x,) = live_from_definitions(defs, None).topology.exchanges.values()
+    assert x.arguments["alternate-exchange"] == "undefined" and x.arguments["x-other"] is None

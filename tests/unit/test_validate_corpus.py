@@ -24,7 +24,7 @@ EXPECTED = dict([
     ("05-duplicate-field.yaml", "6:9: duplicate key 'durable' (first defined at line 5); YAML would silently keep only the last one"),
     ("06-boolean-as-string.yaml", "5:18: 'durable' in queue 'orders' must be a boolean (true or false), got string \"yes\""),
     ("07-misspelled-queue-key.yaml", "5:9: unknown key 'durabel' in queue 'orders' (did you mean 'durable'? expected one of: arguments, auto_delete, bindings, durable, exclusive)"),
-    ("08-misspelled-top-level-key.yaml", "1:1: unknown key 'vhost' in the top level (did you mean 'vhosts'? expected one of: include, rabbitmq_version, tests, version, vhosts)"),
+    ("08-misspelled-top-level-key.yaml", "1:1: unknown key 'vhost' in the top level (did you mean 'vhosts'? expected one of: global_parameters, include, owner, rabbitmq_version, tests, users, variables, version, vhosts)"),
     ("09-unknown-exchange-key.yaml", "6:9: unknown key 'persistent' in exchange 'events' (expected one of: arguments, auto_delete, durable, internal, type)"),
     ("10-unknown-exchange-type.yaml", "5:15: 'type' of exchange 'events' must be direct, fanout, topic, headers or a plugin type x-*; got string \"fanuot\""),
     ("11-queues-as-list.yaml", "4:7: 'queues' in vhost '/' must be a mapping, got a list"),

@@ -124,8 +124,12 @@ def _args(value: Any) -> Args:
     if not isinstance(value, Mapping):
         return EMPTY_ARGS
     if "undefined" in value.values() or any(isinstance(v, (dict, list)) for v in value.values()):
-        value = _void(dict(value))
+        # an argument that names an object (an exchange called "undefined") is never a void
+        value = {k: (v if k in _NAME_ARGUMENTS else _void(v)) for k, v in value.items()}
     return Args(value)
+
+
+_NAME_ARGUMENTS = frozenset({"alternate-exchange", "x-dead-letter-exchange", "x-dead-letter-routing-key"})
 
 
 def _tags(value: Any) -> tuple[str, ...] | None:

@@ -241,6 +241,8 @@ def _read_planfile(path: str, env: Environment):
         raise InputError(f"cannot read plan file {path}: {exc.strerror or exc}") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InputError(f"{path}: not a plan file saved by 'topoform plan --out' ({exc})") from None
+    if isinstance(data, dict) and "targets" in data and "changes" not in data:
+        raise InputError(f"{path} holds one plan per target of a fleet; pass the fleet file with --targets FILE")
     try:
         return Plan.from_dict(data)
     except (KeyError, TypeError, ValueError) as exc:

@@ -141,6 +141,9 @@ def load_files(args, env: Environment, *, show_warnings: bool = True, target=Non
 
 def chosen_env(args, env: Environment) -> str | None:
     """The one environment of this run: ``--env NAME``, else ``TOPOFORM_ENV``, else None (defaults only)."""
+    override = getattr(args, "_env_override", ...)
+    if override is not ...:  # a fleet target's own environment (cli/fleet.py)
+        return override
     envs = [e for e in (getattr(args, "envs", None) or []) if e is not None]
     if len(envs) > 1:
         raise UsageError("--env may be given once here (validate checks several environments)")
@@ -157,9 +160,7 @@ def variable_inputs(args, env: Environment, env_name: str | None = ...):
     from ..variables import VariableInputs, parse_var
 
     if env_name is ...:
-        env_name = getattr(args, "_env_override", ...)
-        if env_name is ...:
-            env_name = chosen_env(args, env)
+        env_name = chosen_env(args, env)
     cli_vars = tuple(parse_var(v) for v in (getattr(args, "vars", None) or []))
     return VariableInputs(env=env_name, cli_vars=cli_vars, var_files=tuple(getattr(args, "var_files", None) or ()),
                           cwd=env.cwd)

@@ -16,10 +16,13 @@ import copy
 import dataclasses
 import io
 import json
+import os
+import shutil
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 
 from ..broker.settings import redact
-from ..errors import BlockedPlanError, TopoformError, UsageError
+from ..errors import BlockedPlanError, InputError, TopoformError, UsageError
 from ..fleet import read_targets, resolve_password, select, worst_exit
 from .common import dump_json
 from .env import Environment, ExitCode
@@ -43,7 +46,7 @@ def check_flags(args) -> None:
         raise UsageError("--only needs --targets FILE")
     if getattr(args, "targets", None):
         for flag, attr in (("--url", "url"), ("--management-url", "management_url"), ("--password-file", "password_file"),
-                           ("--out", "out"), ("--state", "state"), ("PLANFILE", "planfile")):
+                           ("--state", "state")):
             if getattr(args, attr, None):
                 raise UsageError(f"{flag} cannot be combined with --targets (each target has its own)")
         if len(getattr(args, "envs", None) or []) > 1:
@@ -70,6 +73,11 @@ def run_fleet(run, args, env: Environment, command: str) -> int:
     if command == "apply" and not args.auto_approve:
         raise UsageError("apply --targets needs --auto-approve (review the fleet with 'plan --targets' first)")
     base_environ = {k: v for k, v in env.environ.items() if k not in _INHERITED}
+    saved = _read_fleet_plan(args.planfile, env) if command == "apply" and getattr(args, "planfile", None) else None
+    if saved is not None:
+        if args.files:
+            raise UsageError("apply PLANFILE takes its changes from the plan; do not pass -f as well")
+    workdir = tempfile.mkdtemp(prefix=".topoform-fleet-")
     default_env = None
     if getattr(args, "envs", None):
         default_env = args.envs[0]
@@ -88,6 +96,15 @@ def run_fleet(run, args, env: Environment, command: str) -> int:
         if target.username:
             sub.username = target.username
         sub._env_override = target.env or default_env
+        if command == "plan" and getattr(args, "out", None):
+            sub.out = os.path.join(workdir, f"{len(target.name)}-{abs(hash(target.name))}.json")
+        if saved is not None:
+            if target.name not in saved:
+                return (ExitCode.ERROR, "no-plan", f"{args.planfile} holds no plan for target '{target.name}'", "",
+                        "", "")
+            sub.planfile = os.path.join(workdir, f"{len(target.name)}-{abs(hash(target.name))}.json")
+            with open(sub.planfile, "w", encoding="utf-8") as fh:
+                json.dump(saved[target.name], fh)
         try:
             password = resolve_password(target, env.environ)
         except TopoformError as exc:
@@ -95,11 +112,23 @@ def run_fleet(run, args, env: Environment, command: str) -> int:
         if password is not None:
             sub_env.environ["TOPOFORM_PASSWORD"] = password
         code, err_code, message, hint = _run_one(run, sub, sub_env)
-        return code, err_code, message, hint, out.getvalue(), err.getvalue()
+        texts = [message, hint, out.getvalue(), err.getvalue()]
+        for tmp, shown in ((getattr(sub, "out", None), None), (getattr(sub, "planfile", None), getattr(args, "planfile", None))):
+            if tmp and tmp.startswith(workdir):  # the per-target temporary plan: never shown
+                texts = ["\n".join(line for line in t.split("\n") if not (shown is None and tmp in line)) if t else t
+                         for t in texts]
+                texts = [t.replace(tmp, f"{shown} (target {target.name})") if t and shown else t for t in texts]
+        message, hint, stdout, stderr = texts
+        return code, err_code, message, hint, stdout, stderr
 
     workers = max(1, min(getattr(args, "parallel", 4) or 4, MAX_PARALLEL, len(targets)))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="topoform-target") as pool:
-        results = list(pool.map(one, targets))
+    try:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="topoform-target") as pool:
+            results = list(pool.map(one, targets))
+        if command == "plan" and getattr(args, "out", None):
+            _save_fleet_plan(args.out, targets, results, workdir, env)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
 
     codes = [r[0] for r in results]
     if as_json:
@@ -132,6 +161,39 @@ def run_fleet(run, args, env: Environment, command: str) -> int:
         for target, (code, err_code, message, *_rest) in zip(targets, results):
             env.out(f"  {target.name}: {_verdict(command, code)}" + (f": {message}" if err_code is not None else ""))
     return worst_exit(codes)
+
+
+def _read_fleet_plan(path: str, env: Environment) -> dict:
+    """A plan saved by ``plan --targets FILE --out PLANFILE``: target name -> that target's plan document."""
+    full = path if os.path.isabs(path) else os.path.join(env.cwd, path)
+    try:
+        with open(full, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except OSError as exc:
+        raise InputError(f"cannot read plan file {path}: {exc.strerror or exc}") from None
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise InputError(f"{path}: not a plan file saved by 'topoform plan --targets ... --out' ({exc})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("targets"), dict) or data.get("format_version") != 1:
+        raise InputError(f"{path}: not a fleet plan (saved by 'plan --targets FILE --out PLANFILE'); without "
+                         "--targets, 'apply PLANFILE' takes a single broker's plan")
+    return data["targets"]
+
+
+def _save_fleet_plan(out: str, targets, results, workdir: str, env: Environment) -> None:
+    """One plan per target (the targets that planned), written atomically."""
+    from .plan import _save
+
+    plans = {}
+    for target in targets:
+        part = os.path.join(workdir, f"{len(target.name)}-{abs(hash(target.name))}.json")
+        if os.path.exists(part):
+            with open(part, encoding="utf-8") as fh:
+                plans[target.name] = json.load(fh)
+    _save(out, dump_json({"format_version": 1, "targets": plans}) + "\n", env)
+    missing = [t.name for t in targets if t.name not in plans]
+    env.err(f"Saved the plans of {len(plans)} target{'s' if len(plans) != 1 else ''} to {out}"
+            + (f" (none for {', '.join(missing)}: they failed)" if missing else "")
+            + f"; run 'topoform apply {out} --targets FILE' to carry them out.")
 
 
 def _last_line(text: str) -> str:

@@ -13,8 +13,10 @@ command line.
 from __future__ import annotations
 
 import os
+import queue
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from urllib.parse import quote
@@ -48,21 +50,36 @@ ARGV_BINDINGS = {"receive_logs_direct.py": 21, "receive_logs_topic.py": 21}
 
 
 def _wait_for(proc: subprocess.Popen, text: str | None, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
+    """Until the program prints ``text`` (or, for None, exits 0); fails after ``timeout`` seconds."""
     if text is None:
-        proc.wait(timeout=timeout)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"{proc.args} did not finish within {timeout}s") from None
         assert proc.returncode == 0, f"{proc.args} exited {proc.returncode}: {proc.stderr.read()}"
         return
-    lines = []
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            raise AssertionError(f"{proc.args} stopped before printing {text!r}: {''.join(lines)} "
-                                 f"{proc.stderr.read()}")
-        lines.append(line)
+    lines: queue.Queue = queue.Queue()
+
+    def pump():
+        for line in proc.stdout:
+            lines.put(line)
+            if text in line:
+                return
+        lines.put(None)  # the program stopped
+
+    threading.Thread(target=pump, daemon=True).start()
+    deadline = time.monotonic() + timeout
+    seen = []
+    while True:
+        try:
+            line = lines.get(timeout=max(deadline - time.monotonic(), 0.01))
+        except queue.Empty:
+            raise AssertionError(f"{proc.args} did not print {text!r} within {timeout}s: {''.join(seen)}") from None
+        if line is None:
+            raise AssertionError(f"{proc.args} stopped before printing {text!r}: {''.join(seen)}")
+        seen.append(line)
         if text in line:
             return
-    raise AssertionError(f"{proc.args} did not print {text!r} within {timeout}s")
 
 
 def _exclusive(mgmt, vhost: str) -> dict[str, dict]:

@@ -69,7 +69,8 @@ def test_human_output_names_the_place_and_the_broker_effect(tmp_path):
 
 
 @pytest.mark.parametrize("old, new, code, expect", [
-    ('channel.queue_bind("orders.audit", EXCHANGE, "order.#")', 'channel.queue_bind("orders.audit", EXCHANGE, "order.x")',
+    ('channel.queue_bind("orders.audit", EXCHANGE, "order.#")',
+     'channel.queue_bind("orders.audit", EXCHANGE, "order.x")',
      "not-in-files", "binding orders -> orders.audit [order.x] is not in the files"),
     ('channel.queue_bind(result.method.queue, EXCHANGE, "order.*")',
      'channel.queue_bind(result.method.queue, EXCHANGE, "audit.*")',
@@ -120,3 +121,18 @@ def test_the_example_service_agrees_with_its_topology():
     assert "14 declarations in 2 files, 14 agree, 0 disagreements, 0 unchecked" in res.out
     assert run_cli(["validate", "-f", str(example / "topology.yaml")]).code == 0
     assert run_cli(["test", "-f", str(example / "topology.yaml")]).code == 0
+
+
+def test_the_tutorial_programs_agree_with_the_tutorial_topology():
+    """The shipped tutorial topology models each consumer's server-named queue as an exclusive one."""
+    from helpers import EXAMPLES
+    from scan_helpers import TUTORIALS
+
+    res = run_cli(["check-code", str(TUTORIALS), "-f", str(EXAMPLES / "topoform.yaml"), "--json"])
+    assert res.code == 0, res
+    doc = json.loads(res.out)
+    assert doc["summary"] == {"files": 13, "skipped": 0, "declarations": 32, "agree": 27, "disagree": 0,
+                              "unchecked": 5}
+    assert sorted(u["place"].rsplit("/", 1)[1] for u in doc["unchecked"]) == [
+        "emit_log_direct.py:14", "emit_log_topic.py:14", "receive_logs_direct.py:21", "receive_logs_topic.py:21",
+        "rpc_server.py:28"]

@@ -96,7 +96,8 @@ def test_aio_pika(services):
         (19, "queue", "declare_queue", q("billing.invoices", durable=True, arguments={
             "x-queue-type": "quorum", "x-delivery-limit": 5}), []),
         (22, "binding", "Queue.bind", b("billing", "billing.invoices", "order.paid"), []),
-        (23, "binding", "Queue.bind", b("billing", "billing.invoices", "billing.invoices"), []),  # key: the queue's name
+        # no routing key: aio-pika binds with the queue's name
+        (23, "binding", "Queue.bind", b("billing", "billing.invoices", "billing.invoices"), []),
         (25, "queue", "declare_queue", q("orders.audit", durable=True, arguments={"x-message-ttl": 30000}), []),
         (26, "binding", "Queue.bind", b("orders", "orders.audit", "order.#"), []),  # exchange given by name
         (28, "queue", "declare_queue", q(sn, exclusive=True), []),  # no name: the broker names it

@@ -87,3 +87,16 @@ def test_scan_errors_are_one_line(tmp_path):
     assert empty.code == 1 and json.loads(empty.out)["error"]["code"] == "usage"
     bad_version = run_cli(["scan", str(TUTORIALS), "--rabbitmq-version", "2.8"])
     assert bad_version.code == 1 and "--rabbitmq-version" in bad_version.err
+
+
+def test_credentials_in_the_code_never_reach_the_output(tmp_path):
+    (tmp_path / "svc.py").write_text(
+        "ch.queue_declare(queue=lookup('amqp://svc:s3cr3t-pw@broker:5672/'), durable=True)\n"
+        "ch.queue_declare('q', arguments={'x-dead-letter-exchange': pick('amqp://svc:s3cr3t-pw@broker/')})\n")
+    for argv in (["scan", str(tmp_path)], ["scan", str(tmp_path), "--json"],
+                 ["scan", str(tmp_path), "-o", str(tmp_path / "out.yaml")]):
+        res = run_cli(argv)
+        assert res.code == 0, res
+        assert "s3cr3t-pw" not in res.out + res.err
+        assert "computed by lookup(" in res.out + res.err
+    assert "s3cr3t-pw" not in (tmp_path / "out.yaml").read_text()

@@ -11,6 +11,7 @@ from __future__ import annotations
 from ..errors import TopoformError, UsageError
 from .common import dump_json, load_files, target_resolver
 from .env import Environment, ExitCode
+from ..broker.settings import redact
 
 HELP = "check that the code's declarations and publishes agree with the topology files"
 
@@ -35,8 +36,8 @@ def run(args, env: Environment) -> int:
     except TopoformError as exc:
         if not args.json:
             raise
-        env.out(dump_json({"format_version": 1, "error": {"code": exc.code, "message": exc.message,
-                                                          "hint": exc.hint or None}}))
+        env.out(redact(dump_json({"format_version": 1, "error": {"code": exc.code, "message": exc.message,
+                                                          "hint": exc.hint or None}})))
         return ExitCode.ERROR
 
 
@@ -69,7 +70,7 @@ def _run(args, env: Environment) -> int:
     summary = {"files": len(result.files), "skipped": len(result.skipped), "declarations": len(result.declarations),
                "agree": outcome.agreed, "disagree": len(outcome.disagreements), "unchecked": len(outcome.unchecked)}
     if args.json:
-        env.out(dump_json({
+        env.out(redact(dump_json({
             "format_version": 1,
             "agree": outcome.ok,
             "vhost": vhost,
@@ -79,16 +80,17 @@ def _run(args, env: Environment) -> int:
             "unchecked": [u.to_dict() for u in outcome.unchecked],
             "skipped": [i.to_dict() for i in result.skipped],
             "summary": summary,
-        }))
+        })))
         return ExitCode.OK if outcome.ok else ExitCode.BLOCKED
     for issue in result.skipped:
-        env.err(issue.format())
+        env.err(redact(issue.format()))
     for u in outcome.unchecked:
-        env.err(f"{u.place}: warning: {u.message}")
+        env.err(redact(f"{u.place}: warning: {u.message}"))
     for d in outcome.disagreements:
-        env.out(d.format())
+        env.out(redact(d.format()))
     verdict = "agree" if outcome.ok else "disagree"
     env.out(f"check-code: code and files {verdict}: {_count(summary['declarations'], 'declaration')} in "
-            f"{_count(summary['files'], 'file')}, {summary['agree']} agree, {_count(summary['disagree'], 'disagreement')}"
+            f"{_count(summary['files'], 'file')}, {summary['agree']} agree, "
+            f"{_count(summary['disagree'], 'disagreement')}"
             f", {summary['unchecked']} unchecked (vhost {vhost!r}, rules of RabbitMQ {version})")
     return ExitCode.OK if outcome.ok else ExitCode.BLOCKED

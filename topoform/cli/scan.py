@@ -13,6 +13,7 @@ from pathlib import Path
 from ..errors import TopoformError, UsageError
 from .common import dump_json, target_resolver
 from .env import Environment, ExitCode
+from ..broker.settings import redact
 
 HELP = "find the declarations in source code (pika, aio-pika, kombu, amqplib), statically"
 
@@ -74,8 +75,8 @@ def run(args, env: Environment) -> int:
     except TopoformError as exc:
         if not args.json:
             raise
-        env.out(dump_json({"format_version": 1, "error": {"code": exc.code, "message": exc.message,
-                                                          "hint": exc.hint or None}}))
+        env.out(redact(dump_json({"format_version": 1, "error": {"code": exc.code, "message": exc.message,
+                                                          "hint": exc.hint or None}})))
         return ExitCode.ERROR
 
 
@@ -100,11 +101,11 @@ def _run(args, env: Environment) -> int:
         if result.conflicts:
             header.append(f"{_count(len(result.conflicts), 'conflict')}: the first declaration of each object is "
                           "written; fix the code first.")
-        text = render(result.built, args.vhost, header)
+        text = redact(render(result.built, args.vhost, header))  # comments quote code: no credentials
         written.append(_write(args, env, text))
     summary = _summary(result)
     if args.json:
-        env.out(dump_json({
+        env.out(redact(dump_json({
             "format_version": 1,
             "rabbitmq_version": version,
             "rabbitmq_version_source": source,
@@ -116,16 +117,16 @@ def _run(args, env: Environment) -> int:
             "topology": result.topology.counts() | {"test": len(result.topology.tests)},
             "output": written,
             "summary": summary,
-        }))
+        })))
     else:
         for issue in result.issues:
             if issue.severity != "note":
-                env.err(issue.format())
+                env.err(redact(issue.format()))
         for conflict in result.conflicts:
-            env.err(conflict.format())
+            env.err(redact(conflict.format()))
         if not args.output:
             for decl in result.declarations:
-                env.out(_describe(decl))
+                env.out(redact(_describe(decl)))
         counts = result.topology.counts()
         line = (f"scanned {_count(summary['files'], 'file')}: {_count(summary['declarations'], 'declaration')}; "
                 f"topology: {_count(counts['exchange'], 'exchange')}, {_count(counts['queue'], 'queue')}, "

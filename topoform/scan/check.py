@@ -11,7 +11,9 @@ loaded from the files, in one vhost:
   the code would create topology nobody reviews;
 * a passive declare (``passive=True``, ``checkQueue``, ``get_queue``) needs the object;
 * a bind needs its exchange and destination, and the binding itself in the files (a
-  binding to a server-named queue matches the files' binding to an exclusive queue);
+  binding to a server-named queue matches the files' binding to an exclusive queue with
+  the same key and arguments: any key on a fanout exchange, and the queue's own name
+  where the code binds with the broker-given name);
 * a consume needs its queue;
 * a publish needs its exchange and must reach at least one queue in the files'
   routing (the offline router), unless its line carries ``# topoform: unroutable-ok``.
@@ -208,11 +210,21 @@ def _check_binding(decl, files: Topology, vhost: str, bad, unchecked) -> None:
     if decl.unresolved:
         unchecked(decl, "binding", f"{source} -> {dest.ref if runtime else dest}")
         return
-    key = f.get("routing_key")
-    key = key.ref if isinstance(key, ServerNamed) else key
+    raw_key = f.get("routing_key")
+    key = raw_key.ref if isinstance(raw_key, ServerNamed) else raw_key
     args = Args(f.get("arguments") or {})
     if runtime:
-        found = any(b.routing_key == key and b.arguments == args and b.destination_type == "queue"
+        x = files.exchange(vhost, source)
+        fanout = x is not None and x.type == "fanout"
+
+        def same_key(b) -> bool:
+            if fanout:  # a fanout exchange ignores binding keys
+                return True
+            if isinstance(raw_key, ServerNamed):  # bound with the broker-given name: the files' queue's own name
+                return b.routing_key == b.destination
+            return b.routing_key == key
+
+        found = any(same_key(b) and b.arguments == args and b.destination_type == "queue"
                     and (files.queue(vhost, b.destination) is not None and files.queue(vhost, b.destination).exclusive)
                     for b in files.bindings_from(vhost, source))
     else:

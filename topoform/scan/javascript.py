@@ -409,7 +409,8 @@ class JavaScriptScanner:
         if t == "call_expression":
             return self._call(node)
         if t == "ternary_expression":
-            a, b = self.eval(node.child_by_field_name("consequence")), self.eval(node.child_by_field_name("alternative"))
+            a = self.eval(node.child_by_field_name("consequence"))
+            b = self.eval(node.child_by_field_name("alternative"))
             return Unknown(f"chosen at run time: {_either(a)} or {_either(b)}")
         if t in _FUNCTIONS:
             return Obj("function", name="<function>")
@@ -487,8 +488,8 @@ class JavaScriptScanner:
         decl = Declaration(QUEUE, place, "amqplib", method, passive=passive)
         if name is _MISSING or name in ("", None):
             self._server_named += 1
-            ref = self.project.server_named_ref(getattr(self, "abspath", self.path), self._server_named) if self.project else \
-                f"server-named-{self._server_named}"
+            ref = (self.project.server_named_ref(getattr(self, "abspath", self.path), self._server_named)
+                   if self.project else f"server-named-{self._server_named}")
             decl.server_named = ref
             name = ServerNamed(ref)
         options = {} if options is _MISSING or options is None else options

@@ -523,8 +523,9 @@ class PythonScanner:
             decl.unresolved["passive"] = passive.reason
         if name in ("", None):
             self._server_named += 1
-            ref = self.project.server_named_ref(getattr(self.module, "abspath", self.module.path), self._server_named) if self.project else \
-                f"server-named-{self._server_named}"
+            where = getattr(self.module, "abspath", self.module.path)
+            ref = (self.project.server_named_ref(where, self._server_named) if self.project
+                   else f"server-named-{self._server_named}")
             decl.server_named = ref
             name = ServerNamed(ref)
         values = {"name": name}

@@ -120,7 +120,11 @@ def test_publisher_with_confirms_during_quorum_to_quorum_migration_loses_nothing
     assert set(confirmed) <= set(live), f"lost {len(set(confirmed) - set(live))} confirmed messages"
     dups = len(live) - len(set(live))
     assert dups <= 4, f"{dups} messages published during the migration arrived twice (binding swaps: docs)"
-    assert live == sorted(set(live), key=lambda m: int(m.split("-")[1])) or dups, "live messages out of order"
+    # Messages published while a binding swap runs can land behind ones published just after it
+    # (docs/migrate.md): at most one displaced run of messages per swap, out and back.
+    ids = [int(m.split("-")[1]) for m in live]
+    descents = sum(1 for a, b in zip(ids, ids[1:]) if b < a)
+    assert descents <= 2 + dups, f"live messages out of order in {descents} places"
     old = [g for g in got if not g[0].startswith(b"live-")]
     assert old == [ms.as_tuple(b, p) for b, p in backlog], "the backlog changed, was duplicated or reordered"
     assert len(confirmed) > 100, "the publisher did not run during the migration"
@@ -342,7 +346,7 @@ def test_apply_prune_deletes_an_empty_quorum_queue_and_blocks_a_non_empty_one(br
     blocked = apply()
     # blocked by the plan (3) or, when the statistics still said 0, refused by apply's passive declare (1)
     text = " ".join((blocked.stdout + blocked.stderr).split())
-    assert blocked.returncode in (1, 3) and re.search(r"held'? holds 2 messages", text), text
+    assert blocked.returncode in (1, 3) and re.search(r"held'? (holds 2 messages|may hold messages)", text), text
     assert ms.count(amqp, "held") == 2
     done = apply("--allow-data-loss")
     assert done.returncode == 0, done.stdout + done.stderr

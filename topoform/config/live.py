@@ -139,8 +139,8 @@ def fingerprint(state: ConfigState | None) -> str:
 def combine(topology_fingerprint: str, config_fingerprint: str) -> str:
     if not config_fingerprint:
         return topology_fingerprint
-    return hashlib.sha256(f"{topology_fingerprint}:{config_fingerprint}".encode()).hexdigest()[:len(
-        topology_fingerprint) or 16]
+    # the same form as the topology's alone ("sha256:" + 64 hex digits): plans and tests rely on it
+    return "sha256:" + hashlib.sha256(f"{topology_fingerprint}:{config_fingerprint}".encode()).hexdigest()
 
 
 def super_streams(topology, vhosts: Iterable[str]) -> dict[tuple, ConfigObject]:

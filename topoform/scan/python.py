@@ -42,6 +42,10 @@ _TRIGGER = re.compile(r"queue_declare|exchange_declare|queue_bind|exchange_bind|
                       r"Queue")
 _WORD = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
 _MISSING = object()
+# Parameters no declaration reads (message bodies, callbacks, flags of the call itself): never evaluated.
+_NOT_READ = frozenset(("body", "properties", "mandatory", "immediate", "on_message_callback", "consumer_callback",
+                       "auto_ack", "no_ack", "consumer_tag", "callback", "nowait", "channel", "on_declared", "message",
+                       "timeout", "declare", "robust", "content_type", "headers", "delivery_mode"))
 _SIMPLE = (ast.Expr, ast.Assign, ast.AnnAssign, ast.Return)
 _LEAVES = frozenset((ast.Constant, ast.Name, ast.Load, ast.Store, ast.Del))
 MAX_EXPANSION = 64  # declarations one call may expand to (loops over literal lists)
@@ -290,9 +294,11 @@ class PythonScanner:
                 for p in params[i + skip:]:
                     out.setdefault(p, Unknown(lambda: f"passed through *{_source(arg.value)}"))
                 break
-            if i + skip < len(params):
+            if i + skip < len(params) and params[i + skip] not in _NOT_READ:
                 out[params[i + skip]] = self.resolver.eval(arg, scope)
         for kw in node.keywords:
+            if kw.arg in _NOT_READ:
+                continue
             if kw.arg is None:
                 spread = self.resolver.eval(kw.value, scope)
                 if isinstance(spread, dict):
@@ -407,14 +413,14 @@ class PythonScanner:
 
     # ------------------------------------------------------------------ kombu
     def _kombu_exchange(self, node: ast.Call, scope: Scope) -> Any:
-        got = self._bind(node, KOMBU_EXCHANGE, scope)
+        given = got = self._bind(node, KOMBU_EXCHANGE, scope)
         name = got.get("name", "")
         xtype = got.get("type", "")
         got = {"exchange": name, "exchange_type": xtype if xtype != "" else "direct",
                **{k: got[k] for k in ("durable", "auto_delete", "internal", "arguments", "passive") if k in got}}
         if got.get("exchange") == "":
             return Obj("kombu-exchange", name="")
-        record = not _true(self._bind(node, KOMBU_EXCHANGE, scope).get("no_declare"))
+        record = not _true(given.get("no_declare"))
         return self._exchange(self._place(node), "kombu", "Exchange", got,
                               {**_EXCHANGE_DEFAULTS, "durable": True}, obj="kombu-exchange", record=record)
 

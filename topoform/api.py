@@ -120,6 +120,7 @@ def _connection_args(url: str | None, management_url: str | None) -> list[str]:
 def plan(files: Paths, url: str | None = None, state: str | os.PathLike | None = None, *,
          management_url: str | None = None, prune: bool = False, migrate: bool = False,
          allow_data_loss: bool = False, force: bool = False, vhosts: Iterable[str] | None = None,
+         prune_users: bool = False,
          rabbitmq_version: str | None = None, environ: Mapping[str, str] | None = None):
     """The plan that makes the broker (``url``) or a definitions export (``state``) match ``files``.
 
@@ -139,7 +140,7 @@ def plan(files: Paths, url: str | None = None, state: str | os.PathLike | None =
         argv += ["--state", os.fspath(state)]
     argv += _connection_args(url, management_url)
     for flag, on in (("--prune", prune), ("--migrate", migrate), ("--allow-data-loss", allow_data_loss),
-                     ("--force", force)):
+                     ("--force", force), ("--prune-users", prune_users)):
         if on:
             argv.append(flag)
     for v in vhosts or ():

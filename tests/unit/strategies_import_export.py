@@ -23,7 +23,9 @@ scalars = st.one_of(
     st.integers(min_value=-2**63, max_value=2**63 - 1),
     st.booleans(),
     st.floats(allow_nan=False, allow_infinity=False),
-    st.text(_alphabet, max_size=10),
+    # the management API shows a void exactly as the string "undefined" and the reader takes
+    # it for a void (validate warns about the literal string: ambiguous-undefined)
+    st.text(_alphabet, max_size=10).filter(lambda s: s != "undefined"),
     tricky_names,
     st.none(),
 )

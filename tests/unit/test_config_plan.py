@@ -175,3 +175,45 @@ def test_every_kind_has_a_row_and_a_phase():
     names = {k for _, k in PHASES}
     for kind in K.ALL_KINDS:
         assert kind in names and K.KINDS[kind].kind == kind
+
+
+def test_export_then_state_plans_no_changes_offline():
+    from topoform.config.export import add_definitions
+    from topoform.export import export_definitions
+
+    text = FILES + "    super_streams: {inv: {partitions: 2, arguments: {x-max-age: 1D}}}\n"
+    desired, config = _files(text)
+    exported = export_definitions(desired)
+    notes = add_definitions(exported.definitions, config, ["shop"])
+    defs = json.loads(json.dumps(exported.definitions))
+    assert any("keep the file secret" in n for n in notes)
+    assert defs["users"][0]["password_hash"] and defs["users"][0]["limits"] == {"max-connections": 5}
+    defs["users"].append({"name": "admin", "password_hash": "", "tags": ["administrator"]})
+    live = live_from_definitions(defs, ["shop"])
+    plan = make_plan(desired, live, PlanOptions(prune=True), config=config, connected_user="admin")
+    assert plan.changes == (), render_text(plan)
+    # the same file exports the same bytes (the salt comes from the user and password)
+    again = export_definitions(desired)
+    add_definitions(again.definitions, config, ["shop"])
+    assert json.dumps(again.definitions, sort_keys=True) == json.dumps(exported.definitions, sort_keys=True)
+
+
+def test_import_writes_no_secret_and_reads_back_the_same():
+    from topoform.broker.live import as_declared
+    from topoform.config.dump import secret_variables
+    from topoform.config.hook import import_view
+    from topoform.dump import dump_topology
+
+    live = live_from_definitions(_export(), ["shop"])
+    topology, config = import_view(as_declared(live), live.config, ["shop"])
+    text = dump_topology(topology, vhosts=["shop"], config=config)
+    assert URI_SECRET not in text and "password" not in text
+    variables = dict(secret_variables(config, ["shop"]))
+    assert sorted(variables) == ["TOPOFORM_SECRET_FEDERATION_UPSTREAM_SHOP_UP_URI",
+                                 "TOPOFORM_SECRET_SHOVEL_SHOP_MV_SRC_URI"]
+    loaded = load_text(text)
+    assert loaded.ok, [f.format() for f in loaded.errors]
+    environ = {name: f"amqp://u:{URI_SECRET}@h/v" for name in variables}
+    plan = make_plan(loaded.topology, live, PlanOptions(prune=True), config=resolve(loaded.config, environ),
+                     connected_user="admin")
+    assert plan.changes == (), render_text(plan)

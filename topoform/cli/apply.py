@@ -137,6 +137,8 @@ def run(args, env: Environment) -> int:
                     hint="run 'topoform plan --out FILE' again and review it")
             plan = saved
         else:
+            if args.prune and not args.allow_data_loss:
+                live = _exact_counts_for_prune(settings, desired, live)
             plan = _make_plan(desired, live, args, vhosts, config, settings.username, loaded)
 
         _print_plan(plan, env)
@@ -185,6 +187,40 @@ def _stop_on_problems(report, env: Environment) -> None:
         raise PreflightError(f"apply stopped before changing anything: {n} thing{'s' if n != 1 else ''} missing "
                              "(listed above)", problems=report.problems,
                              hint="grant the missing tags and permissions, or enable the plugins, then run again")
+
+
+def _exact_counts_for_prune(settings, desired, live):
+    """The live state with exact message counts for every queue ``--prune`` would delete
+    whose count the statistics have not reported yet (they lag about 5 s; a new quorum
+    queue may report none at all for a while): a passive declare answers with the queue's
+    own count. Streams are left unknown (a passive declare always says 0 for them), so
+    they stay blocked without --allow-data-loss."""
+    import dataclasses
+
+    from ..broker import amqp
+    from ..broker.live import QueueStats
+    from ..errors import BrokerError
+
+    unknown: dict[str, list] = {}
+    for key, q in live.topology.queues.items():
+        if key in live.queue_stats or key in desired.queues or q.exclusive:
+            continue
+        if (q.arguments.get("x-queue-type") if q.arguments else None) == "stream":
+            continue
+        unknown.setdefault(q.vhost, []).append(q)
+    if not unknown:
+        return live
+    stats = dict(live.queue_stats)
+    for vhost, queues in sorted(unknown.items()):
+        try:
+            with amqp.Session(settings, vhost, channels=1) as session:
+                for q in queues:
+                    counts = session.queue_counts(q.name)
+                    if counts is not None:
+                        stats[q.key] = QueueStats(messages=counts[0], consumers=counts[1])
+        except BrokerError:
+            continue  # counts stay unknown: the plan blocks those deletes, as before
+    return dataclasses.replace(live, queue_stats=stats)
 
 
 def _make_plan(desired, live, args, vhosts, config=None, user=None, loaded=None):

@@ -33,7 +33,6 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 from ..errors import InputError
 from . import versioned
 from ..versions import has
-from .settings import quote_segment
 from ..model import EMPTY_ARGS, Args, Binding, Exchange, Policy, Queue, Resource, Topology, Vhost, thaw
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -325,7 +324,6 @@ class LiveReader:
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="topoform-read")
         self._listing: Future | None = None
         self._overview: Future | None = None
-        self._dropped: dict[str, int] = {}  # per vhost: bindings of unlisted (exclusive) queues, 4.3
         self._reads: dict[str, tuple[Future, Future]] = {}
 
     def _listing_future(self) -> Future:
@@ -352,12 +350,12 @@ class LiveReader:
         defs = self.client.definitions(vhost)
         if versioned.needs_exchange_listing(versioned.rules_version(self.version)):
             # 4.3 leaves internal exchanges out of the vhost's export (BROKERS.md)
-            rows = self.client.get(f"/api/exchanges/{quote_segment(vhost)}",
-                                   params={"columns": "name,type,durable,auto_delete,internal,arguments"})
-            defs = versioned.merge_internal_exchanges(defs, rows)
+            from .http import listing_requests
+
+            path, params = listing_requests(vhost)["exchanges"]
+            defs = versioned.merge_internal_exchanges(defs, self.client.get(path, params=params))
             if not getattr(self.client, "_definitions_forbidden", False):  # the export, not the listings
-                defs, dropped = versioned.drop_bindings_to_unlisted_queues(defs)
-                self._dropped[vhost] = dropped
+                defs, _ = versioned.drop_bindings_to_unlisted_queues(defs)
         return defs
 
     def _source(self) -> str:

@@ -37,6 +37,7 @@ import gc
 import io
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -51,6 +52,7 @@ from topoform.broker.settings import BrokerSettings, quote_segment  # noqa: E402
 from topoform.cli import Environment, main  # noqa: E402
 
 TARGET = 1.5
+GROWTH_TARGET = 1.5  # issue 17: time per queue at the largest size / at the smallest
 TYPES = ("topic", "direct", "fanout", "headers")
 
 
@@ -181,6 +183,20 @@ def time_floor(path: str, http: Http, vhost: str) -> tuple[float, float]:
     return t1 - t0, time.perf_counter() - t1
 
 
+def time_listings(http: Http, vhost: str) -> float:
+    """The per-kind listings topoform reads (topoform/broker/http.py LISTINGS), issued at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from topoform.broker.http import listing_requests
+
+    requests_ = listing_requests(vhost)
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=len(requests_)) as pool:
+        list(pool.map(lambda item: http.s.get(http.base + item[0], params=item[1], timeout=600).json(),
+                      requests_.values()))
+    return time.perf_counter() - t0
+
+
 def time_plan(path: str, environ: dict) -> float:
     env = Environment(stdout=io.StringIO(), stderr=io.StringIO(), environ=environ, cwd=os.path.dirname(path))
     t0 = time.perf_counter()
@@ -233,12 +249,13 @@ def run(sizes: list[int], repeat: int, settings: BrokerSettings, environ: dict, 
             try:
                 import_s = fill(http, vhost, definitions, user)
                 time_plan(path, environ)  # warm-up: imports, first connection
-                parses, gets, plans = [], [], []
+                parses, gets, plans, listings = [], [], [], []
                 for _ in range(repeat):
                     gc.collect()
                     parse_s, get_s = time_floor(path, http, vhost)
                     parses.append(parse_s)
                     gets.append(get_s)
+                    listings.append(time_listings(http, vhost))
                     gc.collect()
                     plans.append(time_plan(path, environ))
                 floor = min(p + g for p, g in zip(parses, gets))
@@ -248,34 +265,44 @@ def run(sizes: list[int], repeat: int, settings: BrokerSettings, environ: dict, 
                 offline = min(time_offline(path, state) for _ in range(repeat))
                 per_object = time_per_object(http, vhost, definitions) if n <= 1000 else None
                 rows.append((n, len(definitions["exchanges"]), len(definitions["bindings"]), floor,
-                             min(plans), per_object, import_s, offline, min(gets)))
+                             statistics.median(plans), per_object, import_s, offline, min(gets), min(listings)))
                 print(f"  import {import_s:.1f}s  floor {floor:.3f}s (best parse {min(parses):.3f}s + best GET "
-                      f"{min(gets):.3f}s)  plan {min(plans):.3f}s  ratio {min(plans) / floor:.2f}x  offline {offline:.3f}s"
+                      f"{min(gets):.3f}s)  plan {statistics.median(plans):.3f}s (median of {', '.join(f'{p:.3f}' for p in plans)})"
+                      f"  ratio {statistics.median(plans) / floor:.2f}x  listings {min(listings):.3f}s  offline {offline:.3f}s"
                       + (f"  per-object refresh {per_object:.2f}s" if per_object else ""), flush=True)
             finally:
                 if not keep:
                     delete_vhost(http, vhost)
 
     print()
-    print(f"{'queues':>7} {'exchanges':>9} {'bindings':>8} {'floor s':>8} {'(GET s)':>8} {'plan s':>8} {'ratio':>6} "
-          f"{'us/queue':>9} {'offline s':>9} {'us/queue':>9} {'per-object refresh s':>21}")
-    for n, ne, nb, floor, plan, per_object, _, offline, get in rows:
-        print(f"{n:>7} {ne:>9} {nb:>8} {floor:>8.3f} {get:>8.3f} {plan:>8.3f} {plan / floor:>5.2f}x "
+    print(f"{'queues':>7} {'exchanges':>9} {'bindings':>8} {'floor s':>8} {'(GET s)':>8} {'listings':>8} {'plan s':>8} "
+          f"{'ratio':>6} {'us/queue':>9} {'offline s':>9} {'us/queue':>9} {'per-object refresh s':>21}")
+    for n, ne, nb, floor, plan, per_object, _, offline, get, lst in rows:
+        print(f"{n:>7} {ne:>9} {nb:>8} {floor:>8.3f} {get:>8.3f} {lst:>8.3f} {plan:>8.3f} {plan / floor:>5.2f}x "
               f"{plan / n * 1e6:>9.1f} {offline:>9.3f} {offline / n * 1e6:>9.1f} "
               f"{(f'{per_object:.2f}' if per_object else '-'):>21}")
-    print("(offline = plan --state of the same export: topoform's own work, no broker wait)")
+    print("(plan = median of the runs; floor = best parse + best GET /api/definitions/V; listings = the per-kind "
+          "listings topoform reads, at once; offline = plan --state of the same export: topoform's own work)")
     status = 0
-    target_rows = [r for r in rows if r[0] == 10_000] or rows[-1:]
-    for n, _, _, floor, plan, *_ in target_rows:
+    for n, _, _, floor, plan, *_ in rows:  # issue 10: at every size
         verdict = "PASS" if plan <= TARGET * floor else "FAIL"
         status |= verdict == "FAIL"
         print(f"target at {n} queues: plan within {TARGET}x of the floor: {plan / floor:.2f}x {verdict}")
     if len(rows) >= 2:
         first, last = rows[0], rows[-1]
         n0, n1 = first[0], last[0]
-        for label, i in (("plan", 4), ("offline plan", 7), ("GET /api/definitions (broker)", 8)):
+        for label, i in (("plan", 4), ("offline plan", 7), ("GET /api/definitions (broker)", 8), ("listings (broker)", 9)):
             growth = (last[i] / n1) / (first[i] / n0)
             print(f"growth of {label}: time per queue at {n1} / at {n0} = {growth:.2f} (1.0 = linear)")
+        growth = (last[4] / n1) / (first[4] / n0)
+        verdict = "PASS" if growth <= GROWTH_TARGET else "FAIL"
+        status |= verdict == "FAIL"
+        print(f"target (issue 17): plan time per queue at {n1} at most {GROWTH_TARGET}x that at {n0}: {growth:.2f}x {verdict}")
+        bound = last[7] + min(last[8], last[9])
+        verdict = "PASS" if last[4] <= 2 * bound else "FAIL"
+        status |= verdict == "FAIL"
+        print(f"target (issue 17): plan at {n1} at most 2x offline plan + fastest read ({last[7]:.3f} + "
+              f"{min(last[8], last[9]):.3f} s): {last[4] / bound:.2f}x {verdict}")
     per = [r for r in rows if r[5]]
     if per:
         n, _, _, _, plan, per_object, *_ = per[0]

@@ -3,7 +3,8 @@
 For each broker of ``scripts/brokers.tsv`` (3.10.8, 4.0.5, 4.3.6; ``--brokers`` to
 choose), runs ``bench_apply.py`` (topoform apply next to the broker's bulk import of the
 same topology, in the same run) and ``bench_plan.py`` (a no-change plan next to its
-floor: a bare YAML parse plus the broker's own ``GET /api/definitions/VHOST``), one
+floor: a bare YAML parse plus the broker's own ``GET /api/definitions/VHOST``; the
+largest ratio over ``--plan-sizes`` counts), one
 broker after the other so they do not compete for the two cores, and prints a summary:
 
     broker  apply/import  target  plan/floor  target
@@ -55,9 +56,12 @@ def main() -> int:
     ap.add_argument("--queues", type=int, default=10_000, help="apply benchmark size (exchanges /10, bindings x2)")
     ap.add_argument("--plan-sizes", default="1000,10000", help="plan benchmark sizes")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--skip-pipelined", action="store_true", help="skip bench_apply's pipelined pika baseline")
     args = ap.parse_args()
+    extra = ["--skip-pipelined"] if args.skip_pipelined else []
     table = brokers()
     rows = []
+    extras: dict[str, tuple[str, str]] = {}
     for name in [b.strip() for b in args.brokers.split(",") if b.strip()]:
         if name not in table:
             raise SystemExit(f"unknown broker {name!r}; known: {', '.join(table)}")
@@ -65,24 +69,30 @@ def main() -> int:
         url, mgmt = f"amqp://guest:guest@localhost:{amqp}/", f"http://guest:guest@localhost:{http}"
         print(f"== RabbitMQ {name} (AMQP {amqp}, HTTP {http})", flush=True)
         print("  -- apply", flush=True)
-        code_a, out_a = run([sys.executable, str(HERE / "bench_apply.py"), "--skip-naive", "--url", url,
+        code_a, out_a = run([sys.executable, str(HERE / "bench_apply.py"), "--skip-naive", "--url", url, *extra,
                              "--management-url", mgmt, "--queues", str(args.queues),
                              "--exchanges", str(args.queues // 10), "--bindings", str(args.queues * 2)])
         print("  -- plan", flush=True)
         code_p, out_p = run([sys.executable, str(HERE / "bench_plan.py"), "--url", url, "--management-url", mgmt,
                              "--sizes", args.plan_sizes, "--repeat", str(args.repeat)])
         m_apply = re.search(r"topoform / bulk import = ([0-9.]+)x", out_a)
+        m_pipe = re.search(r"topoform / pipelined pika = ([0-9.]+)x", out_a)
+        m_cpu = re.search(r"broker CPU during topoform : .*= ([0-9.]+) of", out_a)
+        extras[name] = (m_pipe.group(1) + "x" if m_pipe else "-", m_cpu.group(1) if m_cpu else "-")
         plan_ratios = re.findall(r"target at (\d+) queues: plan within [0-9.]+x of the floor: ([0-9.]+)x", out_p)
         rows.append((name, float(m_apply.group(1)) if m_apply else None,
                      max((float(r) for _, r in plan_ratios), default=None), code_a, code_p))
 
     print()
-    print(f"{'broker':7s} {'apply/import':>12s} {'target':>7s} {'plan/floor':>11s} {'target':>7s}")
+    print(f"{'broker':7s} {'apply/import':>12s} {'target':>7s} {'plan/floor':>11s} {'target':>7s} "
+          f"{'apply/pipelined':>15s} {'broker cores':>12s}")
     ok = True
     for name, apply_ratio, plan_ratio, code_a, code_p in rows:
         a = f"{apply_ratio:.2f}x" if apply_ratio is not None else "failed"
         p = f"{plan_ratio:.2f}x" if plan_ratio is not None else "failed"
-        print(f"{name:7s} {a:>12s} {'<=' + str(APPLY_TARGET):>7s} {p:>11s} {'<=' + str(PLAN_TARGET):>7s}")
+        pipe, cores = extras.get(name, ("-", "-"))
+        print(f"{name:7s} {a:>12s} {'<=' + str(APPLY_TARGET):>7s} {p:>11s} {'<=' + str(PLAN_TARGET):>7s} "
+              f"{pipe:>15s} {cores:>12s}")
         ok &= apply_ratio is not None and apply_ratio <= APPLY_TARGET and code_a == 0
         ok &= plan_ratio is not None and plan_ratio <= PLAN_TARGET
     print("all targets met" if ok else "TARGETS MISSED (see above)")

@@ -47,5 +47,5 @@ def broker_commands() -> list[str]:
 
 
 # what each such command needs besides the broker flags to get as far as connecting
-REQUIRED_ARGS = {"apply": ["--auto-approve"], "upgrade-check": ["--to", "4.3"]}
-TAKES_FILES = {"plan", "apply", "upgrade-check"}
+REQUIRED_ARGS = {"apply": ["--auto-approve"], "destroy": ["--auto-approve"], "upgrade-check": ["--to", "4.3"]}
+TAKES_FILES = {"plan", "apply", "destroy", "upgrade-check"}

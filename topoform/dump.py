@@ -13,6 +13,7 @@ Imports only :mod:`topoform.model` and yaml; never broker, planner or apply.
 from __future__ import annotations
 
 import re
+import threading
 from typing import Any, Iterable, Mapping, Sequence
 
 import yaml
@@ -88,6 +89,152 @@ def _yaml(data: Any) -> str:
                      default_flow_style=False, indent=2)
 
 
+# ---------------------------------------------------------------------- libyaml (C speed)
+# PyYAML's pure-Python emitter spent 92% of a 50,000-object import (issue 17). libyaml's
+# emitter writes the same YAML except in three ways, each handled so that the output stays
+# byte for byte what :func:`_yaml` writes (tests/unit/test_dump_fast.py compares them):
+#
+# * it writes block sequences under a mapping key "indentless" (``key:\n- a``), where
+#   :class:`_Dumper` indents them (``key:\n  - a``): :func:`_indent_sequences` adds the two
+#   columns (with an unlimited width the C output has exactly one line per node, no folding);
+# * it folds long lines at other columns (the sequences sit two columns further left): it
+#   runs with no width limit, and a document with any line over :data:`FLOW_WIDTH` (where
+#   the Python emitter would have folded, or a key of 128+ characters, which libyaml writes
+#   as ``? key``) is written by :func:`_yaml` instead;
+# * it escapes characters outside the BMP (emoji) that PyYAML writes as they are: a
+#   document with any non-ASCII string is written by :func:`_yaml` too.
+_CSafeDumper = getattr(yaml, "CSafeDumper", None)
+_UNLIMITED = 2 ** 30
+
+
+class _NotPlain(Exception):
+    """Internal: the C emitter's output might differ from the Python emitter's."""
+
+
+if _CSafeDumper is not None:
+    class _CDumper(_CSafeDumper):  # type: ignore[misc, valid-type]
+        def ignore_aliases(self, data):
+            return True
+
+    def _represent_str_c(dumper, value: str):
+        if not value.isascii():
+            raise _NotPlain()
+        return _represent_str(dumper, value)
+
+    _CDumper.add_representer(str, _represent_str_c)
+    _CDumper.add_representer(_Flow, _represent_flow)
+    _CDumper.add_representer(_FlowList, _represent_flow_list)
+else:  # pragma: no cover - PyYAML built without libyaml
+    _CDumper = None
+
+
+def _yaml_c(data: Any) -> str:
+    """``data`` through libyaml, one line per node; raises :class:`_NotPlain` where it could differ."""
+    if _CDumper is None:
+        raise _NotPlain()
+    return yaml.dump(data, Dumper=_CDumper, sort_keys=False, allow_unicode=True, width=_UNLIMITED,
+                     default_flow_style=False, indent=2)
+
+
+def _indent_sequences(text: str) -> str:
+    """libyaml's indentless block sequences indented as :class:`_Dumper` writes them."""
+    out = []
+    stack: list[int] = []  # original columns of the open indentless sequences
+    previous_key = -1  # column of the previous line when it was a key with its value below (``key:``)
+    for line in text.split("\n"):
+        if not line:
+            out.append(line)
+            previous_key = -1
+            continue
+        col = len(line) - len(line.lstrip(" "))
+        item = line.startswith("-", col) and (len(line) == col + 1 or line[col + 1] == " ")
+        while stack and (col < stack[-1] or (col == stack[-1] and not item)):
+            stack.pop()
+        if item and col == previous_key and (not stack or stack[-1] != col):
+            stack.append(col)
+        shifted = " " * (2 * len(stack)) + line if stack else line
+        out.append(shifted)
+        previous_key = col if line.endswith(":") and not item else -1
+    return "\n".join(out)
+
+
+def _yaml_document(data: Any) -> str:
+    """:func:`_yaml` of a whole document, at libyaml's speed when the output is the same."""
+    try:
+        text = _indent_sequences(_yaml_c(data))
+    except _NotPlain:
+        return _yaml(data)
+    if any(len(line) > FLOW_WIDTH for line in text.split("\n")):
+        return _yaml(data)
+    return text
+
+
+class _Fits:
+    """A choice :func:`_entry` / :func:`_args` leaves open until a whole document is known:
+    the flow form when its line fits in :data:`FLOW_WIDTH`, else the block form. The lines
+    of every choice are measured in one libyaml call (:func:`_decide`)."""
+
+    __slots__ = ("flow", "block", "prefix", "chosen")
+
+    def __init__(self, flow: Any, block: Any, prefix: int):
+        self.flow, self.block, self.prefix, self.chosen = flow, block, prefix, None
+
+
+_LOCAL = threading.local()  # .pending: the open choices while a document is built (None: decide at once)
+
+
+def _decide(pending: list) -> None:
+    """Choose every pending :class:`_Fits` (one C call; the Python emitter where C might differ)."""
+    if not pending:
+        return
+    try:
+        lines = _yaml_c([p.flow for p in pending]).split("\n")
+        if lines and lines[-1] == "":
+            lines.pop()
+        if len(lines) != len(pending) or not all(line.startswith("- ") for line in lines):
+            raise _NotPlain()
+        for p, line in zip(pending, lines):
+            # the Python emitter at FLOW_WIDTH writes a line that fits without folding it
+            fits = p.prefix + len(line) - 2 + 1 <= FLOW_WIDTH
+            p.chosen = p.flow if fits else p.block
+    except _NotPlain:
+        for p in pending:
+            p.chosen = p.flow if _fits_python(p) else p.block
+
+
+def _fits_python(p: _Fits) -> bool:
+    text = _yaml([p.flow]) if p.prefix == 2 else _yaml({"arguments": p.flow})
+    return "\n" not in text.rstrip("\n") and len(text) <= FLOW_WIDTH
+
+
+def _choose(flow: Any, block: Any, prefix: int) -> Any:
+    choice = _Fits(flow, block, prefix)
+    pending = getattr(_LOCAL, "pending", None)
+    if pending is not None:
+        pending.append(choice)
+        return choice
+    return choice.flow if _fits_python(choice) else choice.block
+
+
+def _resolve(value: Any) -> Any:
+    """``value`` with every decided :class:`_Fits` replaced by its choice."""
+    if type(value) is _Fits:
+        return value.chosen
+    if type(value) is dict:
+        for k, v in value.items():
+            if type(v) is _Fits:
+                value[k] = v.chosen
+            elif type(v) in (dict, list):
+                _resolve(v)
+    elif type(value) is list:
+        for i, v in enumerate(value):
+            if type(v) is _Fits:
+                value[i] = v.chosen
+            elif type(v) in (dict, list):
+                _resolve(v)
+    return value
+
+
 def _flowed(value: Any) -> Any:
     """Every mapping and list inside ``value`` in flow style (for one-line entries)."""
     if isinstance(value, Mapping):
@@ -99,21 +246,13 @@ def _flowed(value: Any) -> Any:
 
 def _entry(mapping: dict) -> Any:
     """A list entry: one flow line when it fits in :data:`FLOW_WIDTH`, else block style."""
-    flow = _flowed(mapping)
-    text = _yaml([flow])
-    if "\n" not in text.rstrip("\n") and len(text) <= FLOW_WIDTH:
-        return flow
-    return mapping
+    return _choose(_flowed(mapping), mapping, 2)  # "- {...}"
 
 
 def _args(arguments: Mapping) -> Any:
     """Arguments as a flow table when short (``{x-message-ttl: 60000}``), else a block table."""
     plain = thaw(arguments)
-    flow = _flowed(plain)
-    text = _yaml({"arguments": flow})
-    if "\n" not in text.rstrip("\n") and len(text) <= FLOW_WIDTH:
-        return flow
-    return plain
+    return _choose(_flowed(plain), plain, len("arguments: "))
 
 
 def _exchange(x: Exchange) -> dict:
@@ -237,15 +376,22 @@ def dump_topology(topology: Topology, *, header: Sequence[str] = (),
                 durable: true
     """
     names = sorted(set(vhosts) if vhosts is not None else set(topology.vhost_names()))
-    doc: dict[str, Any] = {"version": 1, "vhosts": {name: _vhost_body(topology, name) for name in names}}
-    tests = [t for t in topology.tests if vhosts is None or t.vhost in names]
-    if tests:
-        doc["tests"] = [_route_test(t) for t in tests]
+    outer = getattr(_LOCAL, "pending", None)
+    _LOCAL.pending = pending = []  # flow-or-block choices: measured together once the document is built
+    try:
+        doc: dict[str, Any] = {"version": 1, "vhosts": {name: _vhost_body(topology, name) for name in names}}
+        tests = [t for t in topology.tests if vhosts is None or t.vhost in names]
+        if tests:
+            doc["tests"] = [_route_test(t) for t in tests]
+    finally:
+        _LOCAL.pending = outer
+    _decide(pending)
+    _resolve(doc)
     if config is not None:  # import --config: users, permissions, limits, ... (topoform/config/dump.py)
         from .config.dump import add_to_document
 
         add_to_document(doc, config, names)
-    return _comment(header) + _yaml(doc)
+    return _comment(header) + _yaml_document(doc)
 
 
 def dump_vhosts(topology: Topology, *, header: Sequence[str] = ()) -> dict[str, str]:
@@ -275,7 +421,7 @@ def skipped_comment(skipped: Mapping[str, int]) -> list[str]:
         return ["Skipped: nothing (no never-managed objects found)."]
     total = sum(v for _, v in items)
     detail = ", ".join(f"{k}: {v}" for k, v in items)
-    return [f"Skipped {total} never-managed object{'s' if total != 1 else ''} (SPEC section 2): {detail}."]
+    return [f"Skipped {total} never-managed object{'s' if total != 1 else ''}: {detail}."]
 
 
 def not_managed_comment(not_managed: Mapping[str, int]) -> list[str]:

@@ -1,7 +1,8 @@
 """Loading topology files: YAML -> positions -> JSON Schema -> model -> reference and broker checks.
 
 This module owns the file format of SPEC section 1: finding the files (``-f``,
-``$TOPOFORM_FILE``, ``./topoform.yaml``, directories, ``include:`` globs), parsing them
+``$TOPOFORM_FILE``, ``./topoform.yaml``, directories, ``-`` for standard input: see
+:mod:`topoform.discover`; ``include:`` globs), parsing them
 with line numbers, checking their structure against ``schemas/topology.schema.json``,
 mapping them onto :mod:`topoform.model`, and the checks a schema cannot express
 (references between objects, what the broker would refuse at declare time).
@@ -39,6 +40,8 @@ from . import schema as _schema
 from . import versions as _versions
 from . import yaml_hints
 from .arguments import QUEUE_TYPES
+from .discover import DEFAULT_FILE, ENV_FILE, StdinFile, discover_files  # noqa: F401 - re-exported
+from .discover import dir_files as _dir_files
 from .errors import Finding, InputError, Position
 from .perf import gc_paused
 from .model import EMPTY_ARGS, Args, Binding, Exchange, Policy, Queue, RouteTest, Topology, Vhost
@@ -51,9 +54,6 @@ except AttributeError:  # pragma: no cover - depends on how PyYAML was built
 
 __all__ = ["LoadResult", "discover_files", "load_topology", "load_text", "DEFAULT_FILE", "ENV_FILE"]
 
-DEFAULT_FILE = "topoform.yaml"
-ENV_FILE = "TOPOFORM_FILE"
-YAML_SUFFIXES = (".yaml", ".yml")
 
 _STR = "tag:yaml.org,2002:str"
 _INT = "tag:yaml.org,2002:int"
@@ -101,56 +101,6 @@ class LoadResult:
     @property
     def ok(self) -> bool:
         return not self.errors
-
-
-# ---------------------------------------------------------------- discovery
-
-def _resolve(cwd: str, path: str) -> str:
-    """``path`` as the user gave it when it works from here, else joined with ``cwd``.
-
-    Messages show the path the user typed; only when the command runs for another
-    directory (tests run the CLI in-process with their own cwd) is it prefixed.
-    """
-    if os.path.isabs(path) or os.path.abspath(cwd) == os.getcwd():
-        return path
-    return os.path.join(cwd, path)
-
-
-def _dir_files(directory: str) -> list[str]:
-    names = sorted(n for n in os.listdir(directory) if n.endswith(YAML_SUFFIXES) and not n.startswith("."))
-    return [os.path.join(directory, n) for n in names if os.path.isfile(os.path.join(directory, n))]
-
-
-def discover_files(file_args: Sequence[str], environ: Mapping[str, str], cwd: str) -> list[str]:
-    """The topology files a command reads (SPEC section 3).
-
-    ``-f`` paths first (a directory means every ``*.yaml``/``*.yml`` directly in it);
-    without them ``$TOPOFORM_FILE``, else ``./topoform.yaml``. Raises InputError naming
-    what was looked for when nothing is found.
-    """
-    if file_args:
-        sources = [(p, "-f") for p in file_args]
-    elif environ.get(ENV_FILE):
-        sources = [(environ[ENV_FILE], f"${ENV_FILE}")]
-    else:
-        default = _resolve(cwd, DEFAULT_FILE)
-        if not os.path.isfile(default):
-            raise InputError(f"no topology file: no -f given, ${ENV_FILE} is not set and {default} does not exist",
-                             hint="pass -f FILE or -f DIRECTORY")
-        return [default]
-    found: list[str] = []
-    for given, origin in sources:
-        path = _resolve(cwd, given)
-        if os.path.isdir(path):
-            files = _dir_files(path)
-            if not files:
-                raise InputError(f"no *.yaml or *.yml files in directory {given} (from {origin})")
-            found.extend(files)
-        elif os.path.isfile(path):
-            found.append(path)
-        else:
-            raise InputError(f"topology file not found: {given} (from {origin})")
-    return found
 
 
 # ---------------------------------------------------------------- parsing
@@ -517,7 +467,9 @@ def load_topology(paths: Sequence[str], *, target: Target = None, variables: Any
         state = _State()
         state.variables = _variables(paths, variables)
         for path in paths:
-            if os.path.isdir(path):
+            if isinstance(path, StdinFile):  # -f -: the text the CLI read from standard input
+                _load_doc(state, path.text, path.display)
+            elif os.path.isdir(path):
                 for f in _dir_files(path):
                     _load_file(state, f)
             else:
@@ -541,9 +493,16 @@ def _variables(paths: Sequence[str], inputs: Any):
     if isinstance(inputs, Variables):
         return inputs
     variables = Variables(inputs if isinstance(inputs, VariableInputs) else None)
-    files = [f for p in paths for f in (_dir_files(p) if os.path.isdir(p) else [p])]
+    files = [f for p in paths if not isinstance(p, StdinFile) for f in (_dir_files(p) if os.path.isdir(p) else [p])]
     variables.prescan(files)
-    variables.read_sources(paths[0] if paths else None)
+    for p in paths:
+        if isinstance(p, StdinFile) and "variables" in p.text:
+            try:
+                variables.declare(yaml.compose(p.text, Loader=_Loader), p.display)
+            except yaml.YAMLError:
+                pass  # the loader reports it
+    first = paths[0] if paths else None
+    variables.read_sources(first.display if isinstance(first, StdinFile) else first)
     return variables
 
 

@@ -244,16 +244,29 @@ def _keys_at(doc, path: tuple) -> tuple:
     return tuple(node) if isinstance(node, dict) else ()
 
 
+def _super_stream_names(state, vhost: str) -> tuple[set, set]:
+    """(exchanges, partition streams) the files' super streams of ``vhost`` stand for."""
+    from .routing.super_streams import partitions
+
+    exchanges, streams = set(), set()
+    for obj in getattr(state.config, "objects", {}).values():
+        if obj.kind == "super_stream" and obj.vhost == vhost:
+            exchanges.add(obj.name)
+            streams.update(stream for _, stream in partitions(obj.name, obj.fields))
+    return exchanges, streams
+
+
 def _check_test(state, t: RouteTest, doc, path: tuple) -> None:
     if t.vhost not in state.known_vhosts:
         state.add("dangling-reference", f"test #{path[1] + 1} uses vhost '{t.vhost}', which is not declared in the "
                                         f"files", doc.locate(path + ("vhost",)))
         return
-    if not _exchange_known(state, t.vhost, t.exchange):
+    super_exchanges, super_streams = _super_stream_names(state, t.vhost)
+    if t.exchange not in super_exchanges and not _exchange_known(state, t.vhost, t.exchange):
         state.add("dangling-reference", f"test #{path[1] + 1} publishes to exchange '{t.exchange}', which is not "
                                         f"declared in vhost '{t.vhost}'", doc.locate(path + ("exchange",)))
     for i, qname in enumerate(t.expect):
-        if (t.vhost, qname) not in state.known_queues:
+        if (t.vhost, qname) not in state.known_queues and qname not in super_streams:
             state.add("dangling-reference", f"test #{path[1] + 1} expects queue '{qname}', which is not declared in "
                                             f"vhost '{t.vhost}'", doc.locate(path + ("expect", i)))
     size = len(t.routing_key.encode("utf-8"))

@@ -83,7 +83,7 @@ class Behaviour:
     """One version-dependent broker behaviour.
 
     It holds for versions ``since <= v < until``; ``None`` leaves that end open.
-    ``evidence`` says how it is known: measured on the tested brokers (BROKERS.md) or
+    ``evidence`` says how it is known: measured on the tested brokers or
     RabbitMQ's release notes / source for versions between the tested ones.
     """
 
@@ -111,14 +111,13 @@ class Behaviour:
         return f"{self.since or SUPPORTED[0]} to {last_text}"
 
 
-_MEASURED = "BROKERS.md 'what differs' table, measured on 3.10.8, 4.0.5 and 4.3.6"
+_MEASURED = "measured on the test brokers 3.10.8, 4.0.5 and 4.3.6"
 
 BEHAVIOURS: list[Behaviour] = [
     Behaviour("classic_queue_type_stored", "4.0", None,
               "a classic queue declared without x-queue-type is stored (and exported) with "
               "x-queue-type: classic",
-              f"{_MEASURED}; RabbitMQ source v4.1.0 update_args_table_with_queue_type/5 "
-              "(RABBITMQ-SEMANTICS.md section 2)"),
+              f"{_MEASURED}; RabbitMQ source v4.1.0 update_args_table_with_queue_type/5"),
     Behaviour("ha_policies_refused", "4.0", None,
               "ha-* policy keys (classic mirrored queues) are refused: 400 not recognised policy settings",
               f"{_MEASURED}; RabbitMQ 4.0.0 release notes: classic queue mirroring removed"),
@@ -149,7 +148,7 @@ BEHAVIOURS: list[Behaviour] = [
               "headers exchange: an integer binding value does not match a float message value "
               "(1 != 1.0); integers match integers, floats match floats",
               f"{_MEASURED} (3.10.8 matches, 4.0.5 and 4.3.6 do not); RabbitMQ source v3.13.0 "
-              "mc_amqpl.erl routing_headers/2 compares with =:= (RABBITMQ-SEMANTICS.md 7.3)"),
+              "mc_amqpl.erl routing_headers/2 compares with =:="),
     Behaviour("exports_omit_internal_exchanges", "4.3", None,
               "GET /api/definitions/VHOST leaves internal exchanges out (their bindings stay); "
               "read them from /api/exchanges",
@@ -160,7 +159,7 @@ BEHAVIOURS: list[Behaviour] = [
     Behaviour("quorum_default_delivery_limit", "4.0", None,
               "a quorum queue without a delivery limit gets delivery-limit 20",
               "RabbitMQ 4.0.0 release notes; source v4.0.1 rabbit_quorum_queue.erl "
-              "DEFAULT_DELIVERY_LIMIT (RABBITMQ-SEMANTICS.md section 11)"),
+              "DEFAULT_DELIVERY_LIMIT"),
     Behaviour("local_random_exchange", "4.0", None,
               "x-local-random is a built-in exchange type",
               f"{_MEASURED}; RabbitMQ 4.0.0 release notes: new local random exchange type"),
@@ -172,8 +171,8 @@ BEHAVIOURS: list[Behaviour] = [
               f"{_MEASURED}; not seen in release notes, so 4.0 is the first tested version with it"),
     Behaviour("classic_queue_leader_locator", "4.0", None,
               "classic queues accept x-queue-leader-locator (before: 406 invalid arg)",
-              "tried on the test brokers: 3.10.8 refuses it, 4.0.5 and 4.3.6 accept it; RABBITMQ-SEMANTICS.md "
-              "section 2 (source v4.0.1)"),
+              "tried on the test brokers: 3.10.8 refuses it, 4.0.5 and 4.3.6 accept it; RabbitMQ source "
+              "v4.0.1"),
     Behaviour("definitions_export_cheaper", "4.0", None,
               "a vhost's GET /api/definitions/VHOST costs the broker less than its per-kind listings "
               "(exchanges, queues, bindings, policies with columns); before, the listings cost less",
@@ -182,7 +181,7 @@ BEHAVIOURS: list[Behaviour] = [
               "export 0.98 s vs listings 4.23 s (the bindings listing alone 2.83 s)"),
     Behaviour("passive_declare_needs_configure", "4.3", None,
               "a passive queue/exchange declare needs configure permission on the object",
-              "RabbitMQ 4.3.0 release notes (BROKERS.md 'also reported'); not re-verified"),
+              "RabbitMQ 4.3.0 release notes; not re-verified"),
 ]
 
 _BY_KEY: dict[str, Behaviour] = {b.key: b for b in BEHAVIOURS}

@@ -86,7 +86,7 @@ def test_import_skips_never_managed_objects_and_says_how_many(mgmt, vhost, cli, 
     header = r.out.splitlines()[:2]
     assert header[0].startswith("# Imported by `topoform import` from the broker at http")
     # the same on every version (the reader's per-kind listings hide 4.3's export quirks)
-    assert header[1] == "# Skipped 2 never-managed objects (SPEC section 2): exclusive queues: 2.", header
+    assert header[1] == "# Skipped 2 never-managed objects: exclusive queues: 2.", header
     data = yaml.safe_load(r.out)
     assert data["vhosts"][vhost]["queues"]["kept"]["bindings"] == [{"exchange": "ex", "routing_key": "k"}]
     out = tmp_path / "t.yaml"

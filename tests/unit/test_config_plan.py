@@ -217,3 +217,23 @@ def test_import_writes_no_secret_and_reads_back_the_same():
     plan = make_plan(loaded.topology, live, PlanOptions(prune=True), config=resolve(loaded.config, environ),
                      connected_user="admin")
     assert plan.changes == (), render_text(plan)
+
+
+@pytest.mark.parametrize("limit, blocked", [(0, "lower than the 2 queues"), (1, "lower than the 2 queues"),
+                                            (2, "apply lock"), (3, ""), (-1, "")])
+def test_a_limit_must_leave_room_for_the_files_queues_and_the_apply_lock(limit, blocked):
+    plan = _plan(_export(), text=FILES.replace("max-queues: 10", f"max-queues: {limit}"))
+    reasons = [c.reason for c in plan.changes if c.action.value == "blocked"]
+    if blocked:
+        assert len(reasons) == 1 and blocked in reasons[0], reasons
+    else:
+        assert reasons == []
+
+
+def test_super_stream_partitions_count_against_max_queues():
+    text = FILES.replace("max-queues: 10", "max-queues: 5") + "    super_streams: {inv: {partitions: 2}}\n"
+    plan = _plan(_export(), text=text)  # q1, q2, inv-0, inv-1 and the lock: 5
+    assert not [c for c in plan.changes if c.action.value == "blocked"]
+    plan = _plan(_export(), text=text.replace("partitions: 2", "partitions: 3"))
+    blocked = [c for c in plan.changes if c.action.value == "blocked"]
+    assert [c.kind for c in blocked] == ["vhost_limit"] and "5 queues" in blocked[0].reason

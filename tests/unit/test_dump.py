@@ -101,13 +101,13 @@ def test_header_is_a_comment_block():
     text = dump_topology(_sample(), header=["Imported from x", *skipped_comment({"exclusive queues": 2})])
     lines = text.splitlines()
     assert lines[0] == "# Imported from x"
-    assert lines[1] == "# Skipped 2 never-managed objects (SPEC section 2): exclusive queues: 2."
+    assert lines[1] == "# Skipped 2 never-managed objects: exclusive queues: 2."
     assert _load(text) == _sample()
 
 
 def test_skipped_comment_counts():
     assert skipped_comment({}) == ["Skipped: nothing (no never-managed objects found)."]
-    assert skipped_comment({"a": 1, "b": 0}) == ["Skipped 1 never-managed object (SPEC section 2): a: 1."]
+    assert skipped_comment({"a": 1, "b": 0}) == ["Skipped 1 never-managed object: a: 1."]
 
 
 def test_dump_vhosts_splits_per_vhost_and_each_part_loads():

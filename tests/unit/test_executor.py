@@ -142,7 +142,7 @@ def test_every_change_runs_in_phase_order_one_batch_per_phase():
         ["exchange_declare", "exchange_declare"],
         ["queue_declare", "queue_declare"],
         ["queue_bind", "exchange_bind"],
-        ["queue_unbind", "queue_unbind"],
+        # the binding to queue 'old' is not unbound: deleting the queue removes it (issue 17)
         ["queue_delete"],
         ["exchange_delete"],
     ]
@@ -274,3 +274,109 @@ def test_http_failure_names_the_object_and_leaves_the_rest_not_attempted():
     result = apply_plan(Plan(changes=(create(POL), create(EX))), ctx)
     assert result.failed[0].change.name == "ttl" and "400: bad pattern" in result.failed[0].message
     assert [c.name for c in result.not_attempted] == ["events"] and log == []
+
+
+QUORUM_OLD = Queue(V, "qold", durable=True, arguments=Args({"x-queue-type": "quorum"}))
+
+
+def _prune_plan(queue):
+    return Plan(changes=(
+        delete(Binding(V, "events", queue.name, "queue", "k")),
+        delete(Binding(V, "gone", "kept", "queue", "k2")),  # removed with its source exchange
+        delete(Binding(V, "events", "kept", "queue", "k3")),  # neither end deleted: unbound
+        delete(queue),
+        delete(Exchange(V, "gone")),
+    ), vhosts=(V,))
+
+
+def test_bindings_of_deleted_classic_queues_and_exchanges_are_left_to_the_broker():
+    ctx, log, _ = make_ctx()
+    result = apply_plan(_prune_plan(Queue(V, "old", durable=True)), ctx)
+    assert result.ok and len(result.done) == 5 and not result.not_attempted
+    assert [[(m, k.get("routing_key")) for m, k, _ in batch] for batch in log] == [
+        [("queue_unbind", "k3")], [("queue_delete", None)], [("exchange_delete", None)]]
+
+
+def test_bindings_of_a_quorum_queue_are_removed_before_its_counted_delete():
+    class CountingSession(FakeSession):
+        def queue_counts(self, name):
+            return (0, 0)
+
+    ctx, log, _ = make_ctx()
+    ctx.fake_factory = lambda vhost: CountingSession(log)
+    result = apply_plan(_prune_plan(QUORUM_OLD), ctx)
+    assert result.ok and len(result.done) == 5
+    assert [(m, k.get("routing_key")) for m, k, _ in log[0]] == [("queue_unbind", "k"), ("queue_unbind", "k3")]
+    # with --allow-data-loss nothing is counted, so the broker removes them with the queue
+    ctx, log, _ = make_ctx(allow_data_loss=True)
+    ctx.fake_factory = lambda vhost: CountingSession(log)
+    apply_plan(_prune_plan(QUORUM_OLD), ctx)
+    assert [(m, k.get("routing_key")) for m, k, _ in log[0]] == [("queue_unbind", "k3")]
+
+
+def test_bindings_left_to_a_delete_that_failed_are_not_attempted():
+    ctx, _, _ = make_ctx(fail={"queue 'old' in vhost 'v1'": (406, "PRECONDITION_FAILED - queue 'old' in vhost "
+                                                                    "'v1' not empty")})
+    result = apply_plan(_prune_plan(Queue(V, "old", durable=True)), ctx)
+    assert not result.ok and [f.change.name for f in result.failed] == ["old"]
+    left = {(c.kind, c.before.destination if c.kind == "binding" else c.name) for c in result.not_attempted}
+    assert ("binding", "old") in left and ("exchange", "gone") in left
+    assert ("binding", "kept") in left  # its exchange delete was not reached
+
+
+def _migrations(n):
+    return Plan(changes=tuple(Change(Action.MIGRATE, "queue", V, f"m{i}", before=Queue(V, f"m{i}", durable=True),
+                                     after=Queue(V, f"m{i}", durable=True, arguments=Args({"x-queue-type": "quorum"})))
+                              for i in range(n)), vhosts=(V,))
+
+
+def test_parallel_queue_migrations_run_up_to_n_at_once(monkeypatch):
+    import threading
+    import time as _time
+
+    from topoform.apply import executor
+
+    state = {"now": 0, "max": 0}
+    lock = threading.Lock()
+
+    def fake_migrate(change, ctx):
+        with lock:
+            state["now"] += 1
+            state["max"] = max(state["max"], state["now"])
+        _time.sleep(0.15)
+        ctx.note(f"moved {change.name}")
+        with lock:
+            state["now"] -= 1
+
+    monkeypatch.setitem(executor.HANDLERS, (Action.MIGRATE, "queue"), fake_migrate)
+    ctx, _, _ = make_ctx(parallel=3)
+    result = apply_plan(_migrations(7), ctx)
+    assert result.ok and sorted(c.name for c in result.done) == [f"m{i}" for i in range(7)]
+    assert state["max"] == 3
+    ctx, _, _ = make_ctx()  # the default: one at a time
+    state["max"] = 0
+    apply_plan(_migrations(3), ctx)
+    assert state["max"] == 1
+
+
+def test_a_failed_parallel_migration_stops_further_starts(monkeypatch):
+    import time as _time
+
+    from topoform.apply import executor
+    from topoform.errors import TopoformError
+
+    started = []
+
+    def fake_migrate(change, ctx):
+        started.append(change.name)
+        if change.name == "m1":
+            raise TopoformError("queue 'm1' in vhost 'v1': step 3/11 move_out: the broker refused: 406 ...")
+        _time.sleep(0.3)
+
+    monkeypatch.setitem(executor.HANDLERS, (Action.MIGRATE, "queue"), fake_migrate)
+    ctx, _, _ = make_ctx(parallel=2)
+    result = apply_plan(_migrations(6), ctx)
+    assert [f.change.name for f in result.failed] == ["m1"]
+    assert "m0" in {c.name for c in result.done}  # the one running beside it finished
+    assert {c.name for c in result.not_attempted} == {f"m{i}" for i in range(6)} - set(started)
+    assert len(started) <= 3

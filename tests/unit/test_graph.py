@@ -27,13 +27,16 @@ DOT = shutil.which("dot") or "/usr/bin/dot"
 
 _ID = r"[eqv]\d+"
 _LABEL = r'"(?P<{name}>[^"]*)"'
-_NODE = re.compile(r"(?P<id>[eq]\d+)(?:\{\{" + _LABEL.format(name="hex") + r"\}\}|\[\(" +
-                   _LABEL.format(name="cyl") + r"\)\])")
-_EDGE = re.compile(r"(?P<src>[eq]\d+) (?P<arrow>-->|-\.->|==>)(?:\|" + _LABEL.format(name="label") +
-                   r"\|)? (?P<dst>[eq]\d+)")
-_SUBGRAPH = re.compile(r"subgraph (?P<id>v\d+) \[" + _LABEL.format(name="label") + r"\]")
-_CLASSDEF = re.compile(r"classDef (?P<name>[a-z]+) (?P<style>[a-z-]+:[^,;\s]+( [^,;\s]+)*(,[a-z-]+:[^,;\s]+( [^,;\s]+)*)*)")
-_CLASS = re.compile(r"class (?P<ids>[eq]\d+(,[eq]\d+)*) (?P<name>[a-z]+)")
+# exchanges {{hexagon}}, queues [(cylinder)], users ([stadium]), vhosts [/parallelogram/], remote brokers
+# [[subroutine]], legend entries [box]
+_SHAPES = {"e": ("{{", "}}"), "q": ("[(", ")]"), "u": ("([", "])"), "h": ("[/", "/]"), "r": ("[[", "]]"), "k": ("[", "]")}
+_NODE = re.compile(r"(?P<id>[equhrk]\d+)(?P<open>\{\{|\[\(|\(\[|\[/|\[\[|\[)" + _LABEL.format(name="text") +
+                   r"(?P<close>\}\}|\)\]|\]\)|/\]|\]\]|\])")
+_EDGE = re.compile(r"(?P<src>[equhr]\d+) (?P<arrow>-->|-\.->|==>)(?:\|" + _LABEL.format(name="label") +
+                   r"\|)? (?P<dst>[equhr]\d+)")
+_SUBGRAPH = re.compile(r"subgraph (?P<id>v\d+|legend) \[" + _LABEL.format(name="label") + r"\]")
+_CLASSDEF = re.compile(r"classDef (?P<name>[a-z]+\d*) (?P<style>[a-z-]+:[^,;\s]+( [^,;\s]+)*(,[a-z-]+:[^,;\s]+( [^,;\s]+)*)*)")
+_CLASS = re.compile(r"class (?P<ids>[equhrk]\d+(,[equhrk]\d+)*) (?P<name>[a-z]+\d*)")
 _LINKSTYLE = re.compile(r"linkStyle (?P<index>\d+) (?P<style>[a-z-]+:[^,;\s]+(,[a-z-]+:[^,;\s]+)*)")
 # inside a label: entity codes and <br/> only; no raw quote, #, ;, &, <, >, %, `, |
 _LABEL_TEXT = re.compile(r"(?:[^\"#;&<>%`|\n\r\t]|#\d+;|<br/>)*")
@@ -70,10 +73,10 @@ def check_mermaid(text: str) -> dict:
             assert depth == 1
             depth -= 1
         elif m := _NODE.fullmatch(stripped):
-            label = m["hex"] if m["hex"] is not None else m["cyl"]
+            label = m["text"]
             assert _LABEL_TEXT.fullmatch(label), f"unescaped label: {line!r}"
             assert m["id"] not in nodes, f"node {m['id']} declared twice"
-            assert m["id"][0] == ("e" if m["hex"] is not None else "q")
+            assert (m["open"], m["close"]) == _SHAPES[m["id"][0]], f"shape of {m['id']}: {line!r}"
             nodes[m["id"]] = _decode(label)
         elif m := _EDGE.fullmatch(stripped):
             assert depth == 0

@@ -113,6 +113,28 @@ def test_check_retakes_a_lock_whose_connection_died(fake):
     assert len(made) == 2 and lock.connections["v"] is made[1]
 
 
+@pytest.mark.parametrize("holder, kept", [("me pid=1, connection 127.0.0.1:5 -> 127.0.0.1:5681", True),
+                                           ("another apply pid=2", False)])
+def test_check_keeps_a_lock_stranded_on_a_lost_cluster_node_only_when_it_is_ours(fake, holder, kept):
+    # the node holding the lock queue died; its record (still locked) outlives it on the others
+    made, busy = fake
+    clock = Clock()
+    lock = BrokerLock(BrokerSettings(), holder="me pid=1", clock=clock, sleep=clock.sleep, lookup_holder=lambda v: holder)
+    lock.acquire(["v"])
+    made[0].is_open = False
+    busy["v"] = 10 ** 6
+    if not kept:
+        with pytest.raises(LockError, match="another apply pid=2"):
+            lock.check()
+        return
+    lock.check()
+    assert lock.stranded == {"v"} and "v" not in lock.connections
+    n = len(made)
+    lock.acquire(["v"])  # still ours: not taken again
+    lock.check()
+    assert len(made) == n
+
+
 def test_holder_lookup_reads_the_lock_queue_arguments():
     class Client:
         def get(self, path):

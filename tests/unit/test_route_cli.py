@@ -55,7 +55,8 @@ def test_json_contract_exact_keys():
     r = run_cli(["test-route", "-f", TUTORIAL, "topic_logs", "quick.orange.rabbit", "--json", "-H", "n=1"])
     assert r.code == 0, r
     d = r.json
-    assert set(d) == {"vhost", "exchange", "routing_key", "headers", "queues", "routes"}
+    assert set(d) == {"format_version", "vhost", "exchange", "routing_key", "headers", "queues", "routes"}
+    assert d["format_version"] == 1
     assert d["vhost"] == "/" and d["exchange"] == "topic_logs" and d["routing_key"] == "quick.orange.rabbit"
     assert d["headers"] == {"n": 1}
     for route in d["routes"]:

@@ -20,6 +20,7 @@ How it stays fast and correct:
 """
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
@@ -40,7 +41,9 @@ class ApplyOptions:
 
     allow_data_loss: bool = False  # delete queues without the broker's if-empty guard
     force: bool = False  # delete queues without the if-unused guard; migrate queues with consumers
-    channels: int = 64  # AMQP channels per vhost for pipelined operations
+    channels: int = 64  # AMQP channels per connection for pipelined operations
+    connections: int = 4  # AMQP connections per vhost for large phases (amqp.Pool); 1: one Session
+    parallel: int = 1  # queue migrations run at once (apply --migrate --parallel N)
     retries: int = 4  # reconnect attempts after a lost connection
     backoff: float = 0.5  # first retry delay in seconds, doubled each time
 
@@ -67,11 +70,15 @@ class ApplyContext:
     exclusive_queues: set = field(default_factory=set)  # (vhost, name) of exclusive queues: never declared, never bound
     _sessions: dict = field(default_factory=dict)
 
-    def session(self, vhost: str) -> amqp.Session:
+    def session(self, vhost: str) -> "amqp.Session | amqp.Pool":
         session = self._sessions.get(vhost)
         if session is None:
-            session = amqp.Session(self.settings, vhost, channels=self.options.channels,
-                                   name=amqp.holder_name("apply"))
+            if self.options.connections > 1:
+                session = amqp.Pool(self.settings, vhost, connections=self.options.connections,
+                                    channels=self.options.channels, name=amqp.holder_name("apply"))
+            else:
+                session = amqp.Session(self.settings, vhost, channels=self.options.channels,
+                                       name=amqp.holder_name("apply"))
             self._sessions[vhost] = session
         return session
 
@@ -104,12 +111,23 @@ class Failure:
 
 
 @dataclass
+class StepTiming:
+    """One phase of the run: consecutive changes of one (action, kind), and how long it took."""
+
+    action: str
+    kind: str
+    changes: int
+    seconds: float
+
+
+@dataclass
 class ApplyResult:
     done: list = field(default_factory=list)  # [Change]
     failed: list = field(default_factory=list)  # [Failure]
     not_attempted: list = field(default_factory=list)  # [Change]
     skipped: list = field(default_factory=list)  # [(Change, why)]
     elapsed: float = 0.0
+    steps: list = field(default_factory=list)  # [StepTiming]: one per phase started, in order
 
     @property
     def ok(self) -> bool:
@@ -307,19 +325,55 @@ class _Stop(Exception):
     """Internal: the run failed; the failure and the leftovers are recorded."""
 
 
-def phases(changes: Iterable[Change]) -> list[list[Change]]:
+def phases(changes: Iterable[Change], parallel_migrations: int = 1) -> list[list[Change]]:
     """Consecutive changes with the same (action, kind): each list may run in parallel.
 
     The planner already orders changes by phase; splitting on every change of
-    (action, kind) keeps that order even for a plan that interleaves them.
+    (action, kind) keeps that order even for a plan that interleaves them. Migrations
+    run one at a time, except consecutive queue migrations with ``parallel_migrations``
+    above 1 (``--parallel N``): they form one group, run by :func:`_run_migrations`.
     """
     out: list[list[Change]] = []
     for change in changes:
         if out and (out[-1][0].action, out[-1][0].kind) == (change.action, change.kind) \
-                and change.action is not Action.MIGRATE:
+                and (change.action is not Action.MIGRATE or parallel_migrations > 1 and change.kind == "queue"):
             out[-1].append(change)
         else:
             out.append([change])
+    return out
+
+
+def removed_with(changes: Iterable[Change], options: ApplyOptions) -> dict[int, list[Change]]:
+    """Binding deletes the broker does by itself: ``{id(queue or exchange delete): [binding deletes]}``.
+
+    Deleting a queue removes the bindings to it, deleting an exchange those from and to it
+    (SEMANTICS 6), so ``--prune`` of a vhost need not unbind them one by one first (issue
+    17). They count as done once the delete that removes them is done, and as not
+    attempted when it fails or is not reached. Bindings of a queue whose emptiness is
+    checked apart from its delete (a quorum queue without ``--allow-data-loss``: a passive
+    declare, then a delete without flags) are still removed first, so that no message
+    can be routed to it between the check and the delete.
+    """
+    changes = list(changes)
+    queues: dict[tuple, Change] = {}
+    exchanges: dict[tuple, Change] = {}
+    for c in changes:
+        if c.action is Action.DELETE and c.kind == "queue" and c.before is not None and not c.before.exclusive:
+            if c.before.queue_type == "classic" or options.allow_data_loss:  # the broker's if-empty, or no guard
+                queues[(c.vhost, c.before.name)] = c
+        elif c.action is Action.DELETE and c.kind == "exchange" and c.before is not None:
+            exchanges[(c.vhost, c.before.name)] = c
+    out: dict[int, list[Change]] = {}
+    if not queues and not exchanges:
+        return out
+    for c in changes:
+        if c.action is not Action.DELETE or c.kind != "binding" or c.before is None:
+            continue
+        b = c.before
+        coverer = (queues.get((b.vhost, b.destination)) if b.destination_type == "queue" else
+                   exchanges.get((b.vhost, b.destination))) or exchanges.get((b.vhost, b.source))
+        if coverer is not None:
+            out.setdefault(id(coverer), []).append(c)
     return out
 
 
@@ -351,20 +405,105 @@ def apply_plan(plan: Plan, ctx: ApplyContext, progress: Progress | None = None) 
     result = ApplyResult()
     started = time.monotonic()
     progress.start(len(plan.changes))
-    groups = phases(plan.changes)
+    riders = removed_with(plan.changes, ctx.options)
+    carried = {id(c) for changes in riders.values() for c in changes}
+    groups = phases((c for c in plan.changes if id(c) not in carried), ctx.options.parallel)
     try:
         for index, group in enumerate(groups):
+            step_started = time.monotonic()
             try:
-                _run_phase(group, ctx, result)
+                if len(group) > 1 and group[0].action is Action.MIGRATE:
+                    _run_migrations(group, ctx, result)
+                else:
+                    _run_phase(group, ctx, result)
             except _Stop:
+                result.steps.append(_timing(group, step_started))
                 for later in groups[index + 1:]:
                     result.not_attempted.extend(later)
                 break
+            result.steps.append(_timing(group, step_started))
+        done = {id(c) for c in result.done}
+        for change in plan.changes:  # bindings the broker removed with their queue or exchange
+            for rider in riders.get(id(change), ()):
+                if id(change) in done:
+                    result.done.append(rider)
+                    progress.done(rider)
+                else:
+                    result.not_attempted.append(rider)
     finally:
         ctx.close()
         result.elapsed = time.monotonic() - started
         progress.finish()
     return result
+
+
+def _timing(group: list[Change], started: float) -> StepTiming:
+    return StepTiming(group[0].action.value, group[0].kind, len(group), time.monotonic() - started)
+
+
+class _Locked:
+    """A progress reporter shared by threads: one call at a time."""
+
+    def __init__(self, inner: Progress):
+        self._inner, self._lock = inner, threading.Lock()
+
+    def __getattr__(self, name: str):
+        attr = getattr(self._inner, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args, **kwargs):
+            with self._lock:
+                return attr(*args, **kwargs)
+
+        return call
+
+
+def _run_migrations(group: list[Change], ctx: ApplyContext, result: ApplyResult) -> None:
+    """Up to ``ctx.options.parallel`` queue migrations at once, each exactly as it runs alone.
+
+    Each migration has its own connections (``ctx.connect``), its own temporary queue and
+    journal, and resumes from what the broker shows, so running several side by side
+    changes nothing about how safe each one is (SIGKILL at any point, a lost connection
+    retried). Once one fails no further migration starts; those running finish; the
+    failure names its queue and the unstarted ones are not attempted.
+    """
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+    progress = ctx.progress
+    ctx.progress = _Locked(progress)  # type: ignore[assignment]
+    todo = list(group)
+    running: dict = {}
+    failed = False
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, ctx.options.parallel), thread_name_prefix="topoform-migrate") as pool:
+            while todo or running:
+                while todo and not failed and len(running) < max(1, ctx.options.parallel):
+                    change = todo.pop(0)
+                    handler = HANDLERS[(change.action, change.kind)]
+                    running[pool.submit(_with_retries, lambda c=change, h=handler: h(c, ctx), ctx,
+                                        f"{change.kind} {change.name}")] = change
+                if failed and todo:
+                    result.not_attempted.extend(todo)
+                    todo = []
+                if not running:
+                    break
+                finished, _ = wait(list(running), timeout=0.2, return_when=FIRST_COMPLETED)
+                ctx.progress.tick()
+                for future in finished:
+                    change = running.pop(future)
+                    try:
+                        future.result()
+                    except TopoformError as exc:
+                        result.failed.append(Failure(change, _describe(change, exc)))
+                        failed = True
+                        continue
+                    result.done.append(change)
+                    ctx.progress.done(change)
+    finally:
+        ctx.progress = progress
+    if failed:
+        raise _Stop()
 
 
 def _run_phase(group: list[Change], ctx: ApplyContext, result: ApplyResult) -> None:

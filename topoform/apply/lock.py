@@ -65,6 +65,7 @@ class BrokerLock:
         self.clock = clock
         self.sleep = sleep
         self.connections: dict[str, object] = {}
+        self.stranded: set[str] = set()  # vhosts whose lock queue sits on a lost cluster node (still ours)
 
     @property
     def vhosts(self) -> list[str]:
@@ -72,7 +73,7 @@ class BrokerLock:
 
     def acquire(self, vhosts: Iterable[str], timeout: float | None = None) -> None:
         for vhost in sorted(set(vhosts)):
-            if vhost not in self.connections:
+            if vhost not in self.connections and vhost not in self.stranded:
                 self._acquire_one(vhost, self.timeout if timeout is None else timeout)
 
     def _acquire_one(self, vhost: str, timeout: float) -> None:
@@ -135,7 +136,14 @@ class BrokerLock:
                     alive = False
             if not alive:
                 del self.connections[vhost]
-                self._acquire_one(vhost, timeout)
+                try:
+                    self._acquire_one(vhost, timeout)
+                except LockError:
+                    # A cluster node died with our lock queue on it: its record (with our holder
+                    # argument) outlives the node, so it still keeps every other apply out. Still ours.
+                    if not (self._who(vhost) or "").startswith(self.holder):
+                        raise
+                    self.stranded.add(vhost)
 
     def release(self) -> None:
         connections, self.connections = self.connections, {}

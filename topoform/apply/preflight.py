@@ -54,12 +54,27 @@ NEEDS: dict[tuple[Action, str], tuple[tuple[str, str], ...]] = {
     # a migration declares, consumes and republishes: all three on the object itself
     (Action.MIGRATE, "queue"): (("configure", "self"), ("write", "self"), ("read", "self")),
     (Action.MIGRATE, "exchange"): (("configure", "self"), ("write", "self"), ("read", "self")),
+    # a super stream: its exchange and partition streams are declared, bound and deleted
+    (Action.CREATE, "super_stream"): (("configure", "self"), ("configure", "partitions"), ("write", "partitions"),
+                                      ("read", "self")),
+    (Action.DELETE, "super_stream"): (("configure", "self"), ("configure", "partitions")),
 }
 
 # kind -> the user tags any of which lets the management API change it
 TAG_NEEDS: dict[str, tuple[str, ...]] = {
     "vhost": ("administrator",),  # PUT /api/vhosts/V, and the permissions a new vhost gets
     "policy": ("policymaker", "administrator"),
+    # the config kinds (topoform/config/, SPEC section 8): the management API's own checks
+    "user": ("administrator",),
+    "user_limit": ("administrator",),
+    "global_parameter": ("administrator",),
+    "permission": ("administrator",),
+    "topic_permission": ("administrator",),
+    "vhost_limit": ("administrator",),
+    "operator_policy": ("administrator",),
+    "federation_upstream": ("policymaker", "administrator"),  # runtime parameters
+    "federation_upstream_set": ("policymaker", "administrator"),
+    "shovel": ("policymaker", "administrator"),
 }
 
 _VERB = {Action.CREATE: "create", Action.UPDATE: "update", Action.DELETE: "delete", Action.MIGRATE: "migrate"}
@@ -176,8 +191,9 @@ class Preflight:
                                        f"{row.get('configure')!r})")
         return report
 
-    def check_plan(self, plan: Plan) -> PreflightReport:
-        """Every tag, permission and plugin the plan's changes need, all problems at once."""
+    def check_plan(self, plan: Plan, environ=None) -> PreflightReport:
+        """Every tag, permission, plugin and secret the plan's changes need, all problems at once.
+        ``environ``: where a saved plan's ``{env: NAME}`` secrets are read again (``None``: not checked)."""
         report = PreflightReport()
         changes = list(plan.changes)
         if not changes:
@@ -189,6 +205,8 @@ class Preflight:
             self._explain_invisible_vhosts(sorted(created), me, report)
         self._check_permissions(changes, created, me, report)
         self._check_plugins(changes, report)
+        if environ is not None:
+            _check_secrets(changes, environ, report)
         return report
 
     def _check_tags(self, changes: list[Change], me: Identity, report: PreflightReport) -> None:
@@ -199,10 +217,17 @@ class Preflight:
             if not of_kind:
                 continue
             shown = ", ".join(f"{_VERB.get(c.action, c.action.value)} {kind} '{c.name}'"
-                              + (f" in vhost '{c.vhost}'" if kind != "vhost" else "") for c in of_kind[:5])
+                              + (f" in vhost '{c.vhost}'" if kind != "vhost" and c.vhost else "") for c in of_kind[:5])
             more = f" and {len(of_kind) - 5} more" if len(of_kind) > 5 else ""
             need = " or ".join(f"'{t}'" for t in tags)
             report.problems.append(f"{shown}{more}: needs the {need} tag; user '{me.name}' has tags: "
+                                   f"{me.describe_tags()}")
+        # quorum queue members (topoform/cluster.py): POST .../replicas/add is for administrators only
+        members = [c for c in changes if c.action is Action.UPDATE and c.kind == "queue" and c.steps]
+        if members and not me.is_admin:
+            more = f" and {len(members) - 1} more" if len(members) > 1 else ""
+            report.problems.append(f"add members to quorum queue '{members[0].name}' in vhost '{members[0].vhost}'"
+                                   f"{more}: needs the 'administrator' tag; user '{me.name}' has tags: "
                                    f"{me.describe_tags()}")
 
     def _explain_invisible_vhosts(self, names: list[str], me: Identity, report: PreflightReport) -> None:
@@ -260,6 +285,10 @@ class Preflight:
                     plugin = P.policy_key_plugin(key)
                     if plugin:
                         wanted.append((f"policy '{c.name}' in vhost '{c.vhost}' (key '{key}')", plugin, ""))
+            plugin = _config_plugin(c.kind)
+            if plugin and c.action in (Action.CREATE, Action.UPDATE) and c.after is not None:
+                where = f" in vhost '{c.vhost}'" if c.vhost else ""
+                wanted.append((f"{c.kind.replace('_', ' ')} '{c.name}'{where}", plugin, ""))
             if c.action in (Action.CREATE, Action.MIGRATE) and c.kind == "exchange" and c.after is not None:
                 xtype = c.after.type
                 if xtype.startswith("x-"):
@@ -285,6 +314,39 @@ class Preflight:
                                        f"(rabbitmq-plugins enable {plugin})")
 
 
+def _config_plugin(kind: str) -> str | None:
+    """The plugin a config kind needs (topoform/config/kinds.py), or None."""
+    from ..config.kinds import KINDS
+
+    row = KINDS.get(kind)
+    return row.plugin if row is not None else None
+
+
+def _check_secrets(changes: list[Change], environ, report: PreflightReport) -> None:
+    """Every ``{env: NAME}`` / ``{file: PATH}`` a change sends must resolve now (a saved plan holds only
+    the references): each one that does not is named, never a value."""
+    from ..config.secrets import resolve
+
+    seen = set()
+    for c in changes:
+        if c.action not in (Action.CREATE, Action.UPDATE) or c.after is None:
+            continue
+        for f, secret in sorted((getattr(c.after, "secrets", None) or {}).items()):
+            ref = getattr(secret, "ref", None)
+            if ref is None or secret.plain is not None or (secret.given_hash and secret.hash is not None):
+                continue
+            if c.kind == "user" and c.action is Action.UPDATE and f not in c.diff:
+                continue  # the hash the broker keeps is sent again: the secret is not read
+            if (ref.source, ref.name) in seen:
+                continue
+            try:
+                resolve(ref, environ)
+            except TopoformError as exc:
+                seen.add((ref.source, ref.name))
+                where = f" in vhost '{c.vhost}'" if c.vhost else ""
+                report.problems.append(f"{c.kind.replace('_', ' ')} '{c.name}'{where} ({f}): {exc.message}")
+
+
 def _target(change: Change, obj: Any, which: str) -> tuple[str, str]:
     """(resource name the permission is checked on, label for messages)."""
     if change.kind == "binding":
@@ -292,6 +354,10 @@ def _target(change: Change, obj: Any, which: str) -> tuple[str, str]:
             return obj.source, f"exchange '{obj.source}'"
         kind = "queue" if obj.destination_type == "queue" else "exchange"
         return obj.destination, f"{kind} '{obj.destination}'"
+    if which == "partitions":  # a super stream's streams: NAME-0.. or NAME-KEY, checked on the first
+        keys = list(obj.fields.get("binding_keys") or ()) or [str(i) for i in range(obj.fields.get("partitions") or 1)]
+        name = f"{obj.name}-{keys[0]}"
+        return name, f"stream '{name}' (partition of super stream '{obj.name}')"
     if which == "dlx":
         dlx = obj.arguments.get("x-dead-letter-exchange")
         return dlx, f"exchange '{dlx}' (dead-letter exchange of queue '{obj.name}')"

@@ -14,6 +14,11 @@ Error mapping (observed on RabbitMQ 3.10.8):
 * 401 ``Not management user``          -> ``broker-permission`` (the user lacks the management tag)
 * 401 ``Not administrator user``       -> ``broker-permission`` (definitions need the administrator tag)
 * any other unexpected status          -> ``broker-http`` quoting the broker's ``reason``
+
+Several management URLs (a cluster, ``BrokerSettings.http_bases``): a request goes to the
+endpoint in use; when that endpoint cannot be reached (refused, reset, no TCP connect within
+the timeout; a GET also on a read timeout) the same request goes to the next one, which is
+then used from now on. Only when none answers is the error raised, naming every endpoint.
 """
 from __future__ import annotations
 
@@ -46,10 +51,13 @@ class ManagementClient:
 
     def __init__(self, settings: BrokerSettings, session: requests.Session | None = None):
         self.settings = settings
-        self.base = settings.http_base_clean
         self.session = session if session is not None else requests.Session()
+        # one (base, auth) per management endpoint (a cluster's nodes); usually just one.
         # HTTP Basic as UTF-8 (the broker decodes it so); requests would send a str as Latin-1,
         # which garbles "é" (401) and cannot encode "ж" at all.
+        endpoints = [settings.http_endpoint(i) for i in range(len(settings.http_bases))]
+        self._bases = [e.http_base_clean for e in endpoints]
+        self._auths = [tuple(c.encode("utf-8") for c in e.http_credentials) for e in endpoints]
         user, password = settings.http_credentials
         self.session.auth = (user.encode("utf-8"), password.encode("utf-8"))
         self.session.headers.update({"accept": "application/json", "user-agent": _USER_AGENT})
@@ -63,6 +71,11 @@ class ManagementClient:
         self._definitions_forbidden = False
 
     # ------------------------------------------------------------------ core
+    @property
+    def base(self) -> str:
+        """The management base URL in use now (no userinfo)."""
+        return self._bases[self.settings.http_order()[0]] if len(self._bases) > 1 else self._bases[0]
+
     def request(self, method: str, path: str, body: Any = None,
                 expect: Iterable[int] = (200, 201, 204), params: dict | None = None,
                 accept: str | None = None) -> requests.Response:
@@ -70,43 +83,83 @@ class ManagementClient:
 
         ``path`` starts with ``/api/`` and has its segments already quoted (use
         :func:`quote_segment`). ``body`` is sent as JSON. Raises BrokerError otherwise.
+        With several endpoints, one that cannot be reached passes the request to the next.
         """
-        url = self.base + path
+        if len(self._bases) == 1:
+            response = self._send(0, method, path, body, params, accept)
+        else:
+            response = self._send_anywhere(method, path, body, params, accept)
+        expect = tuple(expect)
+        if expect and response.status_code not in expect:
+            raise self._status_error(method, path, response, getattr(response, "topoform_base", None))
+        return response
+
+    def _send_anywhere(self, method: str, path: str, body: Any, params: dict | None,
+                       accept: str | None) -> requests.Response:
+        order = self.settings.http_order()
+        last: BrokerError | None = None
+        for i in order:
+            try:
+                response = self._send(i, method, path, body, params, accept)
+            except BrokerError as exc:
+                if not getattr(exc, "elsewhere", False):
+                    raise
+                last = exc
+                continue
+            if i != order[0]:
+                self.settings.use_http(i)
+            return response
+        assert last is not None
+        tried = ", ".join(self._bases[i] for i in order)
+        raise BrokerError(f"none of the {len(order)} management endpoints answered ({tried}); last: {last.message}",
+                          code=last.code, hint=last.hint) from None
+
+    def _send(self, i: int, method: str, path: str, body: Any, params: dict | None,
+              accept: str | None) -> requests.Response:
+        """One request to endpoint ``i``. A BrokerError with ``elsewhere`` set may be retried on another endpoint."""
+        base = self._bases[i]
+        url = base + path
         headers = {"content-type": "application/json"} if body is not None else None
         if accept is not None:  # PUT /api/user-limits and /api/vhost-limits answer 406 to "accept: application/json"
             headers = {**(headers or {}), "accept": accept}
         try:
             response = self.session.request(method, url, params=params, headers=headers,
                                             data=None if body is None else json.dumps(body),
-                                            timeout=self.timeout, verify=self.verify)
+                                            timeout=self.timeout, verify=self.verify, auth=self._auths[i])
+            try:
+                response.topoform_base = base  # error messages name the endpoint that answered
+            except AttributeError:  # a stand-in response (tests)
+                pass
+            return response
         except requests.exceptions.SSLError as exc:
             reason = tls_failure_reason(str(exc))
             hint = ("is this port serving TLS? use http:// for port 15672" if "does not speak TLS" in reason
                     else "pass the CA that signed the broker's certificate with --ca-cert")
-            raise BrokerError(f"TLS failure talking to the management API at {self.base}: {reason}",
+            raise BrokerError(f"TLS failure talking to the management API at {base}: {reason}",
                               code="broker-tls", hint=hint) from None
-        except (requests.exceptions.ConnectTimeout, requests.exceptions.ReadTimeout):
-            raise BrokerError(f"the management API at {self.base} did not answer within {self.timeout:g}s "
-                              f"({method} {path})", code="broker-timeout",
-                              hint="check the address, or raise --timeout") from None
+        except (requests.exceptions.ConnectTimeout, requests.exceptions.ReadTimeout) as exc:
+            error = BrokerError(f"the management API at {base} did not answer within {self.timeout:g}s "
+                                f"({method} {path})", code="broker-timeout",
+                                hint="check the address, or raise --timeout")
+            # a write that timed out may have been carried out: only the executor's retry repeats it
+            error.elsewhere = isinstance(exc, requests.exceptions.ConnectTimeout) or method in ("GET", "HEAD")
+            raise error from None
         except requests.exceptions.ConnectionError as exc:
-            raise BrokerError(f"cannot connect to the management API at {self.base}: {_connection_reason(exc)}",
-                              code="broker-unreachable",
-                              hint="is RabbitMQ running with the management plugin? "
-                                   "set --management-url or TOPOFORM_MANAGEMENT_URL") from None
+            error = BrokerError(f"cannot connect to the management API at {base}: {_connection_reason(exc)}",
+                                code="broker-unreachable",
+                                hint="is RabbitMQ running with the management plugin? "
+                                     "set --management-url or TOPOFORM_MANAGEMENT_URL")
+            error.elsewhere = True
+            raise error from None
         except requests.exceptions.RequestException as exc:
-            raise BrokerError(redact(f"request to the management API at {self.base} failed: "
+            raise BrokerError(redact(f"request to the management API at {base} failed: "
                                      f"{type(exc).__name__}"), code="broker-http") from None
         except OSError as exc:  # e.g. an unreadable --ca-cert file (requests raises a bare OSError)
             if self.settings.ca_cert and "certificate" in str(exc).lower():
                 raise BrokerError(f"cannot read the CA certificate file {self.settings.ca_cert!r}",
                                   code="broker-tls", hint="--ca-cert names a PEM file") from None
-            raise BrokerError(f"cannot talk to the management API at {self.base}: {type(exc).__name__}",
+            raise BrokerError(f"cannot talk to the management API at {base}: {type(exc).__name__}",
                               code="broker-unreachable") from None
-        expect = tuple(expect)
-        if expect and response.status_code not in expect:
-            raise self._status_error(method, path, response)
-        return response
 
     def get(self, path: str, params: dict | None = None) -> Any:
         """GET ``path`` and return its JSON body."""
@@ -173,18 +226,20 @@ class ManagementClient:
                         params={"columns": "name,exclusive,messages,consumers"})
 
     # ------------------------------------------------------------------ errors
-    def _status_error(self, method: str, path: str, response: requests.Response) -> BrokerError:
+    def _status_error(self, method: str, path: str, response: requests.Response,
+                      base: str | None = None) -> BrokerError:
         status = response.status_code
         reason = _reason(response)
-        where = f"{self.base}{path}"
+        base = base or self.base
+        where = f"{base}{path}"
         if status == 401:
             low = reason.lower()
             if "not management user" in low:
-                return BrokerError(f"user '{self._user}' may not use the management API at {self.base} "
+                return BrokerError(f"user '{self._user}' may not use the management API at {base} "
                                    "(it lacks the 'management' tag)", code="broker-permission",
                                    hint="give the user the management, policymaker or administrator tag")
             if "not administrator" in low:
-                return BrokerError(f"user '{self._user}' is not an administrator on {self.base}; "
+                return BrokerError(f"user '{self._user}' is not an administrator on {base}; "
                                    f"{method} {path} needs the 'administrator' tag", code="broker-permission",
                                    hint="use an administrator, or plan offline with --state FILE")
             if "not authorised to access virtual host" in low:
@@ -196,7 +251,7 @@ class ManagementClient:
                     else "a tag or permission it lacks"
                 return BrokerError(f"user '{self._user}' may not {method} {path}: it needs {needs} (401 {reason})",
                                    code="broker-permission")
-            return BrokerError(f"the management API at {self.base} refused the credentials of user "
+            return BrokerError(f"the management API at {base} refused the credentials of user "
                                f"'{self._user}' (401 {reason or 'Unauthorized'})", code="broker-auth",
                                hint="check the user and password (--username, --password-file, TOPOFORM_PASSWORD, "
                                     "or the userinfo of --url / --management-url)")

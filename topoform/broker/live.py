@@ -325,6 +325,7 @@ class LiveReader:
         self._listing: Future | None = None
         self._overview: Future | None = None
         self._reads: dict[str, tuple[Future, Future]] = {}
+        self._config: tuple[tuple, Future] | None = None  # (vhosts, future) of the config kinds' read
 
     def _listing_future(self) -> Future:
         if self._listing is None:
@@ -391,8 +392,31 @@ class LiveReader:
     def prefetch(self, vhosts: Iterable[str], stats: bool = True) -> None:
         """Start reading the vhost list and these vhosts now."""
         self._listing_future()
-        for v in sorted(set(vhosts)):
+        vhosts = sorted(set(vhosts))
+        for v in vhosts:
             self._start(v, stats)
+        if vhosts:
+            self._config_future(vhosts, existing=None)
+
+    def _config_future(self, vhosts: Sequence[str], existing: set | None) -> Future:
+        """The config kinds' read (users, permissions, limits, ...: topoform/config/), on its own
+        thread beside the topology's: a dozen small requests one after the other, whose time
+        dominated a no-change plan of a small vhost when they came after it (issue 10)."""
+        key = tuple(sorted(vhosts))
+        earlier = self._config[0] if self._config is not None else None
+        if earlier is not None and existing is not None:  # a prefetch read the guessed vhosts that exist
+            earlier = tuple(v for v in earlier if v in existing)
+        if earlier != key:
+            from ..config.hook import read_live_config  # users, permissions, limits, ... (topoform/config/)
+
+            def read() -> Any:
+                if existing is None:  # a prefetch: only the vhosts that exist (the listing says)
+                    names = {row["name"] for row in self._listing_future().result()}
+                    return read_live_config(self.client, [v for v in key if v in names])
+                return read_live_config(self.client, list(key))
+
+            self._config = (key, self._pool.submit(read))
+        return self._config[1]
 
     def read(self, vhosts: Sequence[str] | None, stats: bool = True) -> LiveState:
         """The LiveState of ``vhosts`` (None: every vhost on the broker). See :func:`read_live`.
@@ -408,6 +432,7 @@ class LiveReader:
         present = [v for v in wanted if v in existing]
         missing = [v for v in wanted if v not in existing]
         futures = [(v, *self._start(v, stats)) for v in present]
+        config_future = self._config_future(present, existing=set(existing))
 
         resources: list[Resource] = [existing[v] for v in present]
         counts: dict[tuple, QueueStats] = {}
@@ -425,9 +450,7 @@ class LiveReader:
                 1 for r in defs.get("queues") or () if str(r.get("name")) in exclusive)
             counts.update(_counts(vhost, listing_rows, exclusive))
         state = _state(resources, counts, missing, skipped, "broker", version=self.version)
-        from ..config.hook import read_live_config  # users, permissions, limits, ... (topoform/config/)
-
-        config = read_live_config(self.client, present)
+        config = config_future.result()
         return replace(state, config=config, fingerprint=_with_config(state.fingerprint, config))
 
     def read_stats(self, vhosts: Iterable[str]) -> dict[tuple, QueueStats]:

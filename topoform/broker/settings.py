@@ -10,13 +10,21 @@ then ``TOPOFORM_USERNAME`` / ``TOPOFORM_PASSWORD`` / ``TOPOFORM_PASSWORD_FILE``,
 userinfo of ``--management-url`` (HTTP side only) and ``--url``, then ``guest``. The CLI
 resolves the flags and variables (``cli/common.py``) and passes the result here as
 ``username_override`` / ``password_override``.
+
+Several endpoints (a cluster, docs/clusters.md): ``urls`` / ``management_urls`` hold every
+node's URL (:func:`split_urls` reads the flags), ``url`` / ``management_url`` the one to try
+first. The clients (``http.py``, ``amqp.connect``) use the endpoint that answered last and
+move on to the next when it stops answering (:meth:`BrokerSettings.amqp_order`, ``use_amqp``);
+with as many management URLs as AMQP URLs (or none, derived from each) entry *i* of both lists
+is one node, and a move on either side moves both, so reads follow writes on the same node.
 """
 from __future__ import annotations
 
 import json
 import re
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from typing import Any, Iterable
 from urllib.parse import quote, quote_plus, unquote, urlsplit, urlunsplit
 
 from ..errors import UsageError
@@ -164,6 +172,70 @@ def check_url(url: str, *, schemes: tuple[str, ...], label: str) -> None:
         raise UsageError(f"{label} cannot be parsed", hint=hint) from None
 
 
+# ----------------------------------------------------------------------------- endpoint lists
+# A comma splits a list only where a new URL begins ("scheme://"), so a comma in a password
+# needs no encoding; a comma anywhere else in an entry's host is an error.
+_LIST_SEP = re.compile(r"\s*,\s*(?=[A-Za-z][A-Za-z0-9+.-]*://)")
+LIST_HINT = "separate the URLs with commas or repeat the flag; each entry is a whole URL such as amqp://host1:5672/"
+
+
+def split_urls(values: str | Iterable[str] | None, *, schemes: tuple[str, ...], label: str) -> tuple[str, ...]:
+    """The URLs of ``--url`` / ``--management-url`` (repeatable) or their variable, each value a
+    comma-separated list; every entry checked (:func:`check_url`). Duplicates are dropped.
+
+    Raises a one-line UsageError that never quotes a URL: an empty list or entry, a stray comma,
+    an entry that is not a whole URL.
+    """
+    if values is None:
+        return ()
+    items = [values] if isinstance(values, str) else list(values)
+    found: list[str] = []
+    for value in items:
+        if not isinstance(value, str) or not value.strip():
+            raise UsageError(f"{label} is empty", hint=LIST_HINT)
+        entries = _LIST_SEP.split(value.strip())
+        for entry in entries:
+            where = f"{label} (entry {len(found) + 1})" if len(items) > 1 or len(entries) > 1 else label
+            if not entry or entry.startswith(",") or entry.endswith(","):
+                raise UsageError(f"{where} has an empty entry: a stray comma", hint=LIST_HINT)
+            check_url(entry, schemes=schemes, label=where)
+            netloc = urlsplit(entry).netloc.rpartition("@")[2]
+            if "," in netloc:
+                raise UsageError(f"{where} cannot be parsed: a comma in the host; a list must give every "
+                                 "endpoint as a whole URL", hint=LIST_HINT)
+            if entry not in found:
+                found.append(entry)
+    return tuple(found)
+
+
+class _Pin:
+    """Which endpoint each side (``amqp``, ``http``) uses now; shared by every client of one settings."""
+
+    def __init__(self, amqp: int, http: int, paired: bool):
+        self.index = {"amqp": amqp, "http": http}
+        self.paired = paired
+        self.lock = threading.Lock()
+
+    def use(self, side: str, i: int) -> None:
+        with self.lock:
+            self.index[side] = i
+            if self.paired:
+                self.index["amqp"] = self.index["http"] = i
+
+
+def _derived_http_base(url: str) -> str:
+    """The management base URL that goes with an AMQP URL: its host and userinfo on 15672 (https/15671)."""
+    parts = urlsplit(url)
+    scheme, port = ("https", 15671) if parts.scheme == "amqps" else ("http", 15672)
+    userinfo = ""
+    if parts.username is not None:
+        userinfo = parts.username + (f":{parts.password}" if parts.password is not None else "") + "@"
+    host = parts.hostname or "localhost"
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    return urlunsplit((scheme, f"{userinfo}{host}:{port}", "", "", ""))
+
+
 # ----------------------------------------------------------------------------- settings
 @dataclass(frozen=True)
 class BrokerSettings:
@@ -179,17 +251,102 @@ class BrokerSettings:
     timeout: float = 30.0
     username_override: str | None = None
     password_override: str | None = None
+    urls: tuple[str, ...] = ()  # every AMQP endpoint (a cluster's nodes); url is the one tried first
+    management_urls: tuple[str, ...] = ()  # every management endpoint ((): derived from each AMQP URL)
+    _pin: Any = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self):
-        check_url(self.url, schemes=("amqp", "amqps"), label="the AMQP URL")
-        if self.management_url:
-            check_url(self.management_url, schemes=("http", "https"), label="the management URL")
-        for secret in (self.password, self.http_credentials[1]):
-            if secret != self.username:
+        urls = tuple(self.urls) or (self.url,)
+        if self.url not in urls:
+            if self.url == DEFAULT_URL and self.urls:  # built from the lists alone
+                object.__setattr__(self, "url", urls[0])
+            else:  # dataclasses.replace(settings, url=OTHER): that one endpoint
+                urls = (self.url,)
+        mgmts = tuple(self.management_urls)
+        if self.management_url is None and mgmts:
+            object.__setattr__(self, "management_url", mgmts[0])
+        elif not self.management_url:
+            mgmts = ()
+        elif self.management_url not in mgmts:
+            mgmts = (self.management_url,)
+        object.__setattr__(self, "urls", urls)
+        object.__setattr__(self, "management_urls", mgmts)
+        several = len(urls) > 1
+        for i, u in enumerate(urls):
+            check_url(u, schemes=("amqp", "amqps"), label=f"the AMQP URL (entry {i + 1})" if several else "the AMQP URL")
+        for i, m in enumerate(mgmts):
+            check_url(m, schemes=("http", "https"),
+                      label=f"the management URL (entry {i + 1})" if len(mgmts) > 1 else "the management URL")
+        if len(mgmts) > 1 and several and len(mgmts) != len(urls):
+            raise UsageError(f"{len(mgmts)} management URLs for {len(urls)} AMQP URLs: give one management URL per "
+                             "AMQP URL, in the same order (one node each), or a single one (a load balancer)")
+        paired = not mgmts or len(mgmts) == len(urls)
+        http_start = mgmts.index(self.management_url) if mgmts else urls.index(self.url)
+        object.__setattr__(self, "_pin", _Pin(urls.index(self.url), http_start, paired and several))
+        for i in range(len(urls)):
+            one = self if not several else self.amqp_endpoint(i)
+            if one.password != one.username:
+                register_secret(one.password)
+        for i in range(len(self.http_bases)):
+            user, secret = (self if len(self.http_bases) == 1 else self.http_endpoint(i)).http_credentials
+            if secret != user:
                 register_secret(secret)
 
     def __repr__(self) -> str:
+        if len(self.urls) > 1 or len(self.http_bases) > 1:
+            return (f"BrokerSettings(urls={[redact(u) for u in self.urls]!r}, "
+                    f"management_urls={[redact(b) for b in self.http_bases]!r})")
         return f"BrokerSettings(url={redact(self.url)!r}, management_url={redact(self.http_base)!r})"
+
+    # ---- several endpoints
+    @property
+    def http_bases(self) -> tuple[str, ...]:
+        """Every management base URL (credentials included): the given ones, else one per AMQP URL."""
+        if self.management_urls:
+            return tuple(m.rstrip("/") for m in self.management_urls)
+        return tuple(_derived_http_base(u) for u in self.urls)
+
+    def _order(self, side: str, n: int) -> list[int]:
+        start = self._pin.index[side] % n
+        return [(start + k) % n for k in range(n)]
+
+    def amqp_order(self) -> list[int]:
+        """Indexes into ``urls``, the endpoint in use first, then the others in list order."""
+        return self._order("amqp", len(self.urls))
+
+    def http_order(self) -> list[int]:
+        """Indexes into :attr:`http_bases`, the endpoint in use first."""
+        return self._order("http", len(self.http_bases))
+
+    def use_amqp(self, i: int) -> None:
+        """Endpoint ``i`` answered: use it from now on (and its management URL, when paired)."""
+        self._pin.use("amqp", i)
+
+    def use_http(self, i: int) -> None:
+        self._pin.use("http", i)
+
+    def amqp_endpoint(self, i: int) -> "BrokerSettings":
+        """Settings for AMQP endpoint ``i`` alone (its own userinfo; the overrides still win)."""
+        if len(self.urls) == 1:
+            return self
+        return replace(self, url=self.urls[i], urls=(), management_url=None, management_urls=())
+
+    def http_endpoint(self, i: int) -> "BrokerSettings":
+        """Settings for management endpoint ``i`` alone (credentials as :attr:`http_credentials` would give)."""
+        if len(self.http_bases) == 1:
+            return self
+        paired = len(self.http_bases) == len(self.urls)
+        url = self.urls[i] if paired else self.url
+        return replace(self, url=url, urls=(), management_url=self.management_urls[i] if self.management_urls else None,
+                       management_urls=())
+
+    def current(self) -> "BrokerSettings":
+        """Settings for the endpoints in use now (one AMQP URL, one management URL)."""
+        if len(self.urls) == 1 and len(self.http_bases) == 1:
+            return self
+        a = self.amqp_endpoint(self._pin.index["amqp"] % len(self.urls))
+        h = self.http_endpoint(self._pin.index["http"] % len(self.http_bases))
+        return replace(a, management_url=h.http_base)
 
     # ---- AMQP side
     @property
@@ -229,15 +386,7 @@ class BrokerSettings:
         """The management API base URL without a trailing slash (credentials included)."""
         if self.management_url:
             return self.management_url.rstrip("/")
-        parts = self.amqp_parts
-        scheme, port = ("https", 15671) if parts.scheme == "amqps" else ("http", 15672)
-        userinfo = ""
-        if parts.username is not None:
-            userinfo = parts.username + (f":{parts.password}" if parts.password is not None else "") + "@"
-        host = parts.hostname or "localhost"
-        if ":" in host:  # IPv6 literal
-            host = f"[{host}]"
-        return urlunsplit((scheme, f"{userinfo}{host}:{port}", "", "", ""))
+        return _derived_http_base(self.url)
 
     @property
     def http_credentials(self) -> tuple[str, str]:
@@ -264,8 +413,11 @@ class BrokerSettings:
         return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
 
     def describe(self) -> str:
-        """Redacted one-line description, safe to print."""
-        return f"{redact(self.url)} (management {self.http_base_clean})"
+        """Redacted one-line description, safe to print (the endpoint in use, of how many)."""
+        now = self.current()
+        more = len(self.urls) > 1 or len(self.http_bases) > 1
+        of = f"; one of {max(len(self.urls), len(self.http_bases))} endpoints" if more else ""
+        return f"{redact(now.url)} (management {now.http_base_clean}{of})"
 
 
 def tls_failure_reason(text: str) -> str:

@@ -10,6 +10,7 @@ Each command lives in its own module exposing ``register(subparsers, parents)`` 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import re
 import sys
@@ -23,6 +24,9 @@ from .env import Environment, ExitCode
 
 __all__ = ["main", "console_main", "Environment", "ExitCode"]
 
+# The commands whose output may be coloured (the plan's + ~ - ! symbols); each gets --color.
+COLOR_COMMANDS = ("plan", "apply", "show", "diff", "destroy")
+
 # Command name -> module (topoform.cli.<module>), in the order `--help` lists them.
 COMMANDS = {
     "validate": "validate",
@@ -30,6 +34,7 @@ COMMANDS = {
     "test": "test",
     "plan": "plan",
     "apply": "apply",
+    "destroy": "destroy",
     "import": "import_",
     "export": "export",
     "graph": "graph",
@@ -48,7 +53,12 @@ class _Parser(argparse.ArgumentParser):
 
     Its messages never echo an option's value: a misspelled ``--urll amqp://u:pw@h`` is
     reported as ``unrecognized arguments: --urll VALUE`` (values may hold passwords).
+    Abbreviated long options are not accepted (``--allow`` is not ``--allow-data-loss``).
     """
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):  # type: ignore[override]
         where = f"{self.prog.split(' ', 1)[1]}: " if " " in self.prog else ""  # name the subcommand
@@ -109,7 +119,8 @@ def _parents() -> dict[str, argparse.ArgumentParser]:
     common.add_argument("--debug", action="store_true", help="show tracebacks on internal errors")
     files = _Parser(add_help=False)
     files.add_argument("-f", "--file", dest="files", action="append", metavar="PATH",
-                       help="topology file or directory (repeatable; default: $TOPOFORM_FILE, else ./topoform.yaml)")
+                       help="topology file or directory (repeatable; '-' reads standard input; default: $TOPOFORM_FILE, "
+                            "several paths separated by ':', else ./topoform.yaml)")
     # variables and environments (topoform/variables.py): every command that reads files takes them
     files.add_argument("--env", dest="envs", action="append", metavar="NAME",
                        help="environment: read variable values from environments/NAME.yaml next to the first file "
@@ -121,9 +132,12 @@ def _parents() -> dict[str, argparse.ArgumentParser]:
                        help="read variable values from FILE ('variables: {NAME: VALUE}'; repeatable; beats the "
                             "environment)")
     broker = _Parser(add_help=False)
-    broker.add_argument("--url", help="AMQP URL (env TOPOFORM_URL; default amqp://guest:guest@localhost:5672/)")
-    broker.add_argument("--management-url", help="management API URL (env TOPOFORM_MANAGEMENT_URL; "
-                                                  "default: the AMQP host and credentials on port 15672, https/15671 for amqps)")
+    broker.add_argument("--url", action="append",
+                        help="AMQP URL (env TOPOFORM_URL; default amqp://guest:guest@localhost:5672/); a cluster's "
+                             "nodes: comma-separated or the flag repeated, the first that answers is used")
+    broker.add_argument("--management-url", action="append",
+                        help="management API URL (env TOPOFORM_MANAGEMENT_URL; default: the AMQP host and credentials "
+                             "on port 15672, https/15671 for amqps); a list like --url, one per AMQP URL")
     broker.add_argument("--username", metavar="USER",
                         help="user for AMQP and the management API (env TOPOFORM_USERNAME; beats the URLs' user)")
     broker.add_argument("--password-file", metavar="FILE",
@@ -153,6 +167,10 @@ def build_parser() -> argparse.ArgumentParser:
             raise
         command_parser = module.register(sub, parents)
         command_parser.set_defaults(_run=module.run)
+        if name in COLOR_COMMANDS:
+            command_parser.add_argument("--color", choices=("auto", "always", "never"), default="auto",
+                                        help="colour the plan's symbols: auto (default: on a terminal, unless "
+                                             "NO_COLOR is set), always or never")
     return parser
 
 
@@ -163,12 +181,15 @@ def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> i
     debug = "--debug" in argv
     forget_secrets()  # BrokerSettings registers this run's passwords; redact() hides them anywhere
     try:
-        return _main(argv, env, debug)
+        json_errors = wants_json(argv)
+        if json_errors:  # an error document only when stdout holds no document yet
+            env = dataclasses.replace(env, stdout=_TrackedStream(env.stdout))
+        return _main(argv, env, debug, json_errors=json_errors)
     finally:
         forget_secrets()
 
 
-def _main(argv: list[str], env: Environment, debug: bool) -> int:
+def _main(argv: list[str], env: Environment, debug: bool, json_errors: bool = False) -> int:
     try:
         parser = build_parser()
         try:
@@ -178,26 +199,32 @@ def _main(argv: list[str], env: Environment, debug: bool) -> int:
         if not getattr(args, "_run", None):
             parser.print_help(env.stdout)
             return ExitCode.ERROR
+        if getattr(args, "color", None):
+            env = dataclasses.replace(env, color_mode=args.color)
+        from .common import read_stdin_files
+
+        read_stdin_files(args, env)  # -f -: the topology comes from standard input
         return int(args._run(args, env))
     except InputError as exc:
         for finding in exc.findings:
             env.err(redact(finding.format()))
         env.err(f"topoform: error: {redact(exc.message)}")
-        return ExitCode.ERROR
+        return _json_error(env, json_errors, exc, ExitCode.ERROR)
     except BlockedPlanError as exc:
         env.err(f"topoform: {redact(exc.message)}")
-        return ExitCode.BLOCKED
+        return _json_error(env, json_errors, exc, ExitCode.BLOCKED)
     except TopoformError as exc:
         line = f"topoform: error: {exc.message}"
-        if exc.hint:
-            line += f" (hint: {exc.hint})"
+        hint = exc.hint or (_help_hint(argv) if isinstance(exc, UsageError) else "")
+        if hint:
+            line += f" (hint: {hint})"
         env.err(redact(line))
         if debug and not isinstance(exc, UsageError):  # a usage error is the user's, never a traceback
             env.err(redact(traceback.format_exc()))
-        return ExitCode.ERROR
-    except KeyboardInterrupt:
+        return _json_error(env, json_errors, exc, ExitCode.ERROR)
+    except KeyboardInterrupt as exc:
         env.err("topoform: interrupted")
-        return 130
+        return _json_error(env, json_errors, exc, 130)
     except BrokenPipeError:
         return ExitCode.ERROR
     except Exception as exc:  # the one place that catches everything
@@ -205,7 +232,94 @@ def _main(argv: list[str], env: Environment, debug: bool) -> int:
                        + ("" if debug else " (run with --debug for a traceback)")))
         if debug:
             env.err(redact(traceback.format_exc()))
-        return ExitCode.ERROR
+        return _json_error(env, json_errors, exc, ExitCode.ERROR)
+
+
+# --------------------------------------------------------------------------- JSON error documents
+# With --json (or --format json) an error is also a document on stdout (schemas/error.schema.json):
+# {"format_version": 1, "error": {"code", "message", "hint", "detail"[, "findings"]}}. ``code`` is one
+# of the categories below (first matching class wins); ``detail`` is the error's own kebab-case code.
+def _error_codes() -> list[tuple[type, str]]:
+    from ..apply.preflight import PreflightError
+    from ..errors import BrokerError, LockError, StalePlanError
+
+    return [(UsageError, "usage"), (InputError, "input"), (BlockedPlanError, "blocked"),
+            (StalePlanError, "stale-plan"), (LockError, "locked"), (PreflightError, "preflight"),
+            (BrokerError, "broker"), (TopoformError, "error"), (KeyboardInterrupt, "interrupted"),
+            (BaseException, "internal")]
+
+
+def wants_json(argv: Sequence[str]) -> bool:
+    """Whether the command line asks for JSON (read before parsing: usage errors happen while parsing).
+
+    ``--json`` or ``--format json``, before any ``--``; not when ``--format`` also names another
+    format (which one was meant is unknown: that usage error stays text)."""
+    formats: list[str] = []
+    for i, item in enumerate(argv):
+        if item == "--":
+            break
+        if item == "--json":
+            formats.append("json")
+        elif item.startswith("--format="):
+            formats.append(item.split("=", 1)[1])
+        elif item == "--format":
+            formats.append(argv[i + 1] if i + 1 < len(argv) else "")
+    return bool(formats) and all(f == "json" for f in formats)
+
+
+def error_document(exc: BaseException) -> dict:
+    """The JSON error document of ``exc``, secrets redacted."""
+    code = next(name for cls, name in _error_codes() if isinstance(exc, cls))
+    if isinstance(exc, TopoformError):
+        message, hint, detail = exc.message, exc.hint or None, exc.code
+    elif isinstance(exc, KeyboardInterrupt):
+        message, hint, detail = "interrupted", None, "interrupted"
+    else:
+        message, hint, detail = f"internal error: {type(exc).__name__}: {exc}", None, "internal-error"
+    error: dict = {"code": code, "message": redact(message), "hint": redact(hint) if hint else None,
+                   "detail": redact(detail)}
+    if isinstance(exc, InputError) and exc.findings:
+        error["findings"] = [{"code": f.code, "severity": f.severity, "message": redact(f.message),
+                              "path": f.position.path if f.position else None,
+                              "line": f.position.line if f.position else None,
+                              "col": f.position.col if f.position else None} for f in exc.findings]
+    return {"format_version": 1, "error": error}
+
+
+class _TrackedStream:
+    """A stdout that remembers whether anything was written (everything else is delegated)."""
+
+    def __init__(self, stream):
+        self._stream = stream
+        self.written = False
+
+    def write(self, text: str) -> int:
+        if text:
+            self.written = True
+        return self._stream.write(text)
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+def _json_error(env: Environment, enabled: bool, exc: BaseException, code: int) -> int:
+    """Print the error document on stdout when JSON was asked for and stdout holds no document yet (a
+    command that printed its document before failing, such as destroy's plan, keeps stdout one
+    document; stderr has the message); return ``code`` unchanged."""
+    if enabled and not getattr(env.stdout, "written", False):
+        import json
+
+        try:
+            env.out(json.dumps(error_document(exc), indent=2, sort_keys=True, ensure_ascii=False))
+        except (BrokenPipeError, ValueError, OSError):
+            pass
+    return code
+
+
+def _help_hint(argv: Sequence[str]) -> str:
+    """``see 'topoform CMD --help'`` for a usage error found after parsing (the subcommand's own help)."""
+    command = next((a for a in argv if not a.startswith("-")), None)
+    return f"see 'topoform {command} --help'" if command in COMMANDS else "see 'topoform --help'"
 
 
 def console_main() -> None:

@@ -16,10 +16,11 @@ Exit codes (SPEC section 3): 0 done, 3 blocked changes, 1 error.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 
 from ..errors import BlockedPlanError, InputError, StalePlanError, UsageError
-from .common import broker_settings, live_target, load_files
+from .common import broker_settings, broker_version_probe, dump_json, live_target, load_files, narrow_vhosts
 from .env import Environment, ExitCode
 
 
@@ -41,18 +42,33 @@ def register(subparsers, parents):
     parser.add_argument("--allow-data-loss", action="store_true",
                         help="allow deleting queues that hold messages (no if-empty guard)")
     parser.add_argument("--force", action="store_true",
-                        help="delete or migrate queues that have consumers (no if-unused guard)")
+                        help="delete or migrate queues that have consumers (no if-unused guard); start even "
+                             "when the cluster has a resource alarm, or a node is down and the plan deletes or "
+                             "recreates a quorum queue that lost members")
     parser.add_argument("--prune-users", action="store_true",
                         help="delete users not in the files (never the connected user or the last administrator)")
     parser.add_argument("--auto-approve", action="store_true", help="apply without asking for confirmation")
+    parser.add_argument("--json", action="store_true",
+                        help="print a report of what was done, failed and not attempted, with timings and the plan, "
+                             "as JSON on stdout instead of the plan text (schemas/apply-report.schema.json)")
     parser.add_argument("--vhost", dest="vhosts", action="append", metavar="V",
                         help="only this vhost of the files (repeatable)")
     parser.add_argument("--lock-timeout", type=float, default=60.0, metavar="SECONDS",
                         help="how long to wait for another apply to finish (default 60)")
-    parser.add_argument("--channels", type=int, default=64, help=argparse.SUPPRESS)  # AMQP channels per vhost
+    parser.add_argument("--channels", type=int, default=64, help=argparse.SUPPRESS)  # AMQP channels per connection
+    parser.add_argument("--connections", type=int, default=None, help=argparse.SUPPRESS)  # AMQP connections per vhost
     from .fleet import add_arguments as add_fleet_arguments
 
+    from .plan import add_target_argument
+
+    add_target_argument(parser)  # --target KIND:NAME (topoform/planner/target.py)
     add_fleet_arguments(parser)  # --targets FILE, --only NAME (cli/fleet.py)
+    for action in parser._actions:  # fleet's --parallel (targets at once) also bounds queue migrations at once
+        if action.dest == "parallel":
+            action.default = None
+            action.metavar = "N"
+            action.help = ("with --migrate: run up to N queue migrations at once, each as safe as one alone "
+                           "(default 1); with --targets: N targets at once (default 4)")
     return parser
 
 
@@ -68,18 +84,23 @@ def run(args, env: Environment) -> int:
     from .fleet import check_flags, run_fleet
 
     check_flags(args)
+    from ..planner.target import parse_targets
+
+    parse_targets(getattr(args, "target_specs", None))  # a bad --target is refused before any work
     if getattr(args, "targets", None):  # a fleet: this command once per target, in parallel (cli/fleet.py)
         return run_fleet(run, args, env, "apply")
+    if getattr(args, "parallel", None) is not None and args.parallel < 1:
+        raise UsageError("--parallel must be 1 or more")
     if getattr(args, "rollback", False) and not args.migrate:
         raise UsageError("--rollback needs --migrate (it rolls back interrupted migrations)")
     if getattr(args, "rollback", False) and args.planfile:
         raise UsageError("--rollback plans again from the broker; do not pass a PLANFILE")
     settings = broker_settings(args, env)
     saved = _read_planfile(args.planfile, env) if args.planfile else None
+    if saved is not None:
+        refuse_plan_flags(args)  # the plan was the review: nothing may change it now
     desired = config = None
     if saved is not None:
-        if args.files:
-            raise UsageError("apply PLANFILE takes its changes from the plan; do not pass -f as well")
         from .common import chosen_env
 
         wanted_env = chosen_env(args, env)
@@ -90,29 +111,16 @@ def run(args, env: Environment) -> int:
         vhosts = list(saved.vhosts)
         if args.vhosts:
             raise UsageError("--vhost cannot narrow a saved plan; pass it to 'topoform plan' instead")
+        if getattr(args, "target_specs", None):
+            raise UsageError("--target cannot narrow a saved plan; pass it to 'topoform plan' instead")
     else:
-        probe = ManagementClient(settings)  # the broker's own version decides the rules
-
-        def version() -> str | None:
-            try:
-                return str(probe.overview().get("rabbitmq_version") or "") or None
-            except Exception:  # noqa: BLE001 - unreachable: reported by the reads that follow
-                return None
-            finally:
-                probe.close()
-
-        loaded = load_files(args, env, target=live_target(args, env, version))
+        # the broker's own version decides the rules
+        loaded = load_files(args, env, target=live_target(args, env, broker_version_probe(settings)))
         desired = loaded.topology
         from ..config.load import resolve as resolve_secrets
 
         config = resolve_secrets(loaded.config, env.environ)  # missing secrets: an error before any change
-        vhosts = desired.vhost_names()
-        if args.vhosts:
-            unknown = sorted(set(args.vhosts) - set(vhosts))
-            if unknown:
-                raise UsageError(f"--vhost {unknown[0]!r} is not a vhost of the files (they have: "
-                                 f"{', '.join(vhosts) or 'none'})")
-            vhosts = sorted(set(args.vhosts))
+        vhosts = narrow_vhosts(args.vhosts, desired.vhost_names())
 
     client = ManagementClient(settings)
     from ..apply.lock import describe_holder
@@ -131,7 +139,9 @@ def run(args, env: Environment) -> int:
         lock.acquire([v for v in vhosts if v in existing])
         live = read_live(client, vhosts)
         if saved is not None:
-            if saved.fingerprint != live.fingerprint:
+            from ..config.hook import saved_plan_fingerprint  # topology + the config objects of its basis
+
+            if saved.fingerprint != saved_plan_fingerprint(saved, live):
                 raise StalePlanError(
                     f"the plan in {args.planfile} is stale: the broker changed since it was made",
                     hint="run 'topoform plan --out FILE' again and review it")
@@ -140,16 +150,29 @@ def run(args, env: Environment) -> int:
             if args.prune and not args.allow_data_loss:
                 live = _exact_counts_for_prune(settings, desired, live)
             plan = _make_plan(desired, live, args, vhosts, config, settings.username, loaded)
+            from .plan import narrow_to_targets
 
-        _print_plan(plan, env)
+            plan = narrow_to_targets(plan, args, desired, config)  # --target KIND:NAME
+        plan, health = _cluster_health(plan, client, desired, live, env, args, saved)
+
+        as_json = bool(getattr(args, "json", False))
+        if not as_json:
+            _print_plan(plan, env)
         if plan.blocked:
             n = len(plan.blocked)
             raise BlockedPlanError(f"the plan holds {n} blocked change{'s' if n != 1 else ''}; nothing was applied"
                                    + ("" if args.migrate else " (see the reasons above; --migrate may help)"))
         if not plan.changes:
+            if as_json:
+                env.out(dump_json(apply_report(plan)))
             return ExitCode.OK
-        _stop_on_problems(preflight.check_plan(plan), env)  # before asking, and before the first change
-        if not args.auto_approve:
+        # before asking, and before the first change (a saved plan's secrets are read again: all there?)
+        _stop_on_problems(preflight.check_plan(plan, environ=env.environ), env)
+        _refuse_on_cluster(health, plan, args)  # alarms; a node down and a quorum queue at risk (--force)
+        if not args.auto_approve and saved is None:  # a saved plan was reviewed already: no prompt
+            if as_json:  # the prompt would land in the JSON document
+                raise UsageError("apply --json does not ask for confirmation; nothing was applied",
+                                 hint="review the plan ('topoform plan --json'), then run again with --auto-approve")
             if not env.stdin_isatty:
                 raise UsageError("apply needs confirmation, but stdin is not a terminal; nothing was applied",
                                  hint="review the plan, then run again with --auto-approve")
@@ -160,18 +183,163 @@ def run(args, env: Environment) -> int:
 
         options = ApplyOptions(allow_data_loss=args.allow_data_loss or bool(plan.options.get("allow_data_loss")),
                                force=args.force or bool(plan.options.get("force")),
-                               channels=max(1, args.channels))
+                               channels=max(1, args.channels),
+                               connections=max(1, args.connections or ApplyOptions.connections),
+                               parallel=max(1, getattr(args, "parallel", None) or 1))
         progress = TerminalProgress(env.stdout) if env.stdout_isatty else LineProgress(env.stdout)
+        if as_json:  # stdout holds only the report
+            progress = LineProgress(env.stderr)
         ctx = ApplyContext(settings=settings, client=client, options=options, lock=lock, progress=progress)
         ctx.environ = env.environ  # a saved plan's secret references are read again (topoform/config/apply.py)
         if desired is not None:
             ctx.exclusive_queues.update((q.vhost, q.name) for q in desired.queues.values() if q.exclusive)
-        result = apply_plan(plan, ctx)
+        try:
+            result = _apply_placed(plan, ctx, health, apply_plan)  # quorum leaders spread over the nodes
+        except KeyboardInterrupt:  # Ctrl-C: stop cleanly, say what was done and how to finish (exit 130)
+            from ..apply.progress import interruption_lines
+
+            progress.finish()
+            for line in interruption_lines(plan.changes, progress.completed, saved_plan=saved is not None):
+                env.err(line)
+            if as_json:  # the report of what was done before Ctrl-C (status "interrupted")
+                from ..apply.executor import ApplyResult
+
+                done = {id(c) for c in progress.completed}
+                stopped = ApplyResult(done=list(progress.completed),
+                                      not_attempted=[c for c in plan.changes if id(c) not in done])
+                env.out(dump_json(apply_report(plan, stopped, status="interrupted")))
+            return 130
     finally:
         lock.release()
         client.close()
 
-    return _summarize(result, env)
+    if as_json:
+        env.out(dump_json(apply_report(plan, result)))
+        _summarize(result, dataclasses.replace(env, stdout=env.stderr))  # the text summary goes to stderr
+    return _summarize(result, env) if not as_json else (ExitCode.OK if result.ok else ExitCode.ERROR)
+
+
+def apply_report(plan, result=None, status: str | None = None) -> dict:
+    """The ``apply --json`` document (schemas/apply-report.schema.json): what was done, failed, skipped and
+    not attempted, the timings per step (one per phase of consecutive changes of one action and kind), and
+    the plan carried out. ``result`` None: the plan had no changes. Messages are redacted."""
+    from ..broker.settings import redact
+    from ..planner.render import render_json
+
+    def ref(change) -> dict:
+        return {"action": change.action.value, "kind": change.kind, "vhost": change.vhost, "name": change.name}
+
+    counts = result.counts() if result is not None else {"create": 0, "update": 0, "delete": 0, "migrate": 0}
+    status = status or ("no-changes" if result is None else ("applied" if result.ok else "failed"))
+    return {
+        "format_version": 1,
+        "status": status,
+        "ok": status in ("applied", "no-changes"),
+        "counts": counts,
+        "done": [ref(c) for c in result.done] if result is not None else [],
+        "failed": [ref(f.change) | {"message": redact(f.message)} for f in result.failed] if result is not None else [],
+        "skipped": [ref(c) | {"reason": redact(why)} for c, why in result.skipped] if result is not None else [],
+        "not_attempted": [ref(c) for c in result.not_attempted] if result is not None else [],
+        "timings": {"total_seconds": round(result.elapsed, 6) if result is not None else 0.0,
+                    "steps": [{"action": s.action, "kind": s.kind, "changes": s.changes,
+                               "seconds": round(s.seconds, 6)} for s in getattr(result, "steps", ())]},
+        "plan": render_json(plan),
+    }
+
+
+# Flags that would change what a saved plan does, refused with PLANFILE: (args attribute, flag as shown).
+# A matching --env is a check, not a change (refused only when it names another environment).
+PLAN_FLAGS = (("files", "-f/--file"), ("prune", "--prune"), ("migrate", "--migrate"),
+              ("prune_users", "--prune-users"), ("vars", "--var"), ("var_files", "--var-file"))
+# (--vhost and --target are refused with their own messages in run(); --rollback too.)
+
+
+def refuse_plan_flags(args) -> None:
+    """A one-line UsageError naming every flag given that would change the saved plan."""
+    given = [flag for attr, flag in PLAN_FLAGS if getattr(args, attr, None)]
+    if given:
+        raise UsageError(f"apply PLANFILE carries out the saved plan as reviewed; {', '.join(given)} would change "
+                         f"it; nothing was applied", hint="pass them to 'topoform plan --out FILE' and apply that plan")
+
+
+def _cluster_health(plan, client, desired, live, env: Environment, args, saved):
+    """The cluster's notes and, for a plan made now, its member changes (cli/plan.py); ``(plan, health)``."""
+    from ..apply.executor import HANDLERS
+    from ..broker.cluster_read import add_members
+    from ..planner.plan import Action
+
+    HANDLERS.setdefault((Action.UPDATE, "queue"), add_members)  # quorum members (topoform/cluster.py)
+    if saved is not None or desired is None:
+        from .. import cluster
+        from ..broker.cluster_read import read_health
+
+        health = read_health(client, plan.vhosts, critical=False)  # quorum-critical: plan and upgrade-check
+        for line in cluster.health_notes(health, vhosts=plan.vhosts or None) if health is not None else ():
+            env.err(line)
+        return plan, health
+    from .plan import cluster_health
+
+    return cluster_health(plan, client, desired, live, env, args, critical=False)
+
+
+def _refuse_on_cluster(health, plan, args) -> None:
+    """Refuse to start on a resource alarm, or with a node down when the plan deletes or
+    recreates a quorum queue that has lost members; ``--force`` overrides (docs/clusters.md)."""
+    from .. import cluster
+    from ..errors import TopoformError
+
+    if health is None or args.force or plan.options.get("force"):
+        return
+    reasons = cluster.apply_refusals(health, plan.changes)
+    if reasons:
+        raise TopoformError("apply refused to start, nothing was changed: " + "; ".join(reasons),
+                            code="cluster-unsafe", hint="wait for the alarm to clear or the node to return, "
+                                                        "or pass --force to apply anyway")
+
+
+def _apply_placed(plan, ctx, health, apply_plan):
+    """Run the plan; on a cluster, each new quorum queue is declared through a connection to
+    the node that leads the fewest quorum queues (its leader is the declaring node), the
+    rest through the first endpoint. Segments run in order (topoform/cluster.py)."""
+    from .. import cluster
+    from ..apply.executor import ApplyContext
+    from ..broker.cluster_read import amqp_endpoints
+    from ..errors import BrokerError
+
+    keys = [(c.vhost, c.name) for c in plan.changes if cluster.placeable(c)]
+    if health is None or len(health.running) < 2 or not keys:
+        return apply_plan(plan, ctx)
+    try:
+        endpoints = amqp_endpoints(ctx.settings, ctx.client.get("/api/overview", params={"columns": "listeners"}),
+                                   health.running)
+    except BrokerError:
+        return apply_plan(plan, ctx)
+    if len(endpoints) < 2:
+        return apply_plan(plan, ctx)
+    leaders = [sum(1 for q in health.queues.values() if node and q.leader == node) for _s, node in endpoints]
+    segments = cluster.split_for_placement(plan.changes, cluster.assign_endpoints(keys, len(endpoints), leaders))
+    result = None
+    for i, (index, changes) in enumerate(segments):
+        part = dataclasses.replace(plan, changes=changes)
+        if index == 0:
+            run_ctx = ctx
+        else:
+            run_ctx = ApplyContext(settings=endpoints[index][0], client=ctx.client, options=ctx.options,
+                                   lock=ctx.lock, progress=ctx.progress)
+            run_ctx.environ = getattr(ctx, "environ", None)
+            run_ctx.exclusive_queues.update(ctx.exclusive_queues)
+        got = apply_plan(part, run_ctx)
+        if result is None:
+            result = got
+        else:
+            for name in ("done", "failed", "not_attempted", "skipped", "steps"):
+                getattr(result, name, []).extend(getattr(got, name, []))
+            result.elapsed += got.elapsed
+        if not got.ok:
+            for _index, later in segments[i + 1:]:
+                result.not_attempted.extend(later)
+            break
+    return result
 
 
 def _stop_on_problems(report, env: Environment) -> None:
@@ -186,7 +354,8 @@ def _stop_on_problems(report, env: Environment) -> None:
 
         raise PreflightError(f"apply stopped before changing anything: {n} thing{'s' if n != 1 else ''} missing "
                              "(listed above)", problems=report.problems,
-                             hint="grant the missing tags and permissions, or enable the plugins, then run again")
+                             hint="grant the missing tags and permissions, enable the plugins, or set the "
+                                  "secrets' variables and files, then run again")
 
 
 def _exact_counts_for_prune(settings, desired, live):
@@ -262,8 +431,6 @@ def _print_plan(plan, env: Environment) -> None:
 def _read_planfile(path: str, env: Environment):
     import os
 
-    from ..planner.plan import Plan
-
     full = path if os.path.isabs(path) else os.path.join(env.cwd, path)
     try:
         with open(full, encoding="utf-8") as fh:
@@ -275,14 +442,17 @@ def _read_planfile(path: str, env: Environment):
                              "part of a URL)", hint="quote a URL whose password holds spaces, or use "
                              "--password-file") from None
         raise InputError(f"cannot read plan file {path}: {exc.strerror or exc}") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"{path}: not a plan file saved by 'topoform plan --out' ({exc})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        topology = path.endswith((".yaml", ".yml"))
+        raise InputError(f"{path}: not a plan file saved by 'topoform plan --out' (it is not JSON"
+                         + ("; it looks like a topology file" if topology else "") + ")",
+                         hint="apply topology files with 'topoform apply -f FILE', or save a plan with "
+                              "'topoform plan --out FILE'") from None
     if isinstance(data, dict) and "targets" in data and "changes" not in data:
         raise InputError(f"{path} holds one plan per target of a fleet; pass the fleet file with --targets FILE")
-    try:
-        return Plan.from_dict(data)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InputError(f"{path}: not a usable plan file: {exc}") from None
+    from .show import read_plan_file  # the checks every reader of a saved plan makes (one line each)
+
+    return read_plan_file(path, env.cwd)
 
 
 def _summarize(result, env: Environment) -> int:

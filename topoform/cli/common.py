@@ -5,7 +5,7 @@ import json
 import os
 from typing import Any
 
-from ..broker.settings import DEFAULT_URL, BrokerSettings, check_url
+from ..broker.settings import DEFAULT_URL, BrokerSettings, split_urls
 from ..errors import InputError, UsageError
 from .env import Environment
 
@@ -116,6 +116,28 @@ def print_warnings(warnings, env: Environment, *, keep: int = 1) -> None:
                     "'topoform validate' lists each")
 
 
+def read_stdin_files(args, env: Environment) -> None:
+    """``-f -``: read standard input once and put its text where the ``-`` was (see topoform/discover.py).
+
+    Called by ``main`` after parsing, so every command that takes ``-f`` reads it the same way.
+    """
+    files = getattr(args, "files", None)
+    if not files or "-" not in files:
+        return
+    if files.count("-") > 1:
+        raise UsageError("-f - may be given once (standard input is read once)")
+    if getattr(args, "command", None) == "fmt":
+        raise UsageError("fmt rewrites files in place; it cannot take -f - (standard input)",
+                         hint="format a file: topoform fmt -f FILE")
+    from ..load import StdinFile
+
+    try:
+        text = env.stdin.read()
+    except UnicodeDecodeError:
+        raise UsageError("-f -: standard input is not UTF-8 text") from None
+    args.files = [StdinFile(text, env.cwd) if f == "-" else f for f in files]
+
+
 def load_files(args, env: Environment, *, show_warnings: bool = True, target=None):
     """Discover and load the topology files named by ``-f`` (or the defaults).
 
@@ -177,10 +199,12 @@ def broker_settings(args, env: Environment) -> BrokerSettings:
     environ = env.environ
     url, url_label = _pick(args, "url", "--url", environ, "TOPOFORM_URL")
     mgmt, mgmt_label = _pick(args, "management_url", "--management-url", environ, "TOPOFORM_MANAGEMENT_URL")
-    url = DEFAULT_URL if url is None else url
-    check_url(url, schemes=("amqp", "amqps"), label=url_label)
-    if mgmt is not None:
-        check_url(mgmt, schemes=("http", "https"), label=mgmt_label)
+    # each may list several endpoints (a cluster): comma-separated, or the flag repeated
+    urls = split_urls(url, schemes=("amqp", "amqps"), label=url_label) if url is not None else (DEFAULT_URL,)
+    mgmts = split_urls(mgmt, schemes=("http", "https"), label=mgmt_label) if mgmt is not None else ()
+    if len(urls) > 1 and len(mgmts) > 1 and len(urls) != len(mgmts):
+        raise UsageError(f"{mgmt_label} lists {len(mgmts)} endpoints and {url_label} {len(urls)}: give one management "
+                         "URL per AMQP URL, in the same order, or a single one (a load balancer)")
     ca = getattr(args, "ca_cert", None) or environ.get("TOPOFORM_CA_CERT") or None
     timeout = getattr(args, "timeout", None)
     label = "--timeout"
@@ -196,8 +220,8 @@ def broker_settings(args, env: Environment) -> BrokerSettings:
         raise UsageError(f"{label} must be a positive number of seconds")
     username = getattr(args, "username", None) or environ.get("TOPOFORM_USERNAME") or None
     password = _password(args, env)
-    return BrokerSettings(url=url, management_url=mgmt, ca_cert=ca, timeout=timeout,
-                          username_override=username, password_override=password)
+    return BrokerSettings(url=urls[0], urls=urls, management_url=mgmts[0] if mgmts else None, management_urls=mgmts,
+                          ca_cert=ca, timeout=timeout, username_override=username, password_override=password)
 
 
 def _pick(args, attr: str, flag: str, environ, var: str) -> tuple[str | None, str]:
@@ -240,6 +264,33 @@ def _password(args, env: Environment) -> str | None:
         raise UsageError(f"{label}: {path} is empty", hint="write the password into it (one trailing newline is ignored)")
     return text
 
+
+
+def broker_version_probe(settings):
+    """A callable for ``live_target``: the broker's version from ``GET /api/overview``, or None when it
+    does not answer (the reads that follow report that)."""
+    from ..broker.http import ManagementClient
+
+    def version() -> str | None:
+        probe = ManagementClient(settings)
+        try:
+            return str(probe.overview().get("rabbitmq_version") or "") or None
+        except Exception:  # noqa: BLE001 - unreachable: reported by the reads that follow
+            return None
+        finally:
+            probe.close()
+    return version
+
+
+def narrow_vhosts(wanted, vhosts: list[str]) -> list[str]:
+    """The files' vhosts narrowed to ``--vhost`` (each must be one of them), or all of them."""
+    if not wanted:
+        return vhosts
+    unknown = sorted(set(wanted) - set(vhosts))
+    if unknown:
+        raise UsageError(f"--vhost {unknown[0]!r} is not a vhost of the files (they have: "
+                         f"{', '.join(vhosts) or 'none'})")
+    return sorted(set(wanted))
 
 def dump_json(data: Any) -> str:
     """Sorted, indented JSON: the one format every ``--json`` output uses."""

@@ -68,12 +68,25 @@ def _load_yaml(path: str, args, env: Environment, state_version: str | None, *, 
 
 def desired_side(path: str, args, env: Environment, old_version: str | None):
     """NEW as the desired Topology."""
+    return _desired(path, args, env, old_version)[0]
+
+
+def _desired(path: str, args, env: Environment, old_version: str | None):
+    """NEW as ``(Topology, ConfigState)``: the config kinds (users, permissions, limits, ...) too. An
+    export's config objects are all managed (the export describes them completely)."""
+    from dataclasses import replace
+
     from ..broker.live import as_declared, read_state_file
 
     full = _full(path, env.cwd)
     if is_export(path):
-        return as_declared(read_state_file(full, None))
-    return _load_yaml(path, args, env, old_version).topology
+        state = read_state_file(full, None)
+        config = state.config
+        if config is not None:
+            config = replace(config, managed=frozenset((o.kind, o.vhost or o.name) for o in config.objects.values()))
+        return as_declared(state), config
+    loaded = _load_yaml(path, args, env, old_version)
+    return loaded.topology, loaded.config
 
 
 def live_side(path: str, args, env: Environment, vhosts: list[str]):
@@ -88,7 +101,7 @@ def live_side(path: str, args, env: Environment, vhosts: list[str]):
     present = set(topology.vhost_names())
     return LiveState(topology=topology, missing_vhosts=frozenset(v for v in vhosts if v not in present),
                      fingerprint=topology_fingerprint(topology), source="state-file",
-                     version=loaded.rabbitmq_version)
+                     version=loaded.rabbitmq_version, config=loaded.config)
 
 
 def diff_plan(args, env: Environment):
@@ -99,7 +112,7 @@ def diff_plan(args, env: Environment):
         if not os.path.exists(_full(path, env.cwd)):
             raise InputError(f"{label} {path} does not exist")
     old_version = _export_version(_full(args.old, env.cwd)) if is_export(args.old) else None
-    desired = desired_side(args.new, args, env, old_version)
+    desired, config = _desired(args.new, args, env, old_version)
     vhosts = list(desired.vhost_names())
     narrowed = None
     if args.vhosts:
@@ -118,7 +131,7 @@ def diff_plan(args, env: Environment):
     old_only = sorted(set(everything) - set(desired.vhost_names()))
     options = PlanOptions(prune=args.prune, migrate=args.migrate, allow_data_loss=args.allow_data_loss,
                           vhosts=narrowed)
-    return make_plan(desired, live, options), old_only
+    return make_plan(desired, live, options, config=config), old_only
 
 
 def _is_global(path: str, env: Environment) -> bool:

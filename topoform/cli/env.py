@@ -30,6 +30,7 @@ class Environment:
     stdin_isatty: bool = False
     stdout_isatty: bool = False
     stderr_isatty: bool = False
+    color_mode: str = "auto"  # --color auto|always|never (set by main() from the parsed flags)
 
     @classmethod
     def from_process(cls) -> "Environment":
@@ -45,8 +46,17 @@ class Environment:
 
     @property
     def color(self) -> bool:
-        """Colour only on a terminal, and never when NO_COLOR is set (any value)."""
-        return self.stdout_isatty and "NO_COLOR" not in self.environ and self.environ.get("TERM") != "dumb"
+        """Whether to colour standard output.
+
+        ``--color always`` / ``never`` decide outright (a flag beats the environment, as the
+        NO_COLOR convention asks); ``auto`` colours only on a terminal, never when ``NO_COLOR``
+        is set to a non-empty value (https://no-color.org) and never for ``TERM=dumb``.
+        """
+        if self.color_mode == "always":
+            return True
+        if self.color_mode == "never":
+            return False
+        return self.stdout_isatty and not self.environ.get("NO_COLOR") and self.environ.get("TERM") != "dumb"
 
     @property
     def ci(self) -> bool:

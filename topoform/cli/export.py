@@ -22,12 +22,19 @@ def register(subparsers, parents):
     parser.add_argument("-o", "--output", metavar="FILE", help="write to FILE (default: stdout)")
     parser.add_argument("--vhost", dest="vhosts", action="append", metavar="V",
                         help="export only this vhost (repeatable; default: every vhost in the files)")
+    parser.add_argument("--json", action="store_true",
+                        help="with -o: print a report (the file written, counts, notes) as JSON on stdout "
+                             "(schemas/export-report.schema.json)")
     return parser
 
 
 def run(args, env: Environment) -> int:
     from ..export import export_definitions
 
+    as_json = bool(getattr(args, "json", False))
+    if as_json and (not args.output or args.output == "-"):
+        raise UsageError("export --json prints a report on stdout, so the definitions need -o FILE",
+                         hint="add -o definitions.json")
     loaded = load_files(args, env)
     topology = loaded.topology
     if args.vhosts:
@@ -60,6 +67,12 @@ def run(args, env: Environment) -> int:
     env.err(f"wrote {args.output}: {_count(len(d['vhosts']), 'vhost')}, {_count(len(d['exchanges']), 'exchange')}, "
             f"{_count(len(d['queues']), 'queue')}, {_count(len(d['bindings']), 'binding')}, "
             f"{_count(len(d['policies']), 'policy', 'policies')}")
+    if as_json:
+        from ..broker.settings import redact
+
+        env.out(dump_json({"format_version": 1, "output": args.output,
+                           "counts": {k: len(v) for k, v in sorted(d.items()) if isinstance(v, list)},
+                           "notes": [redact(n) for n in result.notes]}))
     return ExitCode.OK
 
 

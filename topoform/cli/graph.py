@@ -1,7 +1,11 @@
 """``topoform graph``: the files' topology as a Mermaid or Graphviz DOT diagram.
 
 ``--route EXCHANGE KEY`` asks the routing engine (the one ``test-route`` uses) where a
-message goes and highlights that path.
+message goes and highlights that path. ``--color-by owner`` fills each object in the colour
+of its file's ``owner:`` with a legend; ``external`` objects are always drawn faded. Users,
+permissions, federation upstreams and shovels are drawn when the files declare them
+(``--hide users`` / ``--hide links`` leaves them out); super streams as their exchange,
+partition streams and bindings.
 """
 from __future__ import annotations
 
@@ -29,6 +33,12 @@ def register(subparsers, parents):
     parser.add_argument("--vhost", dest="vhosts", action="append", metavar="V",
                         help="draw only this vhost (repeatable; default: every vhost in the files, or with "
                              "--route the vhost of the route)")
+    parser.add_argument("--color-by", dest="color_by", choices=("kind", "owner"), default="kind",
+                        help="fill objects by kind (default) or by the owner: label of the file declaring "
+                             "them, with a legend")
+    parser.add_argument("--hide", dest="hide", action="append", choices=("users", "links"), default=[],
+                        help="leave out users and their permissions (users) or federation upstreams and "
+                             "shovels (links); repeatable")
     parser.add_argument("-o", "--output", metavar="FILE", help="write to FILE (default: stdout)")
     return parser
 
@@ -64,11 +74,79 @@ def _highlight(topology, vhost: str, exchange: str, key: str, headers, version: 
     return highlight_from_route(vhost, exchange, key, result)
 
 
+def _file_owner(path: str) -> str | None:
+    """The top-level ``owner:`` of one file (composed, not constructed: any tag is fine), or None."""
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            root = yaml.compose(fh, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    if isinstance(root, yaml.MappingNode):
+        for key, value in root.value:
+            if isinstance(key, yaml.ScalarNode) and key.value == "owner" and isinstance(value, yaml.ScalarNode):
+                return value.value or None
+    return None
+
+
+def _owners(loaded, topology) -> dict:
+    """``(kind, vhost, name)`` -> owner label, for the exchanges and queues the files declare."""
+    by_file: dict = {}
+
+    def owner_of(position) -> str | None:
+        if position is None:
+            return None
+        if position.path not in by_file:
+            by_file[position.path] = _file_owner(position.path)
+        return by_file[position.path]
+
+    out = {}
+    for bucket in (topology.exchanges, topology.queues):
+        for key in bucket:
+            pos = loaded.positions.get(key) if key in loaded.positions else None
+            if pos is None and loaded.config is not None:  # a super stream's exchange or partition
+                pos = _super_stream_position(loaded.config, key)
+            label = owner_of(pos)
+            if label:
+                out[key] = label
+    return out
+
+
+def _super_stream_position(config, key):
+    from ..routing.super_streams import partitions
+
+    kind, vhost, name = key
+    for obj in config.objects.values():
+        if obj.kind != "super_stream" or obj.vhost != vhost:
+            continue
+        if (kind == "exchange" and obj.name == name) or \
+                (kind == "queue" and name in {q for _, q in partitions(obj.name, obj.fields)}):
+            return config.positions.get(obj.key)
+    return None
+
+
+def _extras(args, loaded, topology):
+    from ..graph import Extras
+
+    external = {}
+    ownership = loaded.ownership
+    if ownership is not None:
+        for vhost, scope in ownership.vhosts.items():
+            if scope.external_exchanges or scope.external_queues:
+                external[vhost] = {"exchange": dict(scope.external_exchanges), "queue": dict(scope.external_queues)}
+    config = tuple(loaded.config.objects.values()) if loaded.config is not None else ()
+    owners = _owners(loaded, topology) if args.color_by == "owner" else {}
+    return Extras(owners=owners, external=external, config=config,
+                  users="users" not in args.hide, links="links" not in args.hide)
+
+
 def run(args, env: Environment) -> int:
     from ..graph import render
+    from ..routing import with_super_streams
 
     loaded = load_files(args, env)
-    topology = loaded.topology
+    topology = with_super_streams(loaded.topology, loaded.config)
     names = topology.vhost_names()
     if args.vhosts:
         unknown = sorted(set(args.vhosts) - set(names))
@@ -87,7 +165,8 @@ def run(args, env: Environment) -> int:
                                loaded.rabbitmq_version)
         where = ", ".join(highlight.queues) if highlight.queues else "unroutable"
         env.err(f"route: {args.route[0] or '(default exchange)'} [{args.route[1]}] -> {where}")
-    text = render(topology, args.format, vhosts=draw, highlight=highlight)
+    text = render(topology, args.format, vhosts=draw, highlight=highlight, extras=_extras(args, loaded, topology),
+                  color_by=args.color_by)
     if not args.output or args.output == "-":
         env.stdout.write(text)
         return ExitCode.OK

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 from ..errors import TopoformError, UsageError
-from .common import broker_settings
+from .common import broker_settings, dump_json
 from .env import Environment, ExitCode
 
 HELP = "write topology YAML from the live broker (or a definitions export)"
@@ -35,6 +35,9 @@ def register(subparsers, parents):
     parser.add_argument("--config", action="store_true",
                         help="also import users (without passwords), permissions, topic permissions, limits, "
                              "operator policies, federation upstreams, shovels and super streams")
+    parser.add_argument("--json", action="store_true",
+                        help="with -o: print a report of the files written and left unchanged and of the objects "
+                             "skipped, with counts, as JSON on stdout (schemas/import-report.schema.json)")
     return parser
 
 
@@ -140,6 +143,10 @@ def run(args, env: Environment) -> int:
     from ..broker.live import as_declared as live_as_declared
     from ..dump import dump_topology, vhost_filename
 
+    as_json = bool(getattr(args, "json", False))
+    if as_json and (not args.output or args.output == "-"):
+        raise UsageError("import --json prints a report on stdout, so the topology needs -o FILE or -o DIR",
+                         hint="add -o topology.yaml (or -o DIR/ for one file per vhost)")
     state, source = _read(args, env)
     missing = sorted(getattr(state, "missing_vhosts", ()) or ())
     if missing:
@@ -156,6 +163,8 @@ def run(args, env: Environment) -> int:
         env.err(f"nothing to import from {source}: it holds no vhost, exchange, queue, binding or policy"
                 + (f" (not imported, topoform does not manage them: {detail})" if detail else "")
                 + "; nothing was written")
+        if as_json:
+            env.out(dump_json(_report(source, state, vhosts, topology, [], set(), [])))
         return ExitCode.OK
     header = _header(source, args.vhosts and sorted(set(args.vhosts)), state)
     config = None
@@ -200,4 +209,31 @@ def run(args, env: Environment) -> int:
             env.err(f"{verb} {shown}: {what}")
         else:
             env.err(f"unchanged {shown}: {what} (same content)")
+    if as_json:
+        env.out(dump_json(_report(source, state, vhosts, topology, [(shown, names) for _, shown, _, names in writes],
+                                  written, differ)))
     return ExitCode.OK
+
+
+def _report(source: str, state, vhosts, topology, files, written, differ) -> dict:
+    """The ``import --json`` document (schemas/import-report.schema.json)."""
+    from ..broker.settings import redact
+
+    def counts(names) -> dict:
+        c = topology.in_vhosts(names).counts() if hasattr(topology, "in_vhosts") else topology.counts()
+        return {k: c.get(k, 0) for k in ("exchange", "queue", "binding", "policy")} | {"vhost": len(names)}
+
+    entries = [{"path": shown, "status": ("overwritten" if shown in differ else "written") if shown in written
+                else "unchanged", "vhosts": list(names), "counts": counts(names)} for shown, names in files]
+    return {
+        "format_version": 1,
+        "source": redact(source),
+        "vhosts": list(vhosts),
+        "files": entries,
+        "counts": counts(list(vhosts)),
+        "written": sum(1 for e in entries if e["status"] != "unchanged"),
+        "unchanged": sum(1 for e in entries if e["status"] == "unchanged"),
+        "skipped": {k: v for k, v in sorted(dict(getattr(state, "skipped", {}) or {}).items()) if v},
+        "not_managed": {k: v for k, v in sorted(dict(getattr(state, "not_managed", {}) or {}).items()) if v},
+        "notes": [redact(n) for n in getattr(state, "notes", ()) or ()],
+    }

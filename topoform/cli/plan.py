@@ -14,7 +14,7 @@ import tempfile
 
 from ..errors import InputError, UsageError
 from ..perf import gc_paused
-from .common import broker_settings, dump_json, live_target, load_files, state_target
+from .common import broker_settings, dump_json, live_target, load_files, narrow_vhosts, state_target
 from .env import Environment, ExitCode
 from .plan_output import add_format_arguments, output_format, print_plan
 
@@ -43,6 +43,7 @@ def register(subparsers, parents):
                              "migrations")
     parser.add_argument("--vhost", dest="vhosts", action="append", metavar="V",
                         help="only this vhost of the files (repeatable)")
+    add_target_argument(parser)  # --target KIND:NAME (topoform/planner/target.py)
     parser.add_argument("--out", metavar="FILE", help="save the plan (JSON, with the live state's fingerprint) "
                                                       "for 'topoform apply FILE'")
     parser.add_argument("--json", action="store_true", help="print the plan as JSON (the format --out saves); "
@@ -90,12 +91,8 @@ def _compute(args, env: Environment, reader):
     vhosts = desired.vhost_names()
     narrowed = None
     if getattr(args, "vhosts", None):
-        unknown = sorted(set(args.vhosts) - set(vhosts))
-        if unknown:
-            raise UsageError(f"--vhost {unknown[0]!r} is not a vhost of the files (they have: "
-                             f"{', '.join(vhosts) or 'none'})")
-        narrowed = tuple(sorted(set(args.vhosts)))
-        vhosts = list(narrowed)
+        vhosts = narrow_vhosts(args.vhosts, vhosts)
+        narrowed = tuple(vhosts)
     options = PlanOptions(prune=args.prune, migrate=args.migrate, allow_data_loss=args.allow_data_loss,
                           force=args.force, vhosts=narrowed, prune_users=getattr(args, "prune_users", False))
     from ..config.load import resolve as resolve_secrets
@@ -115,7 +112,65 @@ def _compute(args, env: Environment, reader):
             live = dataclasses.replace(live, queue_stats=reader.read_stats(live.vhosts))
     user = reader.client.settings.username if reader is not None else None
     plan = make_plan(desired, live, options, config=config, connected_user=user, ownership=loaded.ownership)
+    from ..config.hook import seal  # the fingerprint covers the config objects the plan was based on
+
+    plan = seal(plan, config, live, options)
+    plan = narrow_to_targets(plan, args, desired, config)  # --target KIND:NAME
+    if reader is not None:  # quorum queue members, leaders, alarms, quorum-critical nodes (topoform/cluster.py)
+        plan, _health = cluster_health(plan, reader.client, desired, live, env, args)
     return _stamp(plan, loaded), desired, live
+
+
+def cluster_health(plan, client, desired, live, env: Environment, args=None, *, critical: bool = True):
+    """Read the cluster, print its notes (stderr) and add the member changes: ``(plan, health)``.
+
+    Notes: nodes down, alarms, quorum queue members offline or missing, leaders concentrated
+    on one node, quorum-critical nodes; ``x-quorum-initial-group-size`` above the cluster size.
+    Member changes (update queue, steps ``add_member``) where the broker can add them (4.0+);
+    not with ``--target``. Shared with apply. ``health`` None: the nodes could not be read.
+    """
+    from .. import cluster
+    from ..broker.cluster_read import read_health
+
+    health = read_health(client, plan.vhosts or desired.vhost_names(), critical=critical)
+    if health is None:
+        return plan, None
+    for line in cluster.group_size_warnings(desired.queues.values(), len(health.nodes)):
+        env.err(f"warning: {line}")
+    for line in cluster.health_notes(health, vhosts=plan.vhosts or None):
+        env.err(line)
+    if args is not None and getattr(args, "target_specs", None):
+        return plan, health
+    managed = {(q.vhost, q.name): q for q in live.topology.queues.values() if q.key in desired.queues}
+    busy = {(c.vhost, c.name) for c in plan.changes if c.kind == "queue"}
+    changes = [c for c in cluster.member_changes(health, managed) if (c.vhost, c.name) not in busy]
+    if changes:
+        from ..planner.plan import order_changes
+
+        plan = dataclasses.replace(plan, changes=order_changes(plan.changes + tuple(changes)))
+    return plan, health
+
+
+def add_target_argument(parser) -> None:
+    """``--target KIND:NAME`` (shared with apply and destroy)."""
+    parser.add_argument("--target", dest="target_specs", action="append", metavar="KIND:NAME",
+                        help="only this object, its bindings and what it needs that does not exist yet (repeatable; "
+                             "NAME may be a glob; KIND as in the plan JSON: queue, exchange, binding, policy, user, "
+                             "permission, shovel, ...)")
+
+
+def narrow_to_targets(plan, args, desired, config):
+    """The plan narrowed by ``--target`` (topoform/planner/target.py); unchanged without it. Shared with apply."""
+    specs = getattr(args, "target_specs", None)
+    if not specs:
+        return plan
+    from ..planner.target import narrow_plan, parse_targets
+
+    wanted = set(plan.vhosts)
+    known = [r for r in desired.resources() if r.vhost in wanted]
+    if config is not None:
+        known += [o for o in config.objects.values() if not o.vhost or o.vhost in wanted]
+    return narrow_plan(plan, parse_targets(specs), known=known)
 
 
 def _stamp(plan, loaded):
@@ -201,6 +256,9 @@ def run(args, env: Environment) -> int:
     from .fleet import check_flags, run_fleet
 
     check_flags(args)
+    from ..planner.target import parse_targets
+
+    parse_targets(getattr(args, "target_specs", None))  # a bad --target is refused before any work
     if getattr(args, "targets", None):  # a fleet: this command once per target, in parallel (cli/fleet.py)
         return run_fleet(run, args, env, "plan")
     if args.rollback and not args.migrate:

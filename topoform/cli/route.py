@@ -26,7 +26,9 @@ def register(subparsers, parents):
                     "3 when --expect does not hold.")
     parser.add_argument("exchange", metavar="EXCHANGE", help='exchange to publish to ("" for the default exchange)')
     parser.add_argument("routing_key", metavar="ROUTING_KEY", help="the message's routing key (may be \"\")")
-    parser.add_argument("--vhost", default="/", help="virtual host (default: /)")
+    parser.add_argument("--vhost", default=None,
+                        help="virtual host (default: the only vhost of the files; with several, the only one "
+                             "holding EXCHANGE, else /)")
     parser.add_argument("-H", "--header", dest="headers", action="append", default=[], metavar="KEY=VALUE",
                         help="message header (repeatable); VALUE is a YAML scalar: n=1 is the integer 1, "
                              "n='\"1\"' the string, f=1.5 a double, b=true a boolean, CC='[a.b, c]' an array")
@@ -155,13 +157,33 @@ def _fmt_queues(queues) -> str:
 
 # ---------------------------------------------------------------- command
 
+def pick_vhost(topology, exchange: str) -> str:
+    """The vhost when ``--vhost`` is not given, as ``graph --route`` picks it: the only vhost of
+    the files; with several, the only one holding ``exchange``; else ``/`` when the files have
+    it; else a usage error naming the choices."""
+    names = topology.vhost_names()
+    if len(names) == 1:
+        return names[0]
+    if not names:
+        return "/"
+    holding = [v for v in names if exchange and topology.exchange(v, exchange) is not None]
+    if len(holding) == 1:
+        return holding[0]
+    choices = holding or names
+    if "/" in choices:
+        return "/"
+    shown = ", ".join(repr(v) for v in choices[:10]) + (", ..." if len(choices) > 10 else "")
+    raise UsageError(f"test-route: the files have several vhosts ({shown}); choose one with --vhost",
+                     hint="see 'topoform test-route --help'")
+
+
 def run(args, env: Environment) -> int:
     with gc_paused():
         return _run(args, env)
 
 
 def _run(args, env: Environment) -> int:
-    from ..routing import Router
+    from ..routing import Router, with_super_streams
     from .common import dump_json, load_files
 
     check_short("exchange name", args.exchange)
@@ -169,14 +191,19 @@ def _run(args, env: Environment) -> int:
     headers = parse_headers(args.headers)
     expect = parse_expect(args.expect) if args.expect is not None else None
     loaded = load_files(args, env)
-    router = Router(loaded.topology, version=loaded.rabbitmq_version)
-    result = router.route(args.vhost, args.exchange, args.routing_key, headers)
+    router = Router(with_super_streams(loaded.topology, loaded.config), version=loaded.rabbitmq_version)
+    vhost = args.vhost if args.vhost is not None else pick_vhost(loaded.topology, args.exchange)
+    result = router.route(vhost, args.exchange, args.routing_key, headers)
+    held = expect is None or tuple(sorted(set(result.queues))) == expect
     if args.json:
-        env.out(dump_json(result.to_dict()))
+        doc = {"format_version": 1, **result.to_dict()}
+        if expect is not None:
+            doc["expect"] = {"queues": list(expect), "passed": held}
+        env.out(dump_json(doc))
     else:
         for line in render_text(result):
             env.out(line)
-    if expect is not None and tuple(sorted(set(result.queues))) != expect:
+    if not held:
         env.err(f"topoform: expectation failed: expected {_fmt_queues(expect)}, got {_fmt_queues(result.queues)}")
         return ExitCode.BLOCKED
     return ExitCode.OK

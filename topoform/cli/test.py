@@ -43,12 +43,13 @@ def run(args, env: Environment) -> int:
 
 
 def _run(args, env: Environment) -> int:
-    from ..routing import Router, RoutingError
+    from ..routing import Router, RoutingError, with_super_streams
     from .common import dump_json, load_files
 
     loaded = load_files(args, env)
     topology = loaded.topology
-    router = Router(topology, version=loaded.rabbitmq_version)
+    # super streams (config objects) route as their exchange, partition streams and bindings
+    router = Router(with_super_streams(topology, loaded.config), version=loaded.rabbitmq_version)
     results = []
     for test in topology.tests:
         expected = tuple(sorted(set(test.expect)))
@@ -64,6 +65,7 @@ def _run(args, env: Environment) -> int:
 
     if args.json:
         env.out(dump_json({
+            "format_version": 1,
             "tests": [{"name": t.name, "vhost": t.vhost, "exchange": t.exchange, "routing_key": t.routing_key,
                        "headers": (res.to_dict()["headers"] if res is not None else None),
                        "position": str(t.position) if t.position else None,

@@ -65,9 +65,26 @@ def _read_broker(args, env: Environment, vhosts):
             refuse_invisible_vhosts(client, settings, live.missing_vhosts, "upgrade-check")
             raise UsageError(f"--vhost: no such vhost on the broker: {', '.join(sorted(live.missing_vhosts))}")
         used = _deprecated_used(client, env, live.version)
+        _cluster_notes(client, env)
     finally:
         client.close()
     return live, used
+
+
+def _cluster_notes(client, env: Environment) -> None:
+    """On a cluster, the nodes down, alarms and quorum-critical nodes (a rolling upgrade stops
+    each node in turn: one that is quorum-critical must wait). Printed on stderr, before the report."""
+    from .. import cluster
+    from ..broker.cluster_read import read_health
+
+    health = read_health(client, ())
+    if health is None or not health.is_cluster:
+        return
+    lines = cluster.health_notes(health)
+    for line in lines:
+        env.err(line)
+    if health.critical is not None and not any(health.critical.values()):
+        env.err(f"cluster: no node is quorum-critical ({len(health.critical)} checked)")
 
 
 def _deprecated_used(client, env: Environment, version: str | None):

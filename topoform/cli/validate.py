@@ -84,6 +84,7 @@ def _validate(args, env: Environment, paths, target, variables, label: str | Non
     counts = summary_counts(result)
     if args.json:
         env.out(dump_json({
+            "format_version": 1,
             "valid": result.ok,
             "rabbitmq_version": result.rabbitmq_version,
             "rabbitmq_version_source": result.version_source,

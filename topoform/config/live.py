@@ -9,11 +9,9 @@ recorded in ``unreadable`` and only matters if the files manage it), and
 from __future__ import annotations
 
 import hashlib
-import json
 from typing import Any, Iterable, Mapping, Sequence
 
 from ..errors import BrokerError
-from ..model import thaw
 from . import kinds as K
 from .load import ConfigState
 from .model import ConfigObject
@@ -119,24 +117,9 @@ def from_definitions(definitions: Mapping, vhosts: Sequence[str] | None) -> Conf
     return ConfigState(objects=objects)
 
 
-def fingerprint(state: ConfigState | None) -> str:
-    """A digest of the vhost-scoped objects and their secrets (for stale-plan checks). Users are left out:
-    they are global, and other teams' changes to their own users must not make a plan stale."""
-    if state is None:
-        return ""
-    rows = []
-    for key in sorted(state.objects, key=repr):
-        obj = state.objects[key]
-        if obj.vhost == "":
-            continue
-        secrets = {k: thaw(s.plain) for k, s in obj.secrets.items()}
-        rows.append([repr(key), thaw(obj.fields), secrets])
-    if not rows:
-        return ""
-    return hashlib.sha256(json.dumps(rows, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
 def combine(topology_fingerprint: str, config_fingerprint: str) -> str:
+    """A saved plan's fingerprint: the topology's, and the digest of the config objects it was based on
+    (:func:`topoform.config.hook.basis_fingerprint`; ``""``: none, the topology's alone)."""
     if not config_fingerprint:
         return topology_fingerprint
     # the same form as the topology's alone ("sha256:" + 64 hex digits): plans and tests rely on it

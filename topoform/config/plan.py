@@ -170,12 +170,19 @@ def _create(w: ConfigObject, queue_counts: dict | None) -> Change:
     return Change(Action.CREATE, w.kind, w.vhost, w.name, after=w)
 
 
+LOCK_QUEUES = 1  # apply's lock, the exclusive queue topoform.lock (topoform/apply/lock.py), counts as a queue
+
+
 def _refusing_limit(w: ConfigObject, queue_counts: dict | None) -> str:
     limit = (w.fields.get("limits") or {}).get("max-queues")
     count = (queue_counts or {}).get(w.vhost, 0)
     if isinstance(limit, int) and 0 <= limit < count:
         return (f"max-queues {limit} is lower than the {count} queues the files declare in vhost '{w.vhost}': "
                 "the broker would refuse them.")
+    if isinstance(limit, int) and 0 <= limit < count + LOCK_QUEUES:
+        return (f"max-queues {limit} leaves no room for topoform's apply lock (the exclusive queue topoform.lock) "
+                f"next to the {count} queues the files declare in vhost '{w.vhost}': every later apply would fail "
+                f"to take the lock; allow at least {count + LOCK_QUEUES}.")
     return ""
 
 

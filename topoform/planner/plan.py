@@ -138,6 +138,9 @@ class Plan:
     options: Mapping[str, Any] = field(default_factory=dict)
     env: str | None = None  # the environment (--env) the plan was made for (SPEC section 9)
     owner: str | None = None  # the files' owner label(s)
+    # what of the config kinds the plan was based on (topoform/config/hook.py ``plan_basis``): the
+    # fingerprint covers those objects too, and apply PLANFILE reads them again to compare
+    config_basis: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def summary(self) -> dict[str, int]:
@@ -167,6 +170,7 @@ class Plan:
                           for r in self.unmanaged],
             **({"env": self.env} if self.env is not None else {}),
             **({"owner": self.owner} if self.owner is not None else {}),
+            **({"config_basis": dict(self.config_basis)} if self.config_basis else {}),
         }
 
     @classmethod
@@ -181,6 +185,7 @@ class Plan:
             options=dict(d.get("options") or {}),
             env=d.get("env"),
             owner=d.get("owner"),
+            config_basis=dict(d.get("config_basis") or {}),
         )
 
 

@@ -161,6 +161,8 @@ def render_text(plan: Plan, *, color: bool = False) -> str:
     if plan.owner or plan.env:  # SPEC section 9: whose files, which environment
         out.append(", ".join(p for p in (f"owner: {plan.owner}" if plan.owner else "",
                                           f"environment: {plan.env}" if plan.env else "") if p))
+    if plan.options.get("targets"):  # --target KIND:NAME (planner/target.py): a narrowed plan says so
+        out.append("targets: " + ", ".join(str(t) for t in plan.options["targets"]))
     # align details on the longest label that has any (bindings rarely do), within reason
     labels = [_label(c) for c in plan.changes if _details(c)]
     width = min(max((len(l) for l in labels), default=0), MAX_LABEL)

@@ -160,6 +160,9 @@ def render_markdown(plan: Plan, *, title: str = "topoform plan", collapse_over: 
     ``details=False`` (``--summary``) stops after the table and the blocked changes.
     """
     out: list[str] = [f"### {html.escape(title, quote=False)}", ""]
+    if plan.options.get("targets"):  # --target KIND:NAME: a narrowed plan says so
+        out += ["Narrowed to " + ", ".join(code(str(t)) for t in plan.options["targets"])
+                + " (other changes are not part of this plan).", ""]
     if not plan.changes:
         out.append("**No changes.** The broker matches the files.")
     else:

@@ -12,6 +12,7 @@ Imports only ``errors`` and ``model``: no YAML, no broker, no printing.
 """
 from .match import headers_matches, split_words, topic_matches
 from .simulate import BUILTIN_EXCHANGES, Hop, Route, RouteResult, Router, RoutingError, route
+from .super_streams import with_super_streams
 
 __all__ = ["Router", "RouteResult", "Route", "Hop", "RoutingError", "route", "topic_matches",
-           "headers_matches", "split_words", "BUILTIN_EXCHANGES"]
+           "headers_matches", "split_words", "BUILTIN_EXCHANGES", "with_super_streams"]

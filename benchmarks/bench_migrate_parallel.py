@@ -1,0 +1,154 @@
+#!/usr/bin/env python3
+"""Many migrations in one apply: ``apply --migrate --parallel N`` next to one plain move loop.
+
+    .venv/bin/python benchmarks/bench_migrate_parallel.py [--queues 50] [--messages 2000]
+        [--parallel 8] [--size 256] [--url URL] [--management-url URL]
+
+In a fresh vhost (deleted afterwards):
+
+1. **plain loop** (the baseline): one consume-and-publish-with-confirms loop
+   (``bench_migrate.plain_loop``: prefetch 1000, each message acknowledged once its copy
+   is confirmed) moving ``queues * messages / 5`` messages from one classic queue to
+   another: messages per second of a single such loop;
+2. **apply**: ``queues`` classic queues of ``messages`` persistent messages each, bound
+   to an exchange, and files that want them quorum; ``topoform apply --migrate
+   --auto-approve --parallel N`` (in-process) migrates them all. Messages per second =
+   every message migrated (counted once, although each is moved twice: out to the
+   temporary queue and back) over the whole apply (load, read, plan, every step).
+
+Checks that every queue is quorum afterwards, holds all its messages in their original
+order, and kept its binding. Target (issue 17): the apply's messages per second at least
+3x the plain loop's. Exit 0 when met and correct, 1 otherwise.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import requests  # noqa: E402
+import pika  # noqa: E402
+
+from bench_migrate import fill, plain_loop  # noqa: E402
+from topoform.broker import amqp  # noqa: E402
+from topoform.broker.settings import BrokerSettings, quote_segment  # noqa: E402
+from topoform.cli import Environment, main as cli_main  # noqa: E402
+
+TARGET = 3.0
+
+
+def files_text(vhost: str, names: list[str]) -> str:
+    out = ["version: 1", "vhosts:", f"  {vhost}:", "    exchanges:", "      mx:", "        type: direct",
+           "        durable: true", "    queues:"]
+    for name in names:
+        out += [f"      {name}:", "        durable: true", "        arguments: {x-queue-type: quorum}",
+                "        bindings:", f"          - {{exchange: mx, routing_key: {name}}}"]
+    return "\n".join(out) + "\n"
+
+
+def check(ch, names: list[str], n: int, http, base: str, vhost: str) -> list[str]:
+    """Problems found: wrong type, count, order or binding."""
+    problems = []
+    q = quote_segment(vhost)
+    for name in names:
+        row = http.get(f"{base}/api/queues/{q}/{quote_segment(name)}", timeout=60).json()
+        if (row.get("arguments") or {}).get("x-queue-type") != "quorum":
+            problems.append(f"{name}: not quorum")
+        binds = http.get(f"{base}/api/queues/{q}/{quote_segment(name)}/bindings", timeout=60).json()
+        if not any(b.get("source") == "mx" and b.get("routing_key") == name for b in binds):
+            problems.append(f"{name}: lost its binding")
+        seen = []
+        ch.basic_qos(prefetch_count=n + 10)
+        for method, props, _ in ch.consume(name, auto_ack=True, inactivity_timeout=3):
+            if method is None:
+                break
+            seen.append(int(props.message_id))
+            if len(seen) >= n:
+                break
+        ch.cancel()
+        if seen != list(range(n)):
+            problems.append(f"{name}: {len(seen)} messages, in order: {seen == sorted(seen)}")
+    return problems
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--queues", type=int, default=50)
+    ap.add_argument("--messages", type=int, default=2000)
+    ap.add_argument("--parallel", type=int, default=8)
+    ap.add_argument("--size", type=int, default=256, help="body size in bytes")
+    ap.add_argument("--url", default=os.environ.get("TOPOFORM_URL", "amqp://guest:guest@localhost:5672/"))
+    ap.add_argument("--management-url", default=os.environ.get("TOPOFORM_MANAGEMENT_URL"))
+    args = ap.parse_args(argv)
+    settings = BrokerSettings(url=args.url, management_url=args.management_url)
+    vhost = f"tf-bench-mp-{uuid.uuid4().hex[:6]}"
+    http = requests.Session()
+    http.auth = settings.http_credentials
+    base = settings.http_base_clean
+    q = quote_segment(vhost)
+    http.put(f"{base}/api/vhosts/{q}", json={}).raise_for_status()
+    http.put(f"{base}/api/permissions/{q}/{quote_segment(settings.username)}",
+             json={"configure": ".*", "write": ".*", "read": ".*"}).raise_for_status()
+    time.sleep(0.5)
+    names = [f"mq.{i:03d}" for i in range(args.queues)]
+    n = args.messages
+    try:
+        conn = amqp.connect(settings, vhost, name="topoform benchmark")
+        ch = conn.channel()
+        loop_n = max(n, args.queues * n // 5)
+        for name in ("loop.a", "loop.b"):
+            ch.queue_declare(name, durable=True)
+        fill(conn, "loop.a", loop_n, args.size)
+        loop_rate = loop_n / plain_loop(conn, "loop.a", "loop.b", loop_n)
+        for name in ("loop.a", "loop.b"):
+            ch.queue_delete(name)
+        print(f"plain consume+publish-with-confirms loop: {loop_n} messages, {loop_rate:8.0f} msg/s", flush=True)
+
+        ch.exchange_declare("mx", "direct", durable=True)
+        for name in names:
+            ch.queue_declare(name, durable=True)
+            ch.queue_bind(name, "mx", name)
+        for name in names:
+            fill(conn, name, n, args.size)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "topology.yaml")
+            Path(path).write_text(files_text(vhost, names))
+            environ = {"TOPOFORM_URL": args.url, "TOPOFORM_TIMEOUT": "600"}
+            if args.management_url:
+                environ["TOPOFORM_MANAGEMENT_URL"] = args.management_url
+            env = Environment(stdout=io.StringIO(), stderr=io.StringIO(), environ=environ, cwd=tmp)
+            started = time.perf_counter()
+            code = cli_main(["apply", "--migrate", "--auto-approve", "--parallel", str(args.parallel), "-f", path], env)
+            elapsed = time.perf_counter() - started
+        if code != 0:
+            print(env.stdout.getvalue()[-1500:], env.stderr.getvalue()[-1500:])
+            return 1
+        total = args.queues * n
+        rate = total / elapsed
+        problems = check(ch, names, n, http, base, vhost)
+        print(f"apply --migrate --parallel {args.parallel}: {args.queues} queues x {n} messages classic -> quorum "
+              f"in {elapsed:.1f}s: {rate:8.0f} msg/s migrated ({2 * rate:.0f} moves/s)")
+        ratio = rate / loop_rate
+        ok = ratio >= TARGET and not problems
+        print(f"ratio: {ratio:.2f}x the plain loop (target >= {TARGET:.0f}x, each message counted once): "
+              f"{'PASS' if ratio >= TARGET else 'FAIL'}; checks: {'all queues quorum, every message in order, bindings kept' if not problems else problems[:5]}")
+        try:
+            conn.close()
+        except (pika.exceptions.AMQPError, OSError):
+            pass
+        return 0 if ok else 1
+    finally:
+        http.delete(f"{base}/api/vhosts/{q}", timeout=600)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,203 @@
+"""``apply PLANFILE`` and Ctrl-C during apply, through the CLI in-process (broker faked).
+
+* A saved plan is applied without a prompt (the plan was the review), even with stdin not
+  a terminal and without --auto-approve; a stale one is still refused.
+* Flags that would change a saved plan are refused with one line naming them; nothing runs.
+* A file that is not a plan says so (a topology file, a definitions export, not JSON).
+* KeyboardInterrupt during the run: exit 130, what was done and what was not, and how the
+  next apply finishes it; the lock is released.
+"""
+from __future__ import annotations
+
+import json
+
+import pytest
+from helpers import run_cli
+
+from topoform.apply import executor as executor_mod
+from topoform.apply import lock as lock_mod
+from topoform.broker import http as http_mod
+from topoform.broker import live as live_mod
+from topoform.broker.live import LiveState
+from topoform.model import Queue, Topology, Vhost
+from topoform.planner.plan import Action, Change, Plan
+
+V = "tf-saved"
+ENV = {"TOPOFORM_URL": "amqp://u:hunter22-secret@localhost:5672/", "CI": "1"}
+
+
+class FakeClient:
+    def __init__(self, settings):
+        pass
+
+    def vhost_names(self):
+        return [V]
+
+    def overview(self):
+        return {"rabbitmq_version": "4.0.5"}
+
+    def get(self, path, params=None):  # the preflight's reads: an administrator with full permissions
+        if path == "/api/whoami":
+            return {"name": "u", "tags": ["administrator"]}
+        if path.endswith("/permissions"):
+            return [{"vhost": V, "configure": ".*", "write": ".*", "read": ".*"}]
+        raise AssertionError(f"unexpected GET {path}")
+
+    def close(self):
+        pass
+
+
+class FakeLock:
+    instances: list = []
+
+    def __init__(self, settings, **kw):
+        self.released = False
+        FakeLock.instances.append(self)
+
+    def acquire(self, vhosts, timeout=None):
+        pass
+
+    def release(self):
+        self.released = True
+
+
+@pytest.fixture
+def broker(monkeypatch, tmp_path):
+    """Vhost V holds ``state['live']``; ``state['run']`` decides what the executor does."""
+    state = {"live": Topology.build([Vhost(V)]), "executed": [], "run": None}
+    FakeLock.instances = []
+    monkeypatch.setattr(http_mod, "ManagementClient", FakeClient)
+    monkeypatch.setattr(lock_mod, "BrokerLock", FakeLock)
+
+    def read_live(client, vhosts):
+        return LiveState(topology=state["live"], fingerprint=live_mod.topology_fingerprint(state["live"]))
+
+    def apply_plan(plan, ctx, progress=None):
+        state["executed"].append(plan)
+        if state["run"]:
+            return state["run"](plan, ctx)
+        return executor_mod.ApplyResult(done=list(plan.changes), elapsed=0.25)
+
+    monkeypatch.setattr(live_mod, "read_live", read_live)
+    monkeypatch.setattr(executor_mod, "apply_plan", apply_plan)
+    state["files"] = tmp_path / "topoform.yaml"
+    state["files"].write_text(f"vhosts:\n  {V}:\n    queues:\n      orders: {{durable: true}}\n")
+    return state
+
+
+def _save(broker, path, names=("orders",)):
+    changes = tuple(Change(Action.CREATE, "queue", V, n, after=Queue(V, n, durable=True)) for n in names)
+    plan = Plan(changes=changes, vhosts=(V,), fingerprint=live_mod.topology_fingerprint(broker["live"]))
+    path.write_text(json.dumps(plan.to_dict()))
+    return plan
+
+
+def run(argv, **kw):
+    return run_cli(argv, environ={**ENV, **kw.pop("environ", {})}, secrets=("hunter22-secret",), **kw)
+
+
+def test_a_saved_plan_applies_without_a_prompt_and_a_stale_one_is_refused(broker, tmp_path):
+    path = tmp_path / "plan.json"
+    saved = _save(broker, path)
+    r = run(["apply", path])  # no --auto-approve, stdin not a terminal: no question asked
+    assert r.code == 0, r
+    assert "Do you want" not in r.out and "Apply complete: 1 created" in r.out
+    assert broker["executed"][0].changes == saved.changes
+    r = run(["apply", path], stdin_isatty=True, stdin="")  # on a terminal too: the plan was the review
+    assert r.code == 0 and "Do you want" not in r.out, r
+    broker["live"] = Topology.build([Vhost(V), Queue(V, "other")])  # someone changed the broker
+    r = run(["apply", path])
+    assert r.code == 1 and "stale" in r.err and len(broker["executed"]) == 2
+
+
+def test_without_a_plan_file_apply_still_asks(broker):
+    r = run(["apply", "-f", broker["files"]])
+    assert r.code == 1 and "--auto-approve" in r.err and broker["executed"] == []
+
+
+@pytest.mark.parametrize("extra, named", [
+    (["--prune"], "--prune"),
+    (["--migrate"], "--migrate"),
+    (["-f", "topoform.yaml"], "-f/--file"),
+    (["--file", "topoform.yaml"], "-f/--file"),
+    (["--var", "ttl=5"], "--var"),
+    (["--var-file", "vars.yaml"], "--var-file"),
+    (["--prune-users"], "--prune-users"),
+    (["--vhost", V], "--vhost"),
+    (["--target", "queue:orders"], "--target"),
+])
+def test_flags_that_would_change_a_saved_plan_are_refused(broker, tmp_path, extra, named):
+    path = tmp_path / "plan.json"
+    _save(broker, path)
+    r = run(["apply", path, "--auto-approve", *extra], cwd=tmp_path)
+    assert r.code == 1, r
+    lines = r.err.strip().splitlines()
+    assert len(lines) == 1 and named in lines[0] and "Traceback" not in r.err, r
+    assert broker["executed"] == []
+
+
+def test_several_refused_flags_are_named_together(broker, tmp_path):
+    path = tmp_path / "plan.json"
+    _save(broker, path)
+    r = run(["apply", path, "--prune", "--migrate", "--var", "a=1"])
+    assert r.code == 1 and all(f in r.err for f in ("--prune", "--migrate", "--var")), r
+    assert "nothing was applied" in r.err and broker["executed"] == []
+
+
+def test_another_environment_is_refused_and_the_same_one_accepted(broker, tmp_path):
+    path = tmp_path / "plan.json"
+    _save(broker, path)
+    data = json.loads(path.read_text())
+    data["env"] = "prod"
+    path.write_text(json.dumps(data))
+    r = run(["apply", path, "--env", "dev"])
+    assert r.code == 1 and "made for environment 'prod', not 'dev'" in r.err and broker["executed"] == []
+    assert run(["apply", path, "--env", "prod"]).code == 0
+
+
+@pytest.mark.parametrize("name, content, says", [
+    ("topoform.yaml", "vhosts:\n  v: {}\n", "it looks like a topology file"),
+    ("notes.txt", "hello\n", "it is not JSON"),
+    ("export.json", '{"queues": [], "exchanges": []}', "definitions export"),
+    ("other.json", '{"changes": "no"}', "not a plan file"),
+    ("list.json", "[1, 2]", "not a plan file"),
+])
+def test_a_file_that_is_not_a_plan_says_so(broker, tmp_path, name, content, says):
+    (tmp_path / name).write_text(content)
+    r = run(["apply", name], cwd=tmp_path)
+    assert r.code == 1 and says in r.err and "not a plan file saved by 'topoform plan --out'" in r.err, r
+    assert len(r.err.strip().splitlines()) == 1 and broker["executed"] == []
+
+
+def test_ctrl_c_stops_cleanly_and_says_what_was_done(broker, tmp_path):
+    def interrupted(plan, ctx):
+        ctx.progress.start(len(plan.changes))
+        ctx.progress.done(plan.changes[0])
+        ctx.progress.done(plan.changes[1])
+        raise KeyboardInterrupt
+
+    broker["run"] = interrupted
+    broker["files"].write_text(f"vhosts:\n  {V}:\n    queues:\n" + "".join(
+        f"      q{i}: {{durable: true}}\n" for i in range(5)))
+    r = run(["apply", "-f", broker["files"], "--auto-approve"])
+    assert r.code == 130, r
+    assert "Interrupted: 2 of 5 changes done, 3 not done" in r.err
+    done = [line for line in r.err.splitlines() if line.strip().startswith("Done:")]
+    not_done = [line for line in r.err.splitlines() if line.strip().startswith("Not done:")]
+    assert len(done) == 2 and len(not_done) == 3
+    assert "Run 'topoform apply' again to finish" in r.err
+    assert FakeLock.instances and FakeLock.instances[-1].released
+    assert "Traceback" not in r.err
+
+
+def test_ctrl_c_with_a_saved_plan_says_to_plan_again(broker, tmp_path):
+    def interrupted(plan, ctx):
+        ctx.progress.start(len(plan.changes))
+        raise KeyboardInterrupt
+
+    broker["run"] = interrupted
+    path = tmp_path / "plan.json"
+    _save(broker, path, names=("a", "b"))
+    r = run(["apply", path])
+    assert r.code == 130 and "0 of 2 changes done, 2 not done" in r.err, r
+    assert "plan --out FILE" in r.err and "stale" in r.err

@@ -20,7 +20,7 @@ and twice as many bindings), the script
 4. at 1,000 queues only, times a **per-object refresh** as the Terraform provider does
    it: one GET per queue, per exchange and per binding.
 
-It prints a table with the ratio plan/floor (target: at most 1.5x at 10,000 queues),
+It prints a table with the ratio plan/floor (target: at most 1.5x at every size; plan = median),
 and the growth per queue from the smallest to the largest size of the live plan, of the
 offline plan and of the broker's own ``GET /api/definitions`` (linear growth means a
 roughly constant time per object). The vhosts are deleted afterwards.

@@ -230,6 +230,16 @@ class Preflight:
                                    f"{more}: needs the 'administrator' tag; user '{me.name}' has tags: "
                                    f"{me.describe_tags()}")
 
+    def check_invisible(self, vhosts: Iterable[str], existing: Iterable[str]) -> PreflightReport:
+        """The files' vhosts a non-administrator does not see: each one that exists is a problem (``destroy``
+        would otherwise take it for absent and report nothing to do)."""
+        report = PreflightReport()
+        me = self.identity()
+        missing = sorted(set(vhosts) - set(existing))
+        if missing and not me.is_admin:
+            self._explain_invisible_vhosts(missing, me, report)
+        return report
+
     def _explain_invisible_vhosts(self, names: list[str], me: Identity, report: PreflightReport) -> None:
         """A non-administrator sees only its own vhosts: a 'create' may be a vhost it may not enter."""
         for name in names:

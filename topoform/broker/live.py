@@ -350,13 +350,17 @@ class LiveReader:
     def _definitions(self, vhost: str) -> dict:
         defs = self.client.definitions(vhost)
         if versioned.needs_exchange_listing(versioned.rules_version(self.version)):
-            # 4.3 leaves internal exchanges out of the vhost's export (BROKERS.md)
             from .http import listing_requests
 
             path, params = listing_requests(vhost)["exchanges"]
-            defs = versioned.merge_internal_exchanges(defs, self.client.get(path, params=params))
-            if not getattr(self.client, "_definitions_forbidden", False):  # the export, not the listings
-                defs, _ = versioned.drop_bindings_to_unlisted_queues(defs)
+            return self._with_exchange_listing(defs, self.client.get(path, params=params))
+        return defs
+
+    def _with_exchange_listing(self, defs: dict, exchanges: list) -> dict:
+        # 4.3 leaves internal exchanges out of the vhost's export (BROKERS.md)
+        defs = versioned.merge_internal_exchanges(defs, exchanges)
+        if not getattr(self.client, "_definitions_forbidden", False):  # the export, not the listings
+            defs, _ = versioned.drop_bindings_to_unlisted_queues(defs)
         return defs
 
     def _source(self) -> str:
@@ -372,6 +376,14 @@ class LiveReader:
         (the default: cheaper for the broker than its export, and the same for every user
         and version), or ``GET /api/definitions/V`` (``source="definitions"``)."""
         if self._source() == "definitions":
+            if versioned.needs_exchange_listing(versioned.rules_version(self.version)):
+                # the export and the exchange listing at once, not one after the other
+                from .http import listing_requests
+
+                path, params = listing_requests(vhost)["exchanges"]
+                parts = {"defs": self._pool.submit(self.client.definitions, vhost),
+                         "exchanges": self._pool.submit(self.client.get, path, params)}
+                return _Combined(parts, lambda rows: self._with_exchange_listing(rows["defs"], rows["exchanges"]))
             return self._pool.submit(self._definitions, vhost)
         from .http import combine_listings, listing_requests
 

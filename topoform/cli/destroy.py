@@ -215,6 +215,7 @@ def run(args, env: Environment) -> int:
     try:
         existing = set(client.vhost_names())
         _stop_on_problems(preflight.check_access(vhosts, existing), env)
+        _stop_on_problems(preflight.check_invisible(vhosts, existing), env)
         if not args.dry_run:
             lock.acquire([v for v in vhosts if v in existing])
         live = read_live(client, vhosts)

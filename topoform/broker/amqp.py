@@ -43,6 +43,7 @@ from pika.adapters.utils.connection_workflow import AMQPConnectorException
 from pika.compat import long
 
 from ..errors import BrokerError
+from .amqp_frames import RAW_METHODS, raw_frame  # noqa: F401 - raw_frame is part of this module's API
 from .settings import BrokerSettings, redact, tls_failure_reason
 
 # pika logs every broker refusal as a WARNING; without a handler Python's last-resort
@@ -426,77 +427,6 @@ def _in(vhost: str) -> str:
     return f" in vhost '{vhost}'" if vhost else ""
 
 
-# ---- nowait methods encoded here, not by pika (issue 17: pika's per-method path cost more CPU
-# than the broker's work on two cores). AMQP 0-9-1 method frames: type 1, channel, size,
-# class id, method id, the fields, frame end 0xCE. Only methods with a ``nowait`` bit: their
-# bytes go straight to pika's output buffer, in order with what pika itself sends.
-_EMPTY_TABLE = b"\x00\x00\x00\x00"
-_RESERVED = b"\x00\x00"
-
-
-def _short(value: str) -> bytes:
-    raw = value.encode("utf-8")
-    if len(raw) > 255:
-        raise ValueError(f"{value[:40]!r}...: longer than 255 bytes")
-    return bytes((len(raw),)) + raw
-
-
-def _table(args: Mapping | None) -> bytes:
-    if not args:
-        return _EMPTY_TABLE
-    pieces: list = []
-    pika.data.encode_table(pieces, args)
-    return b"".join(pieces)
-
-
-def _raw_exchange_declare(kw: dict) -> bytes:
-    bits = 16 | (2 if kw.get("durable") else 0) | (4 if kw.get("auto_delete") else 0) | (8 if kw.get("internal") else 0)
-    return (b"\x00\x28\x00\x0a" + _RESERVED + _short(kw["exchange"]) + _short(kw.get("exchange_type") or "direct")
-            + bytes((bits,)) + _table(kw.get("arguments")))
-
-
-def _raw_queue_declare(kw: dict) -> bytes:
-    bits = 16 | (2 if kw.get("durable") else 0) | (4 if kw.get("exclusive") else 0) | (8 if kw.get("auto_delete") else 0)
-    return b"\x00\x32\x00\x0a" + _RESERVED + _short(kw["queue"]) + bytes((bits,)) + _table(kw.get("arguments"))
-
-
-def _raw_queue_bind(kw: dict) -> bytes:
-    return (b"\x00\x32\x00\x14" + _RESERVED + _short(kw["queue"]) + _short(kw["exchange"])
-            + _short(kw.get("routing_key") or "") + b"\x01" + _table(kw.get("arguments")))
-
-
-def _raw_exchange_bind(kw: dict, method: bytes = b"\x00\x28\x00\x1e") -> bytes:
-    return (method + _RESERVED + _short(kw["destination"]) + _short(kw["source"])
-            + _short(kw.get("routing_key") or "") + b"\x01" + _table(kw.get("arguments")))
-
-
-def _raw_exchange_unbind(kw: dict) -> bytes:
-    return _raw_exchange_bind(kw, b"\x00\x28\x00\x28")
-
-
-def _raw_queue_delete(kw: dict) -> bytes:
-    bits = 4 | (1 if kw.get("if_unused") else 0) | (2 if kw.get("if_empty") else 0)
-    return b"\x00\x32\x00\x28" + _RESERVED + _short(kw["queue"]) + bytes((bits,))
-
-
-def _raw_exchange_delete(kw: dict) -> bytes:
-    return b"\x00\x28\x00\x14" + _RESERVED + _short(kw["exchange"]) + bytes((2 | (1 if kw.get("if_unused") else 0),))
-
-
-# queue.unbind has no nowait bit in AMQP 0-9-1: it always goes through pika
-RAW_METHODS: dict[str, Callable[[dict], bytes]] = {
-    "exchange_declare": _raw_exchange_declare, "queue_declare": _raw_queue_declare,
-    "queue_bind": _raw_queue_bind, "exchange_bind": _raw_exchange_bind, "exchange_unbind": _raw_exchange_unbind,
-    "queue_delete": _raw_queue_delete, "exchange_delete": _raw_exchange_delete,
-}
-
-
-def raw_frame(channel: int, op: "Op") -> bytes:
-    """The method frame of a nowait ``op`` on ``channel`` (byte for byte what pika would send)."""
-    payload = RAW_METHODS[op.method](op.kwargs)
-    return struct.pack(">BHI", 1, channel, len(payload)) + payload + b"\xce"
-
-
 @dataclass
 class BatchResult:
     """What happened to a batch: ops done (in completion order), the failures, ops never sent."""
@@ -792,120 +722,6 @@ class Session:
             raise result.failures[0][1]
 
 
-class Pool:
-    """Several :class:`Session` connections to one vhost, each driven by its own thread.
-
-    The broker parses each connection's frames in one process (its reader), so one
-    connection caps how fast a phase can go however many channels it has; ``run(ops)``
-    spreads a phase's ops over ``connections`` connections of ``channels`` channels each
-    (small batches use the first connection only). The result and the failure rules are
-    those of :meth:`Session.run`: once one connection saw a failure the others stop
-    sending, and a lost connection raises :class:`ConnectionLost` after every thread has
-    finished, with every op not known to be done in ``last_result.not_attempted``.
-    """
-
-    SPLIT_MIN = 2000  # ops per extra connection: below, one connection is as fast (the others cost a handshake)
-
-    def __init__(self, settings: BrokerSettings, vhost: str, *, connections: int = 4, channels: int = 32,
-                 name: str | None = None, window: int = 20):
-        self.settings = settings
-        self.vhost = vhost
-        name = name or holder_name()
-        count = max(1, connections)
-        self.sessions = [Session(settings, vhost, channels=channels, window=window,
-                                 name=name if i == 0 else f"{name} conn={i + 1}") for i in range(count)]
-        self.last_result: BatchResult | None = None
-
-    def run(self, ops: Iterable[Op], on_done: Callable[[Op], None] | None = None,
-            tick: Callable[[], None] | None = None) -> BatchResult:
-        ops = list(ops)
-        used = min(len(self.sessions), max(1, len(ops) // self.SPLIT_MIN))
-        if used == 1:
-            try:
-                return self.sessions[0].run(ops, on_done=on_done, tick=tick)
-            finally:
-                self.last_result = self.sessions[0].last_result
-        lock = threading.Lock()
-        halt = threading.Event()
-
-        def done(op: Op) -> None:
-            if on_done is not None:
-                with lock:
-                    on_done(op)
-
-        outcomes: list = [None] * used
-
-        def work(i: int, part: list) -> None:
-            session = self.sessions[i]
-            session.halt = halt
-            try:
-                outcomes[i] = session.run(part, on_done=done)
-                if outcomes[i].failures:
-                    halt.set()
-            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
-                halt.set()
-                outcomes[i] = exc
-            finally:
-                session.halt = None
-
-        threads = [threading.Thread(target=work, args=(i, ops[i::used]), name=f"topoform-amqp-{i + 1}", daemon=True)
-                   for i in range(used)]
-        for t in threads:
-            t.start()
-        while any(t.is_alive() for t in threads):
-            threads[0].join(0.05)
-            if tick:
-                with lock:
-                    tick()
-        merged = BatchResult()
-        self.last_result = merged
-        lost: ConnectionLost | None = None
-        other: BaseException | None = None
-        for i, outcome in enumerate(outcomes):
-            part = outcome if isinstance(outcome, BatchResult) else getattr(self.sessions[i], "last_result", None)
-            if isinstance(outcome, ConnectionLost):
-                lost = lost or outcome  # its last_result holds what was done and what was not
-            elif isinstance(outcome, BaseException) or part is None:
-                other = other or outcome  # e.g. could not connect: what it did not report done was not sent
-                finished = {id(op) for op in part.done} if part is not None else set()
-                merged.done.extend(part.done if part is not None else ())
-                merged.not_attempted.extend(op for op in ops[i::used] if id(op) not in finished)
-                continue
-            merged.done.extend(part.done)
-            merged.failures.extend(part.failures)
-            merged.not_attempted.extend(part.not_attempted)
-        if other is not None:
-            raise other
-        if lost is not None and not merged.failures:
-            raise lost
-        return merged
-
-    # ---- the Session conveniences, on the first connection
-    def queue_counts(self, queue: str) -> tuple[int, int] | None:
-        return self.sessions[0].queue_counts(queue)
-
-    def call(self, op: Op) -> None:
-        self.sessions[0].call(op)
-
-    def open(self) -> "Pool":
-        self.sessions[0].open()
-        return self
-
-    @property
-    def is_open(self) -> bool:
-        return self.sessions[0].is_open
-
-    def close(self) -> None:
-        for session in self.sessions:
-            session.close()
-
-    def __enter__(self) -> "Pool":
-        return self.open()
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-
 class _Timeout(Exception):
     """Internal: no reply within the op timeout."""
 
@@ -922,3 +738,12 @@ def _blame(inflight: list[Op], text: str) -> Op:
             if value and f"'{value}'" in text:
                 return op
     return inflight[0]
+
+
+def __getattr__(name: str):
+    """``amqp.Pool`` without an import cycle (topoform/broker/amqp_pool.py imports this module)."""
+    if name == "Pool":
+        from .amqp_pool import Pool
+
+        return Pool
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

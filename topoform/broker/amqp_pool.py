@@ -1,0 +1,126 @@
+"""Several AMQP connections to one vhost driven at once: the phases of a large apply (issue 17).
+
+Reached as ``topoform.broker.amqp.Pool``; it lives here to keep ``amqp.py`` to one concern
+(one connection's sessions and their errors).
+"""
+from __future__ import annotations
+
+import threading
+from typing import Callable, Iterable
+
+from .amqp import BatchResult, ConnectionLost, Op, Session, holder_name
+from .settings import BrokerSettings
+
+
+class Pool:
+    """Several :class:`Session` connections to one vhost, each driven by its own thread.
+
+    The broker parses each connection's frames in one process (its reader), so one
+    connection caps how fast a phase can go however many channels it has; ``run(ops)``
+    spreads a phase's ops over ``connections`` connections of ``channels`` channels each
+    (small batches use the first connection only). The result and the failure rules are
+    those of :meth:`Session.run`: once one connection saw a failure the others stop
+    sending, and a lost connection raises :class:`ConnectionLost` after every thread has
+    finished, with every op not known to be done in ``last_result.not_attempted``.
+    """
+
+    SPLIT_MIN = 2000  # ops per extra connection: below, one connection is as fast (the others cost a handshake)
+
+    def __init__(self, settings: BrokerSettings, vhost: str, *, connections: int = 4, channels: int = 32,
+                 name: str | None = None, window: int = 20):
+        self.settings = settings
+        self.vhost = vhost
+        name = name or holder_name()
+        count = max(1, connections)
+        self.sessions = [Session(settings, vhost, channels=channels, window=window,
+                                 name=name if i == 0 else f"{name} conn={i + 1}") for i in range(count)]
+        self.last_result: BatchResult | None = None
+
+    def run(self, ops: Iterable[Op], on_done: Callable[[Op], None] | None = None,
+            tick: Callable[[], None] | None = None) -> BatchResult:
+        ops = list(ops)
+        used = min(len(self.sessions), max(1, len(ops) // self.SPLIT_MIN))
+        if used == 1:
+            try:
+                return self.sessions[0].run(ops, on_done=on_done, tick=tick)
+            finally:
+                self.last_result = self.sessions[0].last_result
+        lock = threading.Lock()
+        halt = threading.Event()
+
+        def done(op: Op) -> None:
+            if on_done is not None:
+                with lock:
+                    on_done(op)
+
+        outcomes: list = [None] * used
+
+        def work(i: int, part: list) -> None:
+            session = self.sessions[i]
+            session.halt = halt
+            try:
+                outcomes[i] = session.run(part, on_done=done)
+                if outcomes[i].failures:
+                    halt.set()
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+                halt.set()
+                outcomes[i] = exc
+            finally:
+                session.halt = None
+
+        threads = [threading.Thread(target=work, args=(i, ops[i::used]), name=f"topoform-amqp-{i + 1}", daemon=True)
+                   for i in range(used)]
+        for t in threads:
+            t.start()
+        while any(t.is_alive() for t in threads):
+            threads[0].join(0.05)
+            if tick:
+                with lock:
+                    tick()
+        merged = BatchResult()
+        self.last_result = merged
+        lost: ConnectionLost | None = None
+        other: BaseException | None = None
+        for i, outcome in enumerate(outcomes):
+            part = outcome if isinstance(outcome, BatchResult) else getattr(self.sessions[i], "last_result", None)
+            if isinstance(outcome, ConnectionLost):
+                lost = lost or outcome  # its last_result holds what was done and what was not
+            elif isinstance(outcome, BaseException) or part is None:
+                other = other or outcome  # e.g. could not connect: what it did not report done was not sent
+                finished = {id(op) for op in part.done} if part is not None else set()
+                merged.done.extend(part.done if part is not None else ())
+                merged.not_attempted.extend(op for op in ops[i::used] if id(op) not in finished)
+                continue
+            merged.done.extend(part.done)
+            merged.failures.extend(part.failures)
+            merged.not_attempted.extend(part.not_attempted)
+        if other is not None:
+            raise other
+        if lost is not None and not merged.failures:
+            raise lost
+        return merged
+
+    # ---- the Session conveniences, on the first connection
+    def queue_counts(self, queue: str) -> tuple[int, int] | None:
+        return self.sessions[0].queue_counts(queue)
+
+    def call(self, op: Op) -> None:
+        self.sessions[0].call(op)
+
+    def open(self) -> "Pool":
+        self.sessions[0].open()
+        return self
+
+    @property
+    def is_open(self) -> bool:
+        return self.sessions[0].is_open
+
+    def close(self) -> None:
+        for session in self.sessions:
+            session.close()
+
+    def __enter__(self) -> "Pool":
+        return self.open()
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -457,17 +457,22 @@ def _read_planfile(path: str, env: Environment):
 
 def _summarize(result, env: Environment) -> int:
     counts = result.counts()
+    return report_outcome(result, env, "Apply", f"{counts['create']} created, {counts['update']} updated, "
+                          f"{counts['delete']} deleted, {counts['migrate']} migrated", "topoform plan")
+
+
+def report_outcome(result, env: Environment, verb: str, done_text: str, remains_cmd: str) -> int:
+    """The closing lines of an apply or destroy run (skipped changes, then complete or failed), its exit code."""
     elapsed = f"{result.elapsed:.1f}s"
     for change, why in result.skipped:
         env.out(f"Skipped {change.kind} {change.name} in vhost '{change.vhost}': {why}.")
     if result.ok:
-        env.out(f"Apply complete: {counts['create']} created, {counts['update']} updated, "
-                f"{counts['delete']} deleted, {counts['migrate']} migrated in {elapsed}.")
+        env.out(f"{verb} complete: {done_text} in {elapsed}.")
         return ExitCode.OK
     first = result.failed[0]
     for other in result.failed[1:]:
         env.err(f"Also failed: {other.change.kind} {other.change.name}: {other.message}")
-    env.err(f"Apply failed at {first.change.kind} {first.change.name}: {first.message}. "
+    env.err(f"{verb} failed at {first.change.kind} {first.change.name}: {first.message}. "
             f"Done: {len(result.done)}. Not attempted: {len(result.not_attempted)}. "
-            f"Run 'topoform plan' to see what remains. ({elapsed})")
+            f"Run '{remains_cmd}' to see what remains. ({elapsed})")
     return ExitCode.ERROR

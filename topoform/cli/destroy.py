@@ -287,19 +287,8 @@ def run(args, env: Environment) -> int:
 
 
 def _summarize(result, env: Environment) -> int:
-    elapsed = f"{result.elapsed:.1f}s"
-    for change, why in result.skipped:
-        env.out(f"Skipped {change.kind} {change.name} in vhost '{change.vhost}': {why}.")
-    if result.ok:
-        env.out(f"Destroy complete: {result.counts()['delete']} deleted in {elapsed}.")
-        return ExitCode.OK
-    first = result.failed[0]
-    for other in result.failed[1:]:
-        env.err(f"Also failed: {other.change.kind} {other.change.name}: {other.message}")
-    env.err(f"Destroy failed at {first.change.kind} {first.change.name}: {first.message}. "
-            f"Done: {len(result.done)}. Not attempted: {len(result.not_attempted)}. "
-            f"Run 'topoform destroy --dry-run' to see what remains. ({elapsed})")
-    return ExitCode.ERROR
+    from .apply import report_outcome
 
+    return report_outcome(result, env, "Destroy", f"{result.counts()['delete']} deleted", "topoform destroy --dry-run")
 
 __all__ = ["register", "run", "destroy_plan", "DESTROY_ORDER"]

@@ -24,3 +24,33 @@ def gc_paused():
     finally:
         if enabled:
             gc.enable()
+
+
+@contextlib.contextmanager
+def gc_for_apply():
+    """The collector for a command that plans, then executes: paused while the files load and
+    the plan is made (as :func:`gc_paused`), and once execution starts (call the yielded
+    function) running again over a frozen heap (``gc.freeze``): the loaded files and the plan,
+    hundreds of thousands of objects that stay alive, are then never rescanned by the
+    collections the executor's own short-lived objects trigger (on a 31,000-change apply each
+    full collection took about 0.2 s). The heap is unfrozen and the previous state restored
+    at the end, so callers in the same process (tests) see the collector as before.
+    """
+    enabled = gc.isenabled()
+    frozen = []
+    gc.disable()
+
+    def executing() -> None:
+        if not frozen:
+            gc.freeze()
+            frozen.append(True)
+        if enabled:
+            gc.enable()
+
+    try:
+        yield executing
+    finally:
+        if frozen:
+            gc.unfreeze()
+        if enabled:
+            gc.enable()

@@ -263,6 +263,11 @@ def test_vhost_guess_for_early_reads_finds_block_style_vhost_keys():
             '  orders:   # trailing comment\n    exchanges: {}\ntests: []\n  notavhost:\n')
     assert _scan_vhost_keys(text, yaml) == {"/", "a b", "orders"}
     assert _scan_vhost_keys("vhosts: {x: {}}\n", yaml) == set()  # flow style: no guess, read later
+    # four-space indentation, a comment at column 0 inside the block, a second vhosts block, deeper keys ignored
+    text = ("vhosts:\n    a:\n        queues:\n            deep: {}\n# note\n    'b':\n"
+            "include: []\nvhosts:   # again\n  c: {}\n")
+    assert _scan_vhost_keys(text, yaml) == {"a", "b", "c"}
+    assert _scan_vhost_keys("vhosts:\n", yaml) == set()
 
 
 def test_files_setting_a_default_queue_type_the_broker_reports_unset_plan_an_update():

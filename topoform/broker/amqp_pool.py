@@ -72,8 +72,11 @@ class Pool:
                    for i in range(used)]
         for t in threads:
             t.start()
-        while any(t.is_alive() for t in threads):
-            threads[0].join(0.05)
+        while True:
+            alive = [t for t in threads if t.is_alive()]
+            if not alive:
+                break
+            alive[0].join(0.05)  # a thread still running: joining a finished one would not wait
             if tick:
                 with lock:
                     tick()

@@ -73,6 +73,15 @@ def register(subparsers, parents):
 
 
 def run(args, env: Environment) -> int:
+    from ..perf import gc_for_apply
+
+    if getattr(args, "targets", None):  # a fleet: each target's own run() sets the collector
+        return _run(args, env, lambda: None)
+    with gc_for_apply() as executing:  # paused while planning, a frozen heap while executing
+        return _run(args, env, executing)
+
+
+def _run(args, env: Environment, executing) -> int:
     from ..apply.executor import ApplyContext, ApplyOptions, apply_plan
     from ..apply.lock import BrokerLock, holder_from_management
     from ..apply.progress import LineProgress, TerminalProgress
@@ -194,6 +203,7 @@ def run(args, env: Environment) -> int:
         if desired is not None:
             ctx.exclusive_queues.update((q.vhost, q.name) for q in desired.queues.values() if q.exclusive)
         try:
+            executing()
             result = _apply_placed(plan, ctx, health, apply_plan)  # quorum leaders spread over the nodes
         except KeyboardInterrupt:  # Ctrl-C: stop cleanly, say what was done and how to finish (exit 130)
             from ..apply.progress import interruption_lines
@@ -306,8 +316,10 @@ def _apply_placed(plan, ctx, health, apply_plan):
     from ..broker.cluster_read import amqp_endpoints
     from ..errors import BrokerError
 
+    if health is None or len(health.running) < 2:
+        return apply_plan(plan, ctx)
     keys = [(c.vhost, c.name) for c in plan.changes if cluster.placeable(c)]
-    if health is None or len(health.running) < 2 or not keys:
+    if not keys:
         return apply_plan(plan, ctx)
     try:
         endpoints = amqp_endpoints(ctx.settings, ctx.client.get("/api/overview", params={"columns": "listeners"}),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tempfile
 
 from ..errors import InputError, UsageError
@@ -224,22 +225,26 @@ def _guess_vhosts(args, env: Environment) -> set[str]:
     return names
 
 
+_VHOSTS_LINE = re.compile(r"^vhosts:[ \t]*(?:#.*)?$", re.M)
+_TOP_LEVEL = re.compile(r"^[^\s#]", re.M)  # a line at column 0 that is not a comment ends the block
+_FIRST_KEY = re.compile(r"^( +)[^ #\r\n]", re.M)
+
+
 def _scan_vhost_keys(text: str, yaml) -> set[str]:
+    """The keys one level under each top-level block-style ``vhosts:`` (regular expressions over
+    the text: a 10,000-queue file is 128,000 lines, too many to look at one by one in Python)."""
     found: set[str] = set()
-    in_vhosts, indent = False, None
-    for line in text.splitlines():
-        stripped = line.strip()
-        if not stripped or stripped.startswith("#"):
+    for top in _VHOSTS_LINE.finditer(text):
+        end = _TOP_LEVEL.search(text, top.end())
+        block = text[top.end():end.start() if end else len(text)]
+        first = _FIRST_KEY.search(block)
+        if first is None:
             continue
-        col = len(line) - len(line.lstrip(" "))
-        if col == 0:
-            in_vhosts, indent = stripped.startswith("vhosts:") and stripped.rstrip() == "vhosts:", None
-            continue
-        if not in_vhosts:
-            continue
-        if indent is None:
-            indent = col
-        if col == indent and ":" in stripped:
+        width = len(first.group(1))
+        for line in re.finditer(rf"^ {{{width}}}([^ #\r\n][^\r\n]*)$", block, re.M):
+            stripped = line.group(1).strip()
+            if ":" not in stripped:
+                continue
             try:
                 node = yaml.safe_load(stripped)
             except yaml.YAMLError:

@@ -14,7 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from deepdiff import DeepDiff
 
 from ..model import Args, Resource, Vhost, thaw
 
@@ -93,6 +92,8 @@ def field_diffs(live: Resource, desired: Resource, *, ignore_unset: bool = False
                 b.pop(k, None)
     if a == b and _same_types(a, b):
         return ()
+    from deepdiff import DeepDiff  # imported on the first difference: a no-change or create-only plan never needs it
+
     # threshold_to_diff_deeper=0: always report key by key, even when every key differs
     dd = DeepDiff(a, b, ignore_order=False, verbose_level=0, threshold_to_diff_deeper=0)
     paths: set[str] = set()

@@ -273,9 +273,11 @@ def run(args, env: Environment) -> int:
         from .apply import rollback_plan
 
         plan = rollback_plan(plan, _live)
-    print_plan(plan, args, env)  # --format text|json|markdown, --summary (cli/plan_output.py)
-    if args.out:
-        _save(args.out, dump_json(render_json(plan)) + "\n", env)
+    with gc_paused():  # rendering a large plan allocates much and frees it all (no cycles)
+        print_plan(plan, args, env)  # --format text|json|markdown, --summary (cli/plan_output.py)
+        saved = dump_json(render_json(plan)) + "\n" if args.out else None
+    if saved is not None:
+        _save(args.out, saved, env)
         env.err(f"Saved the plan to {args.out}; run 'topoform apply {args.out}' to carry it out.")
     if plan.blocked:
         return ExitCode.BLOCKED

@@ -25,8 +25,17 @@ def _quote(name: str) -> str:
     return quote_segment(name)
 
 
+_VHOST_LISTINGS = ("permission", "topic_permission", "vhost_limit", "operator_policy", "federation_upstream",
+                   "federation_upstream_set", "shovel")
+_READERS = 6  # listings in flight at once: a dozen round trips one after the other were most of a small plan
+
+
 def read_broker(client, vhosts: Iterable[str]) -> ConfigState:
-    """Users, user limits and global parameters, plus every vhost kind of ``vhosts``."""
+    """Users, user limits and global parameters, plus every vhost kind of ``vhosts``.
+
+    The listings are requested at once (a few threads of the one client) and their answers
+    taken in a fixed order, so the result, and which answers count as "unreadable" or
+    "plugin missing", is what reading them one by one gives."""
     if not hasattr(client, "get"):  # a stand-in client without the listings (tests): nothing known
         return ConfigState()
     objects: dict[tuple, ConfigObject] = {}
@@ -37,38 +46,51 @@ def read_broker(client, vhosts: Iterable[str]) -> ConfigState:
         if obj is not None:
             objects[obj.key] = obj
 
-    def listing(kind: str, path: str) -> list:
+    def fetch(path: str):
         try:
-            rows = client.get(path)
+            return client.get(path)
         except BrokerError as exc:
-            if exc.code in _PERMISSION_CODES:
-                unreadable.setdefault(kind, exc.message)
+            return exc
+
+    requests = [("user", "/api/users", ""), ("global_parameter", "/api/global-parameters", "")]
+    for vhost in sorted(set(vhosts)):
+        q = _quote(vhost)
+        requests += [(kind, K.KINDS[kind].list_path.format(vhost=q), vhost) for kind in _VHOST_LISTINGS]
+    if len(requests) > 2:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(_READERS, len(requests)), thread_name_prefix="topoform-config") as pool:
+            answers = list(pool.map(fetch, [path for _kind, path, _v in requests]))
+    else:
+        answers = [fetch(path) for _kind, path, _v in requests]
+
+    def listing(kind: str, answer) -> list:
+        if isinstance(answer, BrokerError):
+            if answer.code in _PERMISSION_CODES:
+                unreadable.setdefault(kind, answer.message)
                 return []
-            if exc.code in ("broker-not-found", "broker-http") and K.KINDS[kind].plugin:
+            if answer.code in ("broker-not-found", "broker-http") and K.KINDS[kind].plugin:
                 missing_plugins.add(K.KINDS[kind].plugin)  # the plugin's API is not there
                 return []
-            raise
-        return rows if isinstance(rows, list) else []
+            raise answer
+        return answer if isinstance(answer, list) else []
 
-    users = listing("user", "/api/users")
+    users = listing("user", answers[0])
     for row in users:
         add(K.user_from_row(row))
         if "limits" in row:
             add(K.KINDS["user_limit"].from_row({"user": row["name"], "value": row.get("limits")}, ""))
     if "user" in unreadable or (users and "limits" not in users[0]):
-        for row in listing("user_limit", "/api/user-limits"):
+        for row in listing("user_limit", fetch("/api/user-limits")):
             add(K.KINDS["user_limit"].from_row(row, ""))
-    for row in listing("global_parameter", "/api/global-parameters"):
+    for row in listing("global_parameter", answers[1]):
         add(K.global_parameter_from_row(row))
-    for vhost in sorted(set(vhosts)):
-        q = _quote(vhost)
-        for kind in ("permission", "topic_permission", "vhost_limit", "operator_policy", "federation_upstream",
-                     "federation_upstream_set", "shovel"):
-            row_kind = K.KINDS[kind]
-            if row_kind.plugin and row_kind.plugin in missing_plugins:
-                continue
-            for row in listing(kind, row_kind.list_path.format(vhost=q)):
-                add(row_kind.from_row(row, vhost))
+    for (kind, _path, vhost), answer in zip(requests[2:], answers[2:]):
+        row_kind = K.KINDS[kind]
+        if row_kind.plugin and row_kind.plugin in missing_plugins:
+            continue
+        for row in listing(kind, answer):
+            add(row_kind.from_row(row, vhost))
     return ConfigState(objects=objects, unreadable=unreadable, missing_plugins=frozenset(missing_plugins))
 
 

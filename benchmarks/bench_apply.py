@@ -19,7 +19,10 @@ target of 0.4 or less), >= 3x faster than the naive loop (exit 1 when missed).
 
     .venv/bin/python benchmarks/bench_apply.py [--queues 10000 --exchanges 1000 --bindings 20000]
         [--url amqp://guest:guest@localhost:5672/] [--keep] [--skip-pipelined] [--skip-naive]
-        [--import-target 0.4] [--apply-args "--connections 1"]
+        [--import-target 0.4] [--apply-args "--connections 1"] [--repeat 3]
+
+With ``--repeat N`` every method runs N times, in turn (round 1: import, pipelined,
+topoform; round 2: ...), and the ratios use each method's median wall time.
 """
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ import argparse
 import json
 import os
 import random
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -271,6 +275,10 @@ def run_topoform(args, env: dict, files: str, *extra: str) -> tuple[float, subpr
     return time.perf_counter() - t0, proc
 
 
+LABELS = {"import": "bulk import (POST /api/definitions/V)", "pipelined": "pipelined pika (64 channels, nowait)",
+          "topoform": "topoform apply --auto-approve", "naive": "naive pika loop (one channel)"}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--queues", type=int, default=10_000)
@@ -281,101 +289,107 @@ def main() -> int:
     ap.add_argument("--keep", action="store_true", help="keep the vhosts (default: delete them)")
     ap.add_argument("--skip-naive", action="store_true", help="skip the naive loop (slow)")
     ap.add_argument("--skip-pipelined", action="store_true", help="skip the pipelined pika baseline")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="rounds: every method once per round, in turn; the ratios use each method's median")
     ap.add_argument("--import-target", type=float, default=0.6,
                     help="target ratio to the bulk import (issue 10: 0.6; issue 17: 0.4)")
     ap.add_argument("--apply-args", default="", help="extra arguments for topoform apply (experiments)")
     args = ap.parse_args()
+    if args.repeat < 1:
+        raise SystemExit("--repeat must be 1 or more")
 
     settings = BrokerSettings(url=args.url, management_url=args.management_url)
     admin = Admin(settings)
     topo = build_topology(args.queues, args.exchanges, args.bindings)
     tag = uuid.uuid4().hex[:6]
-    vh = {name: f"tf-bench-{name}-{tag}" for name in ("topoform", "import", "pipelined", "naive")}
     print(f"topology: {len(topo['queues'])} queues, {len(topo['exchanges'])} exchanges, "
-          f"{len(topo['bindings'])} bindings; broker {redact(settings.describe())}", flush=True)
+          f"{len(topo['bindings'])} bindings; broker {redact(settings.describe())}; {args.repeat} round(s)", flush=True)
 
     # a loaded broker can take longer than the default 30 s to answer for a large vhost
     env = dict(os.environ, TOPOFORM_URL=args.url, CI="1", TOPOFORM_TIMEOUT=os.environ.get("TOPOFORM_TIMEOUT", "600"))
     if args.management_url:
         env["TOPOFORM_MANAGEMENT_URL"] = args.management_url
-    results: dict[str, float] = {}
+    walls: dict[str, list[float]] = {}
+    cpu: dict[str, list[float]] = {}
     ok = True
     expected = (len(topo["queues"]), len(topo["exchanges"]), len(topo["bindings"]))
+    methods = [m for m in ("import", "pipelined", "topoform", "naive")
+               if not (m == "naive" and args.skip_naive or m == "pipelined" and args.skip_pipelined)]
+    broker_cpu = broker_cpu_reader(settings)
     with tempfile.TemporaryDirectory() as tmp:
-        files = os.path.join(tmp, "topoform.yaml")
-        Path(files).write_text(to_yaml(topo, vh["topoform"]))
-        # One method at a time, each in a fresh vhost that is deleted before the next
-        # method runs, so that every method sees the same broker.
-        broker_cpu = broker_cpu_reader(settings)
-        cpu: dict[str, float] = {}
-        for name in ("import", "pipelined", "topoform", "naive"):
-            if name == "naive" and args.skip_naive or name == "pipelined" and args.skip_pipelined:
-                continue
-            admin.create_vhost(vh[name])
-            cpu0, kids0 = broker_cpu(), os.times()
-            try:
-                if name == "import":
-                    results["bulk import (POST /api/definitions/V)"] = seconds = bench_import(admin, topo, vh[name])
-                    print(f"  bulk import:    {seconds:.2f}s", flush=True)
-                elif name == "pipelined":
-                    results["pipelined pika (64 channels, nowait)"] = seconds = bench_pipelined(settings, topo, vh[name])
-                    print(f"  pipelined pika: {seconds:.2f}s", flush=True)
-                elif name == "naive":
-                    results["naive pika loop (one channel)"] = seconds = bench_naive(settings, topo, vh[name])
-                    print(f"  naive loop:     {seconds:.2f}s", flush=True)
-                else:
-                    seconds, proc = run_topoform(args, env, files, "apply", "--auto-approve", *args.apply_args.split())
-                    if proc.returncode != 0:
-                        print(proc.stdout[-2000:], proc.stderr[-2000:], sep="\n")
-                        raise SystemExit(f"topoform apply failed with exit code {proc.returncode}")
-                    results["topoform apply --auto-approve"] = seconds
-                    kids1 = os.times()
-                    cpu["client"] = (kids1.children_user + kids1.children_system
-                                     - kids0.children_user - kids0.children_system)
-                    print(f"  topoform apply: {seconds:.2f}s  ({proc.stdout.strip().splitlines()[-1]})", flush=True)
+        # Every method in turn, each in a fresh vhost that is deleted before the next one
+        # runs, so that every method sees the same broker; rounds alternate them, so a
+        # slow spell of the shared machine does not land on one method only.
+        for rnd in range(args.repeat):
+            if args.repeat > 1:
+                print(f"-- round {rnd + 1} of {args.repeat}", flush=True)
+            for name in methods:
+                vhost = f"tf-bench-{name}-{tag}-{rnd}"
+                admin.create_vhost(vhost)
+                cpu0, kids0 = broker_cpu(), os.times()
+                try:
+                    if name == "import":
+                        seconds = bench_import(admin, topo, vhost)
+                    elif name == "pipelined":
+                        seconds = bench_pipelined(settings, topo, vhost)
+                    elif name == "naive":
+                        seconds = bench_naive(settings, topo, vhost)
+                    else:
+                        files = os.path.join(tmp, f"topoform-{rnd}.yaml")
+                        Path(files).write_text(to_yaml(topo, vhost))
+                        seconds, proc = run_topoform(args, env, files, "apply", "--auto-approve", *args.apply_args.split())
+                        if proc.returncode != 0:
+                            print(proc.stdout[-2000:], proc.stderr[-2000:], sep="\n")
+                            raise SystemExit(f"topoform apply failed with exit code {proc.returncode}")
+                        kids1 = os.times()
+                        cpu.setdefault("client", []).append(kids1.children_user + kids1.children_system
+                                                            - kids0.children_user - kids0.children_system)
                     cpu1 = broker_cpu()
+                    walls.setdefault(name, []).append(seconds)
                     if cpu0 is not None and cpu1 is not None:
-                        cpu["broker topoform"] = cpu1 - cpu0
-                    replan_s, replan = run_topoform(args, env, files, "plan", "--detailed-exitcode")
-                    print(f"  re-plan after apply: exit {replan.returncode} in {replan_s:.2f}s "
-                          f"({ {0: 'no changes', 2: 'CHANGES LEFT'}.get(replan.returncode, 'ERROR: ' + (replan.stderr.strip().splitlines() or [''])[-1][:200])})",
-                          flush=True)
-                    ok &= replan.returncode == 0
-                cpu1 = broker_cpu()
-                if cpu0 is not None and cpu1 is not None and name != "topoform":
-                    cpu[f"broker {name}"] = cpu1 - cpu0
-                got = admin.counts(vh[name])
-                print(f"  {name:9s} vhost holds {got[0]} queues, {got[1]} exchanges, {got[2]} bindings", flush=True)
-                ok &= got == expected
-            finally:
-                if not args.keep:
-                    admin.delete_vhost(vh[name])
+                        cpu.setdefault(f"broker {name}", []).append(cpu1 - cpu0)
+                    print(f"  {name:9s} {seconds:7.2f}s" + (f"  ({proc.stdout.strip().splitlines()[-1]})"
+                                                            if name == "topoform" else ""), flush=True)
+                    if name == "topoform":
+                        replan_s, replan = run_topoform(args, env, files, "plan", "--detailed-exitcode")
+                        print(f"  re-plan after apply: exit {replan.returncode} in {replan_s:.2f}s "
+                              f"({ {0: 'no changes', 2: 'CHANGES LEFT'}.get(replan.returncode, 'ERROR: ' + (replan.stderr.strip().splitlines() or [''])[-1][:200])})",
+                              flush=True)
+                        ok &= replan.returncode == 0
+                    got = admin.counts(vhost)
+                    print(f"  {name:9s} vhost holds {got[0]} queues, {got[1]} exchanges, {got[2]} bindings", flush=True)
+                    ok &= got == expected
+                finally:
+                    if not args.keep:
+                        admin.delete_vhost(vhost)
 
-    tf = results["topoform apply --auto-approve"]
-    imp = results["bulk import (POST /api/definitions/V)"]
+    med = {name: statistics.median(values) for name, values in walls.items()}
     print()
-    print(f"{'method':42s} {'wall s':>8s}")
-    for name, seconds in results.items():
-        print(f"{name:42s} {seconds:8.2f}")
-    walls = {"import": imp, "topoform": tf, "pipelined": results.get("pipelined pika (64 channels, nowait)"),
-             "naive": results.get("naive pika loop (one channel)")}
-    for name, wall in walls.items():
+    print(f"{'method':42s} {'median s':>9s}  runs")
+    for name in methods:
+        print(f"{LABELS[name]:42s} {med[name]:9.2f}  {', '.join(f'{v:.2f}' for v in walls[name])}")
+    for name in methods:
         used = cpu.get(f"broker {name}")
-        if used is not None and wall:
-            print(f"broker CPU during {name:9s}: {used:6.1f}s in {wall:6.1f}s = {used / wall:.2f} of "
-                  f"{os.cpu_count()} cores" + (f"; topoform's own CPU {cpu['client']:.1f}s"
+        if used:
+            used_m = statistics.median(used)
+            print(f"broker CPU during {name:9s}: {used_m:6.1f}s in {med[name]:6.1f}s = {used_m / med[name]:.2f} of "
+                  f"{os.cpu_count()} cores" + (f"; topoform's own CPU {statistics.median(cpu['client']):.1f}s"
                                                 if name == "topoform" and "client" in cpu else ""))
+    tf, imp = med["topoform"], med["import"]
     ratio = tf / imp
     print(f"\ntopoform / bulk import = {ratio:.2f}x (target <= {args.import_target:.2f}x): "
           f"{'OK' if ratio <= args.import_target else 'MISSED'}")
+    if args.repeat > 1:
+        per_round = [t / i for t, i in zip(walls["topoform"], walls["import"])]
+        print(f"  per round: {', '.join(f'{r:.2f}x' for r in per_round)}")
     ok &= ratio <= args.import_target
-    if "pipelined pika (64 channels, nowait)" in results:
-        pr = tf / results["pipelined pika (64 channels, nowait)"]
+    if "pipelined" in med:
+        pr = tf / med["pipelined"]
         print(f"topoform / pipelined pika = {pr:.2f}x (target <= 0.85x): {'OK' if pr <= 0.85 else 'MISSED'}")
         if args.import_target <= 0.4:  # issue 17's targets (per_broker.py checks issue 10's)
             ok &= pr <= 0.85
-    if "naive pika loop (one channel)" in results:
-        speedup = results["naive pika loop (one channel)"] / tf
+    if "naive" in med:
+        speedup = med["naive"] / tf
         print(f"naive loop / topoform  = {speedup:.2f}x (target >= 3x):    {'OK' if speedup >= 3 else 'MISSED'}")
         ok &= speedup >= 3
     return 0 if ok else 1

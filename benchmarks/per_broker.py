@@ -15,7 +15,7 @@ Exit 0 when every ratio meets its target, 1 otherwise (each benchmark's own outp
 printed as it runs). Start the brokers first: ``bash scripts/broker.sh``.
 
     .venv/bin/python benchmarks/per_broker.py [--brokers 3.10,4.0,4.3] [--queues 10000]
-        [--plan-sizes 10000] [--repeat 3]
+        [--plan-sizes 10000] [--repeat 3] [--apply-repeat 2]
 """
 from __future__ import annotations
 
@@ -55,7 +55,9 @@ def main() -> int:
     ap.add_argument("--brokers", default=",".join(brokers()))
     ap.add_argument("--queues", type=int, default=10_000, help="apply benchmark size (exchanges /10, bindings x2)")
     ap.add_argument("--plan-sizes", default="1000,10000", help="plan benchmark sizes")
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=3, help="plan runs per size (the median counts)")
+    ap.add_argument("--apply-repeat", type=int, default=1,
+                    help="apply rounds (import, pipelined, topoform in turn; the medians count)")
     ap.add_argument("--skip-pipelined", action="store_true", help="skip bench_apply's pipelined pika baseline")
     args = ap.parse_args()
     extra = ["--skip-pipelined"] if args.skip_pipelined else []
@@ -71,7 +73,8 @@ def main() -> int:
         print("  -- apply", flush=True)
         code_a, out_a = run([sys.executable, str(HERE / "bench_apply.py"), "--skip-naive", "--url", url, *extra,
                              "--management-url", mgmt, "--queues", str(args.queues),
-                             "--exchanges", str(args.queues // 10), "--bindings", str(args.queues * 2)])
+                             "--exchanges", str(args.queues // 10), "--bindings", str(args.queues * 2),
+                             "--repeat", str(args.apply_repeat)])
         print("  -- plan", flush=True)
         code_p, out_p = run([sys.executable, str(HERE / "bench_plan.py"), "--url", url, "--management-url", mgmt,
                              "--sizes", args.plan_sizes, "--repeat", str(args.repeat)])

@@ -107,3 +107,19 @@ def test_a_connection_that_cannot_open_raises_its_error(monkeypatch):
     with pytest.raises(BrokerError) as info:
         pool.run(ops(2 * amqp.Pool.SPLIT_MIN), on_done=lambda op: None)
     assert info.value.code == "unreachable" and "s3cret" not in str(info.value)
+
+
+def test_each_connection_gets_a_contiguous_part_of_the_phase(monkeypatch):
+    """Plan order groups the bindings of one exchange: each connection takes a run of them, not every Nth op."""
+    parts = {}
+
+    def record(s, o, d):
+        parts[id(s)] = o
+        return ok(s, o, d)
+
+    pool = pool_with([record] * 3, monkeypatch)
+    batch = ops(3 * amqp.Pool.SPLIT_MIN + 1)
+    pool.run(batch, on_done=lambda op: None)
+    got = [parts[id(s)] for s in pool.sessions]
+    assert [op for part in got for op in part] == batch  # in order, each op once
+    assert [len(p) for p in got] == [amqp.Pool.SPLIT_MIN + 1, amqp.Pool.SPLIT_MIN + 1, amqp.Pool.SPLIT_MIN - 1]

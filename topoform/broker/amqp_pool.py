@@ -68,7 +68,11 @@ class Pool:
             finally:
                 session.halt = None
 
-        threads = [threading.Thread(target=work, args=(i, ops[i::used]), name=f"topoform-amqp-{i + 1}", daemon=True)
+        # contiguous parts: ops come in plan order (by source exchange, then destination), so the
+        # bindings of one exchange stay on one connection instead of contending from all of them
+        size = -(-len(ops) // used)
+        parts = [ops[i * size:(i + 1) * size] for i in range(used)]
+        threads = [threading.Thread(target=work, args=(i, parts[i]), name=f"topoform-amqp-{i + 1}", daemon=True)
                    for i in range(used)]
         for t in threads:
             t.start()
@@ -92,7 +96,7 @@ class Pool:
                 other = other or outcome  # e.g. could not connect: what it did not report done was not sent
                 finished = {id(op) for op in part.done} if part is not None else set()
                 merged.done.extend(part.done if part is not None else ())
-                merged.not_attempted.extend(op for op in ops[i::used] if id(op) not in finished)
+                merged.not_attempted.extend(op for op in parts[i] if id(op) not in finished)
                 continue
             merged.done.extend(part.done)
             merged.failures.extend(part.failures)

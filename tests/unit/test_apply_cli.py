@@ -60,7 +60,7 @@ def fake_broker(monkeypatch, tmp_path):
     monkeypatch.setattr(http_mod, "ManagementClient", FakeClient)
     monkeypatch.setattr(lock_mod, "BrokerLock", FakeLock)
 
-    def read_live(client, vhosts):
+    def read_live(client, vhosts, **_kwargs):
         return LiveState(topology=state["live"], fingerprint=live_mod.topology_fingerprint(state["live"]))
 
     def apply_plan(plan, ctx, progress=None):

@@ -141,7 +141,7 @@ def test_apply_planfile_with_a_missing_secret_stops_before_any_change(tmp_path, 
     monkeypatch.setattr(http_mod, "ManagementClient", T.FakeClient)
     monkeypatch.setattr(lock_mod, "BrokerLock", T.FakeLock)
     live = Topology.build([Vhost(T.V)])
-    monkeypatch.setattr(live_mod, "read_live", lambda client, vhosts: LiveState(
+    monkeypatch.setattr(live_mod, "read_live", lambda client, vhosts, **_kw: LiveState(
         topology=live, fingerprint=live_mod.topology_fingerprint(live)))
     executed = []
     monkeypatch.setattr(executor_mod, "apply_plan", lambda plan, ctx, progress=None: executed.append(plan))

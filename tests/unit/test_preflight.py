@@ -225,7 +225,7 @@ def management_user(monkeypatch, tmp_path):
     live = Topology.build([Vhost("v")])
     monkeypatch.setattr(http_mod, "ManagementClient", Client)
     monkeypatch.setattr(lock_mod, "BrokerLock", Lock)
-    monkeypatch.setattr(live_mod, "read_live", lambda client, vhosts: LiveState(
+    monkeypatch.setattr(live_mod, "read_live", lambda client, vhosts, **_kw: LiveState(
         topology=live, fingerprint=live_mod.topology_fingerprint(live)))
     monkeypatch.setattr(executor_mod, "apply_plan", lambda plan, ctx, progress=None: executed.append(plan))
     files = tmp_path / "t.yaml"

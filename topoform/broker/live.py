@@ -316,7 +316,8 @@ class LiveReader:
     costs broker time only: results are used only for vhosts passed to ``read``.
     """
 
-    def __init__(self, client: "ManagementClient", max_workers: int = 8, source: str = "auto"):
+    def __init__(self, client: "ManagementClient", max_workers: int = 8, source: str = "auto",
+                 version: str | None = None):
         if source not in READ_SOURCES:
             raise ValueError(f"unknown read source {source!r}")
         self.client = client
@@ -324,12 +325,16 @@ class LiveReader:
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="topoform-read")
         self._listing: Future | None = None
         self._overview: Future | None = None
+        if version:  # already read by the caller (GET /api/overview once per command)
+            self._overview = Future()
+            self._overview.set_result(str(version))
         self._reads: dict[str, tuple[Future, Future]] = {}
         self._config: tuple[tuple, Future] | None = None  # (vhosts, future) of the config kinds' read
 
     def _listing_future(self) -> Future:
         if self._listing is None:
-            self._overview = self._pool.submit(self._read_version)
+            if self._overview is None:
+                self._overview = self._pool.submit(self._read_version)
             self._listing = self._pool.submit(self.client.vhosts)
         return self._listing
 
@@ -497,7 +502,8 @@ def _counts(vhost: str, rows: Iterable[Mapping], exclusive: set[str]) -> dict[tu
     return out
 
 
-def read_live(client: "ManagementClient", vhosts: Sequence[str] | None, *, stats: bool = True) -> LiveState:
+def read_live(client: "ManagementClient", vhosts: Sequence[str] | None, *, stats: bool = True,
+              version: str | None = None) -> LiveState:
     """Read the given vhosts (``None``: every vhost on the broker) into a LiveState.
 
     Requests: one ``GET /api/vhosts`` (names and settings), then per vhost one
@@ -506,7 +512,7 @@ def read_live(client: "ManagementClient", vhosts: Sequence[str] | None, *, stats
     creates it), not as an error. Raises BrokerError (one line, redacted) when the broker
     cannot be read.
     """
-    with LiveReader(client) as reader:
+    with LiveReader(client, version=version) as reader:  # version: the broker's, when already known
         return reader.read(vhosts, stats=stats)
 
 

@@ -124,7 +124,8 @@ def _run(args, env: Environment, executing) -> int:
             raise UsageError("--target cannot narrow a saved plan; pass it to 'topoform plan' instead")
     else:
         # the broker's own version decides the rules
-        loaded = load_files(args, env, target=live_target(args, env, broker_version_probe(settings)))
+        probe = broker_version_probe(settings)
+        loaded = load_files(args, env, target=live_target(args, env, probe))
         desired = loaded.topology
         from ..config.load import resolve as resolve_secrets
 
@@ -146,7 +147,7 @@ def _run(args, env: Environment, executing) -> int:
         existing = set(client.vhost_names())
         _stop_on_problems(preflight.check_access(vhosts, existing), env)
         lock.acquire([v for v in vhosts if v in existing])
-        live = read_live(client, vhosts)
+        live = read_live(client, vhosts, version=probe.known() if saved is None else None)  # asked once
         if saved is not None:
             from ..config.hook import saved_plan_fingerprint  # topology + the config objects of its basis
 

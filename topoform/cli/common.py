@@ -271,14 +271,23 @@ def broker_version_probe(settings):
     does not answer (the reads that follow report that)."""
     from ..broker.http import ManagementClient
 
+    answers: list = []
+
     def version() -> str | None:
+        if answers:
+            return answers[0]
         probe = ManagementClient(settings)
         try:
-            return str(probe.overview().get("rabbitmq_version") or "") or None
+            answers.append(str(probe.overview().get("rabbitmq_version") or "") or None)
         except Exception:  # noqa: BLE001 - unreachable: reported by the reads that follow
             return None
         finally:
             probe.close()
+        return answers[0]
+
+    # what it answered, or None before it was asked or when it could not read: the live reads
+    # that follow then need not ask again (LiveReader(version=...))
+    version.known = lambda: answers[0] if answers else None  # type: ignore[attr-defined]
     return version
 
 

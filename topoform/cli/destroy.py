@@ -200,7 +200,8 @@ def run(args, env: Environment) -> int:
     if args.lock_timeout < 0:
         raise UsageError("--lock-timeout must be zero or more seconds")
     settings = broker_settings(args, env)
-    loaded = load_files(args, env, target=live_target(args, env, broker_version_probe(settings)))
+    probe = broker_version_probe(settings)
+    loaded = load_files(args, env, target=live_target(args, env, probe))
     desired = loaded.topology
     vhosts = narrow_vhosts(args.vhosts, desired.vhost_names())
     as_json = fmt == "json"
@@ -218,7 +219,7 @@ def run(args, env: Environment) -> int:
         _stop_on_problems(preflight.check_invisible(vhosts, existing), env)
         if not args.dry_run:
             lock.acquire([v for v in vhosts if v in existing])
-        live = read_live(client, vhosts)
+        live = read_live(client, vhosts, version=probe.known())  # the version was asked once already
         if not args.allow_data_loss:  # exact counts for the queues the stats have not reported yet
             others = Topology.build([q for q in live.topology.queues.values() if q.key not in desired.queues])
             live = _exact_counts_for_prune(settings, others, live)

@@ -295,7 +295,7 @@ class Preflight:
                     plugin = P.policy_key_plugin(key)
                     if plugin:
                         wanted.append((f"policy '{c.name}' in vhost '{c.vhost}' (key '{key}')", plugin, ""))
-            plugin = _config_plugin(c.kind) if c.kind not in _TOPOLOGY_KINDS else None
+            plugin = _config_plugin(c.kind)
             if plugin and c.action in (Action.CREATE, Action.UPDATE) and c.after is not None:
                 where = f" in vhost '{c.vhost}'" if c.vhost else ""
                 wanted.append((f"{c.kind.replace('_', ' ')} '{c.name}'{where}", plugin, ""))
@@ -322,9 +322,6 @@ class Preflight:
             elif plugin not in enabled:
                 report.problems.append(f"{what} needs the {plugin} plugin, which is not enabled on the broker "
                                        f"(rabbitmq-plugins enable {plugin})")
-
-
-_TOPOLOGY_KINDS = frozenset(("vhost", "exchange", "queue", "binding", "policy"))  # need no config plugin
 
 
 def _config_plugin(kind: str) -> str | None:

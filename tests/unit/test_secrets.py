@@ -45,6 +45,17 @@ def test_generated_passwords_hold_every_character_class():
         assert any(ord(c) > 0xFFFF for c in pw) and any(0x80 <= ord(c) <= 0xFF for c in pw)
 
 
+def test_no_piece_could_be_a_port_an_address_or_a_date_by_chance():
+    """Ports, addresses and times in outputs are digits and ``.:/- ``; no piece may be only those."""
+    import re
+
+    from passwords import pieces
+
+    for seed, n in ((0, 3), (11, 2), (13, 2)):  # the seeds the unit and broker tests use
+        for pw in make_passwords(n, seed):
+            assert not [p for p in pieces(pw) if re.fullmatch(r"[0-9.:/\- ]+", p)]
+
+
 # ----------------------------------------------------------------------------- local servers
 def _closed_port() -> int:
     s = socket.socket()

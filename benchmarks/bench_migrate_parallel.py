@@ -16,6 +16,13 @@ In a fresh vhost (deleted afterwards):
    every message migrated (counted once, although each is moved twice: out to the
    temporary queue and back) over the whole apply (load, read, plan, every step).
 
+3. **the broker's own mover** (for reference, when the shovel plugin is enabled; skip with
+   ``--no-ceiling``): ``parallel`` dynamic shovels at once (``ack-mode: on-confirm``,
+   ``src-delete-after: queue-length``), each moving ``messages`` messages from a classic
+   queue to a quorum queue inside the broker, no client in the path. Half its moves per
+   second is what a two-move migration could reach if the broker did all the moving: the
+   ceiling that the target is to be read against on this machine.
+
 Checks that every queue is quorum afterwards, holds all its messages in their original
 order, and kept its binding. Target (issue 17): the apply's messages per second at least
 3x the plain loop's. Exit 0 when met and correct, 1 otherwise.
@@ -80,12 +87,47 @@ def check(ch, names: list[str], n: int, http, base: str, vhost: str) -> list[str
     return problems
 
 
+def shovel_ceiling(ch, conn, http, base: str, vhost: str, count: int, n: int, size: int) -> float | None:
+    """Moves per second of ``count`` dynamic shovels at once, classic -> quorum, inside the broker.
+
+    None when the broker has no shovel plugin (``GET /api/shovels`` is not there).
+    """
+    q = quote_segment(vhost)
+    if http.get(f"{base}/api/shovels/{q}", timeout=60).status_code != 200:
+        return None
+    names = [f"ceiling.{i:02d}" for i in range(count)]
+    for name in names:
+        ch.queue_declare(name, durable=True)
+        ch.queue_declare(name + ".q", durable=True, arguments={"x-queue-type": "quorum"})
+        fill(conn, name, n, size)
+    uri = f"amqp:///{q}"  # the local broker, this vhost (a bare amqp:// would be the default vhost)
+    started = time.perf_counter()
+    for name in names:
+        http.put(f"{base}/api/parameters/shovel/{q}/{quote_segment(name)}", timeout=60, json={"value": {
+            "src-protocol": "amqp091", "src-uri": uri, "src-queue": name,
+            "dest-protocol": "amqp091", "dest-uri": uri, "dest-queue": name + ".q",
+            "ack-mode": "on-confirm", "src-delete-after": "queue-length", "src-prefetch-count": 1000}}).raise_for_status()
+    left = set(names)
+    while left and time.perf_counter() - started < 600:
+        for name in sorted(left):
+            if ch.queue_declare(name + ".q", passive=True).method.message_count >= n:
+                left.discard(name)
+        time.sleep(0.02)
+    elapsed = time.perf_counter() - started
+    for name in names:
+        http.delete(f"{base}/api/parameters/shovel/{q}/{quote_segment(name)}", timeout=60)
+        ch.queue_delete(name)
+        ch.queue_delete(name + ".q")
+    return None if left else count * n / elapsed
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--queues", type=int, default=50)
     ap.add_argument("--messages", type=int, default=2000)
     ap.add_argument("--parallel", type=int, default=8)
     ap.add_argument("--size", type=int, default=256, help="body size in bytes")
+    ap.add_argument("--no-ceiling", action="store_true", help="skip the broker's own mover (dynamic shovels)")
     ap.add_argument("--url", default=os.environ.get("TOPOFORM_URL", "amqp://guest:guest@localhost:5672/"))
     ap.add_argument("--management-url", default=os.environ.get("TOPOFORM_MANAGEMENT_URL"))
     args = ap.parse_args(argv)
@@ -112,6 +154,11 @@ def main(argv=None) -> int:
         for name in ("loop.a", "loop.b"):
             ch.queue_delete(name)
         print(f"plain consume+publish-with-confirms loop: {loop_n} messages, {loop_rate:8.0f} msg/s", flush=True)
+        ceiling = None if args.no_ceiling else shovel_ceiling(ch, conn, http, base, vhost, args.parallel, n, args.size)
+        if ceiling is not None:
+            print(f"the broker's own mover: {args.parallel} shovels at once, classic -> quorum: {ceiling:8.0f} moves/s; "
+                  f"a two-move migration at that speed: {ceiling / 2:.0f} msg/s = {ceiling / 2 / loop_rate:.2f}x "
+                  "the plain loop (the ceiling on this machine)", flush=True)
 
         ch.exchange_declare("mx", "direct", durable=True)
         for name in names:

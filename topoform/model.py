@@ -250,6 +250,18 @@ class Queue(Resource):
         return value if isinstance(value, str) else "classic"
 
 
+def takes_default_queue_type(durable: bool, exclusive: bool, auto_delete: bool, default_queue_type: Any) -> bool:
+    """Whether a declare without ``x-queue-type`` gets the vhost's default queue type.
+
+    Only a durable, non-exclusive, non-auto-delete declare does, and only where a default
+    is set (``"undefined"``: the broker reports it as not set); every other declare is
+    classic (RABBITMQ-SEMANTICS 1.6; auto-delete checked on 3.10.8, 4.0.5 and 4.3.6,
+    BROKERS.md). The one rule behind the planner, the validator and the live reader.
+    """
+    return bool(durable and not exclusive and not auto_delete and default_queue_type
+                and default_queue_type != "undefined")
+
+
 @dataclass(frozen=True)
 class Binding(Resource):
     """A binding. It cannot change, only be replaced, so its key is all of its fields."""

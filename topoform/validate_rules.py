@@ -15,7 +15,7 @@ import re
 
 from . import arguments as A
 from . import schema as _schema
-from .model import Exchange, Policy, Queue, RouteTest
+from .model import Exchange, Policy, Queue, RouteTest, takes_default_queue_type
 from .plugins import policy_key_plugin
 from .versions import behaviour, format_version, has
 
@@ -172,9 +172,8 @@ def _exchange_known(state, vhost: str, name: str) -> bool:
 def _queue_type(q: Queue, default_type: str | None) -> tuple[str, bool]:
     declared_type = q.arguments.get("x-queue-type")
     qtype = declared_type if isinstance(declared_type, str) else None
-    if qtype is None and default_type in ("quorum", "stream") and q.durable and not q.exclusive:
-        # The vhost default applies to durable, non-exclusive declares without
-        # x-queue-type (RABBITMQ-SEMANTICS 1.6).
+    if qtype is None and default_type in ("quorum", "stream") and \
+            takes_default_queue_type(q.durable, q.exclusive, q.auto_delete, default_type):
         return default_type, True
     return qtype or "classic", False
 
@@ -183,8 +182,8 @@ def _check_queue(state, q: Queue, default_type: str | None, doc, path: tuple, ve
     _name_problems(state, "queue", q.name, doc, path)
     qtype, via_default = _queue_type(q, default_type)
     keys = _keys_at(doc, path)
-    if qtype in ("quorum", "stream"):
-        how = f" (the default queue type of vhost '{q.vhost}')" if via_default else ""
+    how = f" (the default queue type of vhost '{q.vhost}')" if via_default else ""
+    if qtype in ("quorum", "stream"):  # the flags: with a type from the vhost default they are fine by definition
         for flag, bad, code, words in (("durable", not q.durable, "not-durable", "must be durable"),
                                        ("exclusive", q.exclusive, "exclusive", "cannot be exclusive"),
                                        ("auto_delete", q.auto_delete, "auto-delete", "cannot be auto-delete")):
@@ -205,7 +204,7 @@ def _check_queue(state, q: Queue, default_type: str | None, doc, path: tuple, ve
             since = A.queue_argument(arg).types.get(qtype)
             later = f" before RabbitMQ {since} (target {_v(version)})" if since else ""
             state.add("argument-not-for-queue-type",
-                      f"{qtype} queue '{q.name}' cannot have argument '{arg}'{later}; the broker refuses it at "
+                      f"{qtype} queue '{q.name}'{how} cannot have argument '{arg}'{later}; the broker refuses it at "
                       f"creation (406 invalid arg)", doc.locate(path + ("arguments", arg), True))
     for name in q.arguments:
         entry = A.queue_argument(name)

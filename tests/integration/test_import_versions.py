@@ -29,6 +29,7 @@ def _declare_everything(broker, vhost: str) -> None:
         ch.exchange_bind("inner", "events", "audit.#")
         ch.queue_declare("plain", durable=True)                              # type from the vhost default
         ch.queue_declare("transient", durable=False)                         # always classic
+        ch.queue_declare("scratch", durable=True, auto_delete=True)           # classic: auto-delete is never defaulted
         ch.queue_declare("chosen-classic", durable=True, arguments={"x-queue-type": "classic"})
         ch.queue_declare("orders", durable=True, arguments={"x-queue-type": "quorum", "x-delivery-limit": 5})
         ch.queue_declare("log", durable=True, arguments={"x-queue-type": "stream", "x-max-age": "1D"})
@@ -59,11 +60,12 @@ def test_import_of_what_applications_declared_plans_no_change(admin, broker, cli
         data = yaml.safe_load(out.read_text())
         spec = data["vhosts"][vhost]
         queues = spec["queues"]
-        assert set(queues) == {"plain", "transient", "chosen-classic", "orders", "log"}
+        assert set(queues) == {"plain", "transient", "scratch", "chosen-classic", "orders", "log"}
         assert spec["exchanges"]["inner"]["internal"] is True
         # a type is written only where the declare chose it (or where it differs from the implied one)
         assert "x-queue-type" not in (queues["plain"].get("arguments") or {})
         assert "x-queue-type" not in (queues["transient"].get("arguments") or {})
+        assert "x-queue-type" not in (queues["scratch"].get("arguments") or {})
         # in a quorum-default vhost a durable declare gets quorum anyway: the type is implied there
         implied_quorum = default_queue_type == "quorum"
         assert queues["orders"]["arguments"].get("x-queue-type") == (None if implied_quorum else "quorum")

@@ -22,7 +22,8 @@ from pathlib import Path
 from urllib.parse import quote
 
 from topoform.broker.http import ManagementClient
-from topoform.broker.live import queue_from_row, read_live
+from topoform.broker.live import read_live
+from topoform.broker.rows import queue_from_row
 from topoform.broker.settings import quote_segment
 from topoform.planner.normalize import normalize_queue
 from topoform.scan import scan_paths

@@ -3,7 +3,8 @@
 Most false diffs come from skipping this step, so it is tested on its own, on the
 objects the live reader and the loader actually produce.
 """
-from topoform.broker.live import live_from_definitions, queue_from_row
+from topoform.broker.live import live_from_definitions
+from topoform.broker.rows import queue_from_row
 from topoform.model import Args, Binding, Queue, Vhost
 from topoform.planner.normalize import (effective_queue_type, normalize_queue, normalize_topology,
                                         normalize_vhost, queues_equivalent, vhost_defaults)
@@ -46,7 +47,16 @@ def test_vhost_default_quorum_makes_a_durable_declare_without_type_quorum():
 def test_vhost_default_quorum_does_not_apply_to_non_durable_or_exclusive_declares():
     assert effective_queue_type(q(durable=False), "quorum") == "classic"
     assert effective_queue_type(q(exclusive=True), "quorum") == "classic"
+    assert effective_queue_type(q(auto_delete=True), "quorum") == "classic"  # BROKERS.md, on every version
     assert effective_queue_type(q(arguments={"x-queue-type": "classic"}), "quorum") == "classic"
+
+
+def test_durable_auto_delete_queue_in_a_quorum_default_vhost_is_classic_and_no_difference():
+    # the broker falls back to classic for an auto-delete declare (and 4.x stores the type)
+    desired = q(auto_delete=True)
+    assert queues_equivalent(desired, q(auto_delete=True, arguments={"x-queue-type": "classic"}), "quorum")
+    assert queues_equivalent(desired, q(auto_delete=True), "quorum")
+    assert not queues_equivalent(desired, q(auto_delete=True, arguments={"x-queue-type": "quorum"}), "quorum")
 
 
 def test_existing_classic_queue_in_a_quorum_default_vhost_is_a_difference():

@@ -66,7 +66,8 @@ EXPECTED = dict([
     ("47-zero-expires.yaml", "6:22: 'x-expires' in arguments of queue 'orders' must be at least 1, got integer 0"),
     ("48-unquoted-date-value.yaml", "6:22: value 2024-01-31 is a YAML timestamp, which topoform cannot send to the broker; quote it to make it a string"),
     ("49-boolean-as-number.yaml", "6:18: 'durable' in exchange 'events' must be a boolean (true or false), got integer 1"),
-    ("50-vhost-default-quorum-auto-delete.yaml", "7:22: quorum queue 'jobs' (the default queue type of vhost '/') cannot be auto-delete; the broker refuses it (406 invalid property)"),
+    # 'scratch' (durable, auto-delete) is classic: the vhost default never applies to auto-delete declares
+    ("50-vhost-default-quorum-max-priority.yaml", "11:11: quorum queue 'jobs' (the default queue type of vhost '/') cannot have argument 'x-max-priority'; the broker refuses it at creation (406 invalid arg)"),
     ("51-sugar-bindings-as-mapping.yaml", "8:11: 'bindings' in queue 'orders' must be a list, got a mapping"),
     ("52-tests-as-mapping.yaml", "6:3: tests must be a list, got a mapping"),
     ("53-list-as-key.yaml", "4:7: mapping keys must be plain names, not lists or mappings"),

@@ -1,7 +1,7 @@
 """Null (AMQP void) arguments: read back from the management API, refused by export, warned on."""
 from helpers import run_cli
 
-from topoform.broker.live import binding_from_row
+from topoform.broker.rows import binding_from_row
 from topoform.export import export_definitions
 from topoform.load import load_text
 

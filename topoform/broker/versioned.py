@@ -24,7 +24,7 @@ from __future__ import annotations
 from typing import Any, Iterable, Mapping, Sequence
 
 from .. import versions
-from ..model import EMPTY_ARGS, Args, Queue, Resource
+from ..model import EMPTY_ARGS, Args, Queue, Resource, takes_default_queue_type
 
 __all__ = ["rules_version", "implied_queue_type", "drop_implied_queue_type", "normalize_resources",
            "needs_exchange_listing", "merge_internal_exchanges", "drop_bindings_to_unlisted_queues"]
@@ -58,7 +58,7 @@ def implied_queue_type(durable: bool, exclusive: bool, auto_delete: bool, defaul
     A durable, non-exclusive, non-auto-delete declare gets the vhost's default queue type
     when one is set; every other declare (and every declare where none is set) is classic.
     """
-    if durable and not exclusive and not auto_delete and default_queue_type not in (None, "", UNSET):
+    if takes_default_queue_type(durable, exclusive, auto_delete, default_queue_type):
         return str(default_queue_type)
     return "classic"
 

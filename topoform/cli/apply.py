@@ -20,7 +20,7 @@ import dataclasses
 import json
 
 from ..errors import BlockedPlanError, InputError, StalePlanError, UsageError
-from .common import broker_settings, broker_version_probe, dump_json, live_target, load_files, narrow_vhosts
+from .common import BrokerVersionProbe, broker_settings, dump_json, live_target, load_files, narrow_vhosts
 from .env import Environment, ExitCode
 
 
@@ -124,7 +124,7 @@ def _run(args, env: Environment, executing) -> int:
             raise UsageError("--target cannot narrow a saved plan; pass it to 'topoform plan' instead")
     else:
         # the broker's own version decides the rules
-        probe = broker_version_probe(settings)
+        probe = BrokerVersionProbe(settings)
         loaded = load_files(args, env, target=live_target(args, env, probe))
         desired = loaded.topology
         from ..config.load import resolve as resolve_secrets
@@ -308,29 +308,41 @@ def _refuse_on_cluster(health, plan, args) -> None:
                                                         "or pass --force to apply anyway")
 
 
+def _placement(plan, ctx, health):
+    """(endpoints, where each placeable change goes) when the plan has new quorum queues and
+    the cluster has two or more running nodes whose AMQP endpoints are known; else None."""
+    from .. import cluster
+    from ..broker.cluster_read import amqp_endpoints
+    from ..errors import BrokerError
+
+    if health is None or len(health.running) < 2:
+        return None
+    keys = [(c.vhost, c.name) for c in plan.changes if cluster.placeable(c)]
+    if not keys:
+        return None
+    try:
+        endpoints = amqp_endpoints(ctx.settings, ctx.client.get("/api/overview", params={"columns": "listeners"}),
+                                   health.running)
+    except BrokerError:
+        return None
+    if len(endpoints) < 2:
+        return None
+    leaders = [sum(1 for q in health.queues.values() if node and q.leader == node) for _s, node in endpoints]
+    return endpoints, cluster.assign_endpoints(keys, len(endpoints), leaders)
+
+
 def _apply_placed(plan, ctx, health, apply_plan):
     """Run the plan; on a cluster, each new quorum queue is declared through a connection to
     the node that leads the fewest quorum queues (its leader is the declaring node), the
     rest through the first endpoint. Segments run in order (topoform/cluster.py)."""
     from .. import cluster
     from ..apply.executor import ApplyContext
-    from ..broker.cluster_read import amqp_endpoints
-    from ..errors import BrokerError
 
-    if health is None or len(health.running) < 2:
+    placement = _placement(plan, ctx, health)
+    if placement is None:
         return apply_plan(plan, ctx)
-    keys = [(c.vhost, c.name) for c in plan.changes if cluster.placeable(c)]
-    if not keys:
-        return apply_plan(plan, ctx)
-    try:
-        endpoints = amqp_endpoints(ctx.settings, ctx.client.get("/api/overview", params={"columns": "listeners"}),
-                                   health.running)
-    except BrokerError:
-        return apply_plan(plan, ctx)
-    if len(endpoints) < 2:
-        return apply_plan(plan, ctx)
-    leaders = [sum(1 for q in health.queues.values() if node and q.leader == node) for _s, node in endpoints]
-    segments = cluster.split_for_placement(plan.changes, cluster.assign_endpoints(keys, len(endpoints), leaders))
+    endpoints, assigned = placement
+    segments = cluster.split_for_placement(plan.changes, assigned)
     result = None
     for i, (index, changes) in enumerate(segments):
         part = dataclasses.replace(plan, changes=changes)

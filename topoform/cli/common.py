@@ -265,30 +265,34 @@ def _password(args, env: Environment) -> str | None:
     return text
 
 
+class BrokerVersionProbe:
+    """A callable for ``live_target``: the broker's version from ``GET /api/overview``, asked once.
 
-def broker_version_probe(settings):
-    """A callable for ``live_target``: the broker's version from ``GET /api/overview``, or None when it
-    does not answer (the reads that follow report that)."""
-    from ..broker.http import ManagementClient
+    Calling it asks the broker (only the first time it answers); None when the broker does
+    not answer (the reads that follow report that). ``known()`` is what it answered, or
+    None before it was asked or when it could not read: the live reads that follow then
+    need not ask again (``read_live(..., version=probe.known())``).
+    """
 
-    answers: list = []
+    def __init__(self, settings):
+        self.settings = settings
+        self._answer: tuple[str | None] | None = None  # (version,) once the broker answered
 
-    def version() -> str | None:
-        if answers:
-            return answers[0]
-        probe = ManagementClient(settings)
-        try:
-            answers.append(str(probe.overview().get("rabbitmq_version") or "") or None)
-        except Exception:  # noqa: BLE001 - unreachable: reported by the reads that follow
-            return None
-        finally:
-            probe.close()
-        return answers[0]
+    def __call__(self) -> str | None:
+        if self._answer is None:
+            from ..broker.http import ManagementClient
 
-    # what it answered, or None before it was asked or when it could not read: the live reads
-    # that follow then need not ask again (LiveReader(version=...))
-    version.known = lambda: answers[0] if answers else None  # type: ignore[attr-defined]
-    return version
+            probe = ManagementClient(self.settings)
+            try:
+                self._answer = (str(probe.overview().get("rabbitmq_version") or "") or None,)
+            except Exception:  # noqa: BLE001 - unreachable: reported by the reads that follow
+                return None
+            finally:
+                probe.close()
+        return self._answer[0]
+
+    def known(self) -> str | None:
+        return self._answer[0] if self._answer is not None else None
 
 
 def narrow_vhosts(wanted, vhosts: list[str]) -> list[str]:

@@ -25,7 +25,7 @@ import argparse
 from ..errors import BlockedPlanError, UsageError
 from ..model import Topology
 from ..planner.plan import Action, Change, Plan
-from .common import broker_settings, broker_version_probe, live_target, load_files, narrow_vhosts
+from .common import BrokerVersionProbe, broker_settings, live_target, load_files, narrow_vhosts
 from .env import Environment, ExitCode
 
 # Deletion order (children first). The executor runs a plan in its order, one phase per run of
@@ -200,7 +200,7 @@ def run(args, env: Environment) -> int:
     if args.lock_timeout < 0:
         raise UsageError("--lock-timeout must be zero or more seconds")
     settings = broker_settings(args, env)
-    probe = broker_version_probe(settings)
+    probe = BrokerVersionProbe(settings)
     loaded = load_files(args, env, target=live_target(args, env, probe))
     desired = loaded.topology
     vhosts = narrow_vhosts(args.vhosts, desired.vhost_names())

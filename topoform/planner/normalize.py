@@ -5,7 +5,7 @@ they are compared. Each rule below comes from RABBITMQ-SEMANTICS.md section 0 an
 has its own test in ``tests/unit/test_normalize.py``:
 
 * ``x-queue-type``: absent means ``classic`` (1.3), *except* that a durable,
-  non-exclusive declare without it in a vhost whose default queue type is quorum
+  non-exclusive, non-auto-delete declare without it in a vhost whose default queue type is quorum
   (or stream) creates a queue of that type (1.6). The canonical form therefore
   always carries the effective ``x-queue-type``. On the live side the broker stores
   the injected type, so a live queue without the key is classic.
@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from ..model import Args, Exchange, Policy, Queue, Topology, Vhost
+from ..model import Args, Exchange, Policy, Queue, Topology, Vhost, takes_default_queue_type
 
 CLASSIC = "classic"
 
@@ -37,12 +37,14 @@ def effective_queue_type(queue: Queue, default_queue_type: str | None = None) ->
     """The type a declare of ``queue`` creates (or the type a live queue has).
 
     ``default_queue_type`` is the vhost's default (None when not set): it applies only
-    to durable, non-exclusive declares without ``x-queue-type`` (section 1.6).
+    to durable, non-exclusive, non-auto-delete declares without ``x-queue-type``
+    (section 1.6; an auto-delete declare falls back to classic on 3.10.8, 4.0.5 and
+    4.3.6, BROKERS.md: ``model.takes_default_queue_type``).
     """
     declared = queue.arguments.get("x-queue-type")
     if declared is not None:
         return declared if isinstance(declared, str) else str(declared)
-    if default_queue_type and queue.durable and not queue.exclusive:
+    if takes_default_queue_type(queue.durable, queue.exclusive, queue.auto_delete, default_queue_type):
         return default_queue_type
     return CLASSIC
 

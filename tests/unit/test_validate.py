@@ -174,3 +174,20 @@ def test_fast_check_agrees_with_jsonschema(name, data):
 def test_fast_check_edge_cases(value, ok):
     assert fast_check(value) is ok
     assert (not list(schema_errors(value))) is ok
+
+
+@pytest.mark.parametrize("version", ["3.10", "4.0", "4.3"])
+def test_the_vhost_default_never_makes_an_auto_delete_or_exclusive_queue_quorum(tmp_path, version):
+    """Such declares are classic whatever the vhost default (checked on 3.10.8 and 4.3.6): no error."""
+    path = write(tmp_path / "t.yaml", """\
+        vhosts:
+          /:
+            default_queue_type: quorum
+            queues:
+              scratch: {durable: true, auto_delete: true}
+              mine: {durable: true, exclusive: true}
+              jobs: {durable: true}
+        """)
+    result = run_cli(["validate", "-f", str(path), "--rabbitmq-version", version, "--json"])
+    assert result.code == 0, result
+    assert [f for f in result.json["findings"] if f["severity"] == "error"] == []

@@ -53,6 +53,14 @@ def _topology(vhost: str, queue_args: str) -> str:
             "        bindings: [{exchange: events, routing_key: 'order.*'}]\n")
 
 
+def _ctrl_c_works() -> None:
+    """In the child before exec: SIGINT back to its default action. A test run started as a
+    background job of a non-interactive shell inherits SIGINT ignored, and Python then never
+    turns Ctrl-C into KeyboardInterrupt: the apply would sleep through it (seen when CI was
+    started with ``(bash -c '...' &)``)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_during_a_migration_stops_cleanly_and_the_next_apply_finishes_it(vhost, broker, broker_env, cli,
                                                                                   mgmt, amqp, tmp_path):
     topo = tmp_path / "t.yaml"
@@ -71,7 +79,7 @@ def test_ctrl_c_during_a_migration_stops_cleanly_and_the_next_apply_finishes_it(
     env.update(broker_env, TOPOFORM_TEST_PAUSE_AT="take_bindings", TOPOFORM_TEST_PAUSE_FILE=str(marker))
     proc = subprocess.Popen([sys.executable, "-m", "topoform", "apply", "--migrate", "--auto-approve",
                              "--lock-timeout", "30", "-f", str(topo)], cwd=str(ROOT), env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_ctrl_c_works)
     try:
         deadline = time.monotonic() + 120
         while not marker.exists():

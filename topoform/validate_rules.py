@@ -182,13 +182,12 @@ def _check_queue(state, q: Queue, default_type: str | None, doc, path: tuple, ve
     _name_problems(state, "queue", q.name, doc, path)
     qtype, via_default = _queue_type(q, default_type)
     keys = _keys_at(doc, path)
-    how = f" (the default queue type of vhost '{q.vhost}')" if via_default else ""
-    if qtype in ("quorum", "stream"):  # the flags: with a type from the vhost default they are fine by definition
+    if qtype in ("quorum", "stream"):  # never via the vhost default: it applies only to declares these flags allow
         for flag, bad, code, words in (("durable", not q.durable, "not-durable", "must be durable"),
                                        ("exclusive", q.exclusive, "exclusive", "cannot be exclusive"),
                                        ("auto_delete", q.auto_delete, "auto-delete", "cannot be auto-delete")):
             if bad:
-                state.add(f"{qtype}-{code}", f"{qtype} queue '{q.name}'{how} {words}; the broker refuses it "
+                state.add(f"{qtype}-{code}", f"{qtype} queue '{q.name}' {words}; the broker refuses it "
                                              f"(406 invalid property)", doc.locate(path + (flag,)) if flag in
                           keys else doc.locate(path, True))
     elif not q.durable and not q.exclusive and has(version, "transient_nonexcl_deprecated"):
@@ -199,6 +198,7 @@ def _check_queue(state, q: Queue, default_type: str | None, doc, path: tuple, ve
                   f"per-connection queue",
                   doc.locate(path + ("durable",)) if "durable" in keys else doc.locate(path, True),
                   severity="warning")
+    how = f" (the default queue type of vhost '{q.vhost}')" if via_default else ""
     for arg in A.not_allowed(qtype, version):
         if arg in q.arguments:
             since = A.queue_argument(arg).types.get(qtype)

@@ -34,7 +34,7 @@ from . import versioned
 from ..versions import has
 from ..model import Args, Queue, Resource, Topology, Vhost, thaw
 
-from .rows import DQT_UNSET, _vhost_resources, is_server_named, topology_fingerprint, vhost_from_row
+from .rows import DQT_UNSET, is_server_named, topology_fingerprint, vhost_from_row, vhost_resources
 
 if TYPE_CHECKING:  # pragma: no cover
     from .http import ManagementClient
@@ -284,7 +284,7 @@ class LiveReader:
             listing_rows = stats_future.result() if stats and stats_future is not None else []
             exclusive = {str(r["name"]) for r in listing_rows if r.get("exclusive")}
             exclusive.update(defs.get("_exclusive") or ())  # the queue listing names them too
-            resources.extend(_vhost_resources(defs, vhost, exclusive, skipped))
+            resources.extend(vhost_resources(defs, vhost, exclusive, skipped))
             # (4.3's export lists the bindings of exclusive queues: dropped in _definitions without
             # a count, as 3.10's export and the listings leave them out without one)
             # exports never list exclusive queues (section 4.1): count them from the listing
@@ -484,7 +484,7 @@ def _live_from_definitions(definitions: Mapping, vhosts: Sequence[str] | None) -
         vhost = wanted[0]
         meta = {k: definitions[k] for k in ("metadata", "description", "default_queue_type") if k in definitions}
         resources.append(vhost_from_row({"name": vhost, **meta}) if meta else Vhost(name=vhost))
-        resources.extend(_vhost_resources(definitions, vhost, set(), skipped))
+        resources.extend(vhost_resources(definitions, vhost, set(), skipped))
         return _state(resources, {("queue", vhost, k[2]): v for k, v in stats.items()}, (), skipped, "state-file",
                       not_managed, notes, version=export_version(definitions))
 
@@ -505,7 +505,7 @@ def _live_from_definitions(definitions: Mapping, vhosts: Sequence[str] | None) -
         if v in listed:
             resources.append(listed[v])
             rows_of_v = _as_loaded_by(by_vhost.get(v, {}), listed[v].default_queue_type, export_version(definitions))
-            resources.extend(_vhost_resources(rows_of_v, v, set(), skipped))
+            resources.extend(vhost_resources(rows_of_v, v, set(), skipped))
     stats = {k: s for k, s in stats.items() if k[1] in set(wanted)}
     return _state(resources, stats, missing, skipped, "state-file", _not_managed(definitions, None if vhosts is None else set(wanted)), notes,
                   version=export_version(definitions))

@@ -10,7 +10,7 @@ import hashlib
 from collections import Counter
 from typing import Any, Mapping
 
-from ..model import EMPTY_ARGS, Args, Binding, Exchange, Policy, Queue, Resource, Topology, Vhost
+from ..model import DQT_UNSET, EMPTY_ARGS, Args, Binding, Exchange, Policy, Queue, Resource, Topology, Vhost
 
 
 # ---------------------------------------------------------------------- rows -> resources
@@ -56,12 +56,6 @@ def _tags(value: Any) -> tuple[str, ...] | None:
     else:
         items = [str(t).strip() for t in value]
     return tuple(t for t in items if t)
-
-
-# A default queue type the broker reports as not set (3.10 says "undefined"). Kept apart
-# from None (the source does not report it: unknown) and from "classic" (set): 3.10 stores
-# x-queue-type: classic on every queue declared in a vhost whose default is set to classic.
-DQT_UNSET = "undefined"
 
 
 def vhost_from_row(row: Mapping) -> Vhost:
@@ -118,7 +112,7 @@ def is_builtin_exchange(name: str) -> bool:
     return name == "" or name.startswith("amq.")
 
 
-def _vhost_resources(defs: Mapping, vhost: str, exclusive: set[str], skipped: Counter) -> list[Resource]:
+def vhost_resources(defs: Mapping, vhost: str, exclusive: set[str], skipped: Counter) -> list[Resource]:
     """One vhost's exchanges, queues, bindings and policies from a definitions document.
 
     ``exclusive`` names the vhost's exclusive queues (from the queue listing): they and the

@@ -24,12 +24,12 @@ from __future__ import annotations
 from typing import Any, Iterable, Mapping, Sequence
 
 from .. import versions
-from ..model import EMPTY_ARGS, Args, Queue, Resource, takes_default_queue_type
+from ..model import DQT_UNSET, EMPTY_ARGS, Args, Queue, Resource, takes_default_queue_type
 
 __all__ = ["rules_version", "implied_queue_type", "drop_implied_queue_type", "normalize_resources",
            "needs_exchange_listing", "merge_internal_exchanges", "drop_bindings_to_unlisted_queues"]
 
-UNSET = "undefined"  # a default queue type the broker reports as not set
+UNSET = DQT_UNSET  # a default queue type the broker reports as not set
 
 
 def rules_version(version: str | None) -> tuple[int, int] | None:

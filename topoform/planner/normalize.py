@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from ..model import Args, Exchange, Policy, Queue, Topology, Vhost, takes_default_queue_type
+from ..model import DQT_UNSET, Args, Exchange, Policy, Queue, Topology, Vhost, takes_default_queue_type
 
 CLASSIC = "classic"
 
@@ -72,7 +72,7 @@ def normalize_policy(policy: Policy) -> Policy:
     return policy
 
 
-UNSET = "undefined"  # a default queue type the broker reports as not set (3.10's word for it)
+UNSET = DQT_UNSET  # a default queue type the broker reports as not set (3.10's word for it)
 
 
 def normalize_vhost(vhost: Vhost) -> Vhost:

@@ -79,6 +79,17 @@ def test_get_returns_json_and_sends_credentials_once_per_session(server):
     assert isinstance(client.session, requests.Session)
 
 
+def test_the_version_is_read_without_the_overview_s_object_totals(server):
+    """A plain GET /api/overview counts every object and rate first (12-48 ms on 4.3.6 at
+    1,000 queues, against 4-8 ms): the version is what a plan waits for first."""
+    srv, h = server
+    h.routes["/api/overview"] = (200, {"rabbitmq_version": "4.3.6", "management_version": "4.3.6"})
+    _client(srv.server_port).overview()
+    path = h.seen[-1][0]
+    assert path.startswith("/api/overview?") and "disable_stats=true" in path
+    assert "columns=rabbitmq_version%2Cmanagement_version" in path
+
+
 def test_vhost_names_are_quoted_as_one_segment(server):
     srv, h = server
     h.routes["/api/definitions/%2F"] = (200, {"queues": []})

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 
 import pytest
 
@@ -264,3 +266,55 @@ def test_an_argument_naming_an_object_called_undefined_is_not_a_void():
     defs["exchanges"][0]["vhost"] = "v"
     (x,) = live_from_definitions(defs, None).topology.exchanges.values()
     assert x.arguments["alternate-exchange"] == "undefined" and x.arguments["x-other"] is None
+
+
+class _SlowVersionClient(FakeClient):
+    """A broker whose ``GET /api/overview`` answers only when the test lets it."""
+
+    def __init__(self, *a, version="4.3.6"):
+        super().__init__(*a)
+        self.release = threading.Event()
+        self.version = version
+
+    def overview(self):
+        assert self.release.wait(10), "the test never let the overview answer"
+        return {"rabbitmq_version": self.version}
+
+
+@pytest.mark.parametrize("version, reads", [("4.3.6", ("definitions", "v")), ("3.10.8", ("queues", "v"))])
+def test_a_prefetch_never_waits_for_the_version_and_still_reads_what_the_version_chooses(version, reads):
+    """The read source (the export from 4.0, the listings before) depends on the version; the
+    prefetch used to wait for GET /api/overview there, before the files began to load."""
+    from topoform.broker.live import LiveReader
+
+    client = _SlowVersionClient([{"name": "v"}], {"v": DEFS}, {"v": QUEUE_LISTING}, version=version)
+    with LiveReader(client) as reader:
+        started = time.perf_counter()
+        reader.prefetch(["v"], stats=False)
+        assert time.perf_counter() - started < 5  # returned while the version was still unanswered
+        assert not client.release.is_set()
+        client.release.set()
+        live = reader.read(["v"], stats=False)
+    assert reads in client.calls
+    assert ("definitions", "v") not in client.calls or ("queues", "v") not in client.calls  # one source, not both
+    assert set(live.topology.queues) == {("queue", "v", "q1"), ("queue", "v", "qq")}
+    assert live.version == version
+
+
+def test_the_nodes_listing_is_read_once_whether_prefetched_or_not():
+    from topoform.broker.live import LiveReader
+
+    class Nodes(FakeClient):
+        def get(self, path, params=None):
+            if path == "/api/nodes":
+                self.calls.append(("nodes", params.get("columns")))
+                return [{"name": "rabbit@a", "running": True}]
+            return super().get(path, params)
+
+    client = Nodes([{"name": "v"}], {"v": DEFS}, {"v": QUEUE_LISTING})
+    with LiveReader(client) as reader:
+        reader.prefetch_nodes()
+        reader.prefetch_nodes()
+        assert reader.nodes() == [{"name": "rabbit@a", "running": True}]
+        assert reader.nodes() == [{"name": "rabbit@a", "running": True}]
+    assert client.calls == [("nodes", "name,running,mem_alarm,disk_free_alarm")]

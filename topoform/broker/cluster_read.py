@@ -26,7 +26,7 @@ QUEUE_COLUMNS = "name,vhost,type,members,online,leader,node,arguments"
 NODE_COLUMNS = "name,running,mem_alarm,disk_free_alarm"
 OVERVIEW_COLUMNS = "rabbitmq_version,node,listeners"  # the whole overview costs ~0.1-0.2 s (object totals)
 
-__all__ = ["read_health", "amqp_endpoints", "management_endpoints", "add_members", "parse_version"]
+__all__ = ["read_health", "read_nodes", "amqp_endpoints", "management_endpoints", "add_members", "parse_version"]
 
 
 def parse_version(text: Any) -> tuple[int, ...]:
@@ -108,11 +108,20 @@ def management_endpoints(settings: BrokerSettings, overview: dict, running: Iter
     return out
 
 
-def read_health(client: Any, vhosts: Iterable[str], *, critical: bool = True) -> C.ClusterHealth | None:
+def read_nodes(client: Any) -> Any:
+    """``GET /api/nodes`` with the columns :func:`read_health` needs (a plan starts it early)."""
+    return client.get("/api/nodes", params={"columns": NODE_COLUMNS})
+
+
+def read_health(client: Any, vhosts: Iterable[str], *, critical: bool = True,
+                nodes_answer: Any = None) -> C.ClusterHealth | None:
     """The cluster's health as the plan shows it; None when the nodes cannot be read
-    (a user without the monitoring tag, an old API): the plan then says nothing of the cluster."""
+    (a user without the monitoring tag, an old API): the plan then says nothing of the cluster.
+
+    ``nodes_answer``: a function giving :func:`read_nodes`' answer (or raising its error),
+    when the request was started earlier; None: ask now."""
     try:
-        nodes = C.parse_nodes(client.get("/api/nodes", params={"columns": NODE_COLUMNS}))
+        nodes = C.parse_nodes(nodes_answer() if nodes_answer is not None else read_nodes(client))
         if len(nodes) < 2:  # one node: alarms are all there is to know (GET /api/overview is slow)
             return C.ClusterHealth(nodes=nodes) if nodes else None
         overview = client.get("/api/overview", params={"columns": OVERVIEW_COLUMNS})

@@ -153,12 +153,18 @@ def _parents() -> dict[str, argparse.ArgumentParser]:
     return {"common": common, "files": files, "broker": broker, "target": target}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The CLI's parser. ``only``: the one command the command line runs (:func:`command_word`);
+    the other commands then get empty placeholders, which saves importing and building them
+    all (about 11 ms of every run, a twentieth of a no-change plan of 1,000 queues)."""
     parser = _Parser(prog="topoform", description="Topology-as-code and migrations for RabbitMQ.")
     parser.add_argument("--version", action="version", version=f"topoform {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     parents = _parents()
     for name, module_name in COMMANDS.items():
+        if only is not None and name != only:
+            sub.add_parser(name)  # never chosen: the command line names `only`
+            continue
         try:
             module = importlib.import_module(f"{__name__}.{module_name}")
         except ModuleNotFoundError as exc:  # a command not built yet stays out of the CLI
@@ -172,6 +178,15 @@ def build_parser() -> argparse.ArgumentParser:
                                         help="colour the plan's symbols: auto (default: on a terminal, unless "
                                              "NO_COLOR is set), always or never")
     return parser
+
+
+def command_word(argv: Sequence[str]) -> str | None:
+    """The command a command line runs when its first word names one; None otherwise (an
+    option first, such as ``--help`` or ``--version``, or no command, or an unknown one):
+    then the whole parser is built, for the full help and the list of choices."""
+    if argv and argv[0] in COMMANDS:
+        return argv[0]
+    return None
 
 
 def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> int:
@@ -191,7 +206,7 @@ def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> i
 
 def _main(argv: list[str], env: Environment, debug: bool, json_errors: bool = False) -> int:
     try:
-        parser = build_parser()
+        parser = build_parser(only=command_word(argv))
         try:
             args = parser.parse_args(argv)
         except SystemExit as exc:  # --help / --version

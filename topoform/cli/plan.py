@@ -69,6 +69,7 @@ def compute_plan(args, env: Environment):
         reader = LiveReader(ManagementClient(broker_settings(args, env)))
         # Start reading the broker now, so the reads overlap the loading of the files.
         reader.prefetch(_guess_vhosts(args, env), stats=_needs_counts(args))
+        reader.prefetch_nodes()  # for the cluster's health notes, read after the plan
     try:
         with gc_paused():
             return _compute(args, env, reader)
@@ -118,22 +119,24 @@ def _compute(args, env: Environment, reader):
     plan = seal(plan, config, live, options)
     plan = narrow_to_targets(plan, args, desired, config)  # --target KIND:NAME
     if reader is not None:  # quorum queue members, leaders, alarms, quorum-critical nodes (topoform/cluster.py)
-        plan, _health = cluster_health(plan, reader.client, desired, live, env, args)
+        plan, _health = cluster_health(plan, reader.client, desired, live, env, args, nodes_answer=reader.nodes)
     return _stamp(plan, loaded), desired, live
 
 
-def cluster_health(plan, client, desired, live, env: Environment, args=None, *, critical: bool = True):
+def cluster_health(plan, client, desired, live, env: Environment, args=None, *, critical: bool = True,
+                   nodes_answer=None):
     """Read the cluster, print its notes (stderr) and add the member changes: ``(plan, health)``.
 
     Notes: nodes down, alarms, quorum queue members offline or missing, leaders concentrated
     on one node, quorum-critical nodes; ``x-quorum-initial-group-size`` above the cluster size.
     Member changes (update queue, steps ``add_member``) where the broker can add them (4.0+);
     not with ``--target``. Shared with apply. ``health`` None: the nodes could not be read.
+    ``nodes_answer``: the nodes listing started earlier (``LiveReader.nodes``), or None: read now.
     """
     from .. import cluster
     from ..broker.cluster_read import read_health
 
-    health = read_health(client, plan.vhosts or desired.vhost_names(), critical=critical)
+    health = read_health(client, plan.vhosts or desired.vhost_names(), critical=critical, nodes_answer=nodes_answer)
     if health is None:
         return plan, None
     for line in cluster.group_size_warnings(desired.queues.values(), len(health.nodes)):
@@ -268,12 +271,15 @@ def run(args, env: Environment) -> int:
         return run_fleet(run, args, env, "plan")
     if args.rollback and not args.migrate:
         raise UsageError("--rollback needs --migrate (it rolls back interrupted migrations)")
-    plan, _desired, _live = compute_plan(args, env)
-    if args.rollback:
-        from .apply import rollback_plan
+    # the collector stays paused from the load to the printed plan: switched back on in between,
+    # its first collection rescanned everything loaded, read and planned (20 ms at 1,000 queues),
+    # and rendering a large plan allocates much and frees it all (no cycles)
+    with gc_paused():
+        plan, _desired, _live = compute_plan(args, env)
+        if args.rollback:
+            from .apply import rollback_plan
 
-        plan = rollback_plan(plan, _live)
-    with gc_paused():  # rendering a large plan allocates much and frees it all (no cycles)
+            plan = rollback_plan(plan, _live)
         print_plan(plan, args, env)  # --format text|json|markdown, --summary (cli/plan_output.py)
         saved = dump_json(render_json(plan)) + "\n" if args.out else None
     if saved is not None:

@@ -43,3 +43,31 @@ def test_topology_equality_and_lookups():
     assert t1.bindings_to("/", "queue", "q") == [b]
     assert t1 != Topology.build([x, q])
     assert t1.in_vhosts(["other"]) == Topology()
+
+
+def test_cached_properties_are_computed_once_and_kept_on_the_frozen_instance():
+    import threading
+
+    from topoform.model import Binding, cached_property
+
+    calls = []
+
+    class Counted:
+        @cached_property
+        def value(self):
+            calls.append(1)
+            return ("computed", len(calls))
+
+    c = Counted()
+    assert c.value == ("computed", 1) and c.value == ("computed", 1) and len(calls) == 1
+    assert isinstance(Counted.__dict__["value"], cached_property) and Counted.value is Counted.__dict__["value"]
+
+    b = Binding(vhost="/", source="x", destination="q", routing_key="k")
+    assert "key" not in b.__dict__
+    keys = []
+    threads = [threading.Thread(target=lambda: keys.append(b.key)) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(keys)) == 1 and b.__dict__["key"] == keys[0] and b.name == "x -> q [k]"

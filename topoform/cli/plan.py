@@ -258,8 +258,6 @@ def _scan_vhost_keys(text: str, yaml) -> set[str]:
 
 
 def run(args, env: Environment) -> int:
-    from ..planner.render import render_json
-
     output_format(args)  # a contradictory --json --format is refused before any work
     from .fleet import check_flags, run_fleet
 
@@ -271,19 +269,24 @@ def run(args, env: Environment) -> int:
         return run_fleet(run, args, env, "plan")
     if args.rollback and not args.migrate:
         raise UsageError("--rollback needs --migrate (it rolls back interrupted migrations)")
-    # the collector stays paused from the load to the printed plan: switched back on in between,
-    # its first collection rescanned everything loaded, read and planned (20 ms at 1,000 queues),
-    # and rendering a large plan allocates much and frees it all (no cycles)
+    # The collector stays paused from the load to the printed plan and the exit code: switched back
+    # on in between, its first collection rescanned everything loaded, read and planned (20 ms at
+    # 1,000 queues); switched on only once _plan_and_print has returned, it finds that freed.
     with gc_paused():
-        plan, _desired, _live = compute_plan(args, env)
-        if args.rollback:
-            from .apply import rollback_plan
+        return _plan_and_print(args, env)
 
-            plan = rollback_plan(plan, _live)
-        print_plan(plan, args, env)  # --format text|json|markdown, --summary (cli/plan_output.py)
-        saved = dump_json(render_json(plan)) + "\n" if args.out else None
-    if saved is not None:
-        _save(args.out, saved, env)
+
+def _plan_and_print(args, env: Environment) -> int:
+    from ..planner.render import render_json
+
+    plan, _desired, _live = compute_plan(args, env)
+    if args.rollback:
+        from .apply import rollback_plan
+
+        plan = rollback_plan(plan, _live)
+    print_plan(plan, args, env)  # --format text|json|markdown, --summary (cli/plan_output.py)
+    if args.out:
+        _save(args.out, dump_json(render_json(plan)) + "\n", env)
         env.err(f"Saved the plan to {args.out}; run 'topoform apply {args.out}' to carry it out.")
     if plan.blocked:
         return ExitCode.BLOCKED

@@ -278,6 +278,28 @@ def test_plan_helper_adds_member_changes_and_prints_the_notes():
     assert "x-quorum-initial-group-size 7" in text and f"{N1} leads 2 of 2" in text
 
 
+def test_the_replicas_are_read_from_the_queue_records_not_the_statistics():
+    """The members as the statistics database has them lag: after ``delete_member`` on the
+    4.3.6 cluster its listing said 2 members, then 3 again for about 5 s (a member's last
+    emission), then 2; an apply in that window found nothing to repair. ``disable_stats``
+    reads the queue records, which never went back."""
+    from topoform.broker.cluster_read import read_health
+
+    asked = []
+
+    class Recording(FakeClient):
+        def get(self, path, params=None):
+            asked.append((path, dict(params or {})))
+            return super().get(path, params)
+
+    answers = {"/api/overview": {"rabbitmq_version": "4.3.6", "listeners": []}, "/api/nodes": THREE,
+               "/api/queues/%2F": [qitem("orders", [N1, N3], leader=N1)]}
+    h = read_health(Recording(answers), ["/"], critical=False)
+    assert h is not None and h.queues[("/", "orders")].members == (N1, N3)
+    [(_path, params)] = [a for a in asked if a[0].startswith("/api/queues/")]
+    assert params.get("disable_stats") == "true" and "members" in params["columns"].split(",")
+
+
 def test_apply_refusal_and_force():
     import argparse
 

@@ -4,7 +4,10 @@ quorum-critical nodes, the per-node endpoints; and adds quorum queue members.
 Requests (fields per version: :mod:`topoform.cluster`):
 
 * ``GET /api/overview`` (version, listeners), ``GET /api/nodes``;
-* ``GET /api/queues/VHOST?columns=...`` for each managed vhost (404: the vhost does not exist yet);
+* ``GET /api/queues/VHOST?columns=...&disable_stats=true`` for each managed vhost (404: the vhost
+  does not exist yet). ``disable_stats``: the members from the queue's record, not the statistics
+  database, which a member's last emission can set back to the old members for about 5 s after
+  ``rabbitmq-queues delete_member`` (seen on the 4.3.6 cluster: 2, then 3 for 5 s, then 2);
 * ``GET /api/health/checks/node-is-quorum-critical`` on each node's management listener
   (the check speaks for the node that answers);
 * ``POST /api/queues/quorum/VHOST/NAME/replicas/add`` ``{"node": N}`` (4.0+, administrator).
@@ -133,7 +136,8 @@ def read_health(client: Any, vhosts: Iterable[str], *, critical: bool = True,
     queues: dict = {}
     for vhost in sorted(set(vhosts)):
         try:
-            data = client.get(f"/api/queues/{quote_segment(vhost)}", params={"columns": QUEUE_COLUMNS})
+            data = client.get(f"/api/queues/{quote_segment(vhost)}",
+                              params={"columns": QUEUE_COLUMNS, "disable_stats": "true"})
         except Exception:  # noqa: BLE001 - a vhost the files create, or one this user cannot see
             continue
         queues.update(C.parse_queues(data))

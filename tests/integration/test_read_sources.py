@@ -75,3 +75,25 @@ def test_auto_takes_the_cheaper_read_of_the_version(rich_vhost, broker, broker_v
             assert reader._source() == expected
     finally:
         client.close()
+
+
+def test_the_unsorted_listings_hold_the_sorted_listings_rows(rich_vhost, broker):
+    """The reader asks the broker not to sort its listings (``sort=`` empty; 27% of the queue
+    and binding listings at 10,000 queues on 3.10.8): the rows must be the same ones."""
+    import json
+
+    from topoform.broker.http import listing_requests
+
+    vhost, _keep = rich_vhost
+    client = ManagementClient(broker)
+    try:
+        for kind, (path, params) in listing_requests(vhost).items():
+            if kind == "policies":
+                continue
+            assert params.get("sort") == "", kind
+            unsorted = client.get(path, params=params)
+            ordered = client.get(path, params={k: v for k, v in params.items() if k != "sort"})
+            rows = [sorted(json.dumps(r, sort_keys=True) for r in answer) for answer in (unsorted, ordered)]
+            assert rows[0] and rows[0] == rows[1], kind
+    finally:
+        client.close()

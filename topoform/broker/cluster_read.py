@@ -137,7 +137,7 @@ def read_health(client: Any, vhosts: Iterable[str], *, critical: bool = True,
     for vhost in sorted(set(vhosts)):
         try:
             data = client.get(f"/api/queues/{quote_segment(vhost)}",
-                              params={"columns": QUEUE_COLUMNS, "disable_stats": "true"})
+                              params={"columns": QUEUE_COLUMNS, "disable_stats": "true", "sort": ""})
         except Exception:  # noqa: BLE001 - a vhost the files create, or one this user cannot see
             continue
         queues.update(C.parse_queues(data))

@@ -228,7 +228,7 @@ class ManagementClient:
         absent for a queue whose stats have not been emitted yet (section 10.3).
         """
         return self.get(f"/api/queues/{quote_segment(vhost)}",
-                        params={"columns": "name,exclusive,messages,consumers"})
+                        params={"columns": "name,exclusive,messages,consumers", **UNSORTED})
 
     # ------------------------------------------------------------------ errors
     def _status_error(self, method: str, path: str, response: requests.Response,
@@ -304,12 +304,18 @@ def _connection_reason(exc: Exception) -> str:
 # The per-kind listings that together hold what GET /api/definitions/V holds: only the
 # columns the reader needs, and no stats (issue 17: at 10,000 queues on 3.10.8 they cost
 # 4.1 s together, issued one after the other, where the vhost's export costs 9.7 s).
+# ``sort=`` (empty): the broker skips sorting the rows (rabbit_mgmt_util:sort_list/4 has a
+# clause for an empty sort list), which the reader never needs: the rows are keyed, not
+# ordered. Measured on 3.10.8 (benchmarks/bench_listings.py): the queue listing 0.061 ->
+# 0.041 s at 1,000 queues and 6.05 -> 4.08 s at 30,000.
+UNSORTED = {"sort": ""}
 LISTINGS: dict[str, tuple[str, dict[str, str]]] = {
     "exchanges": ("/api/exchanges/{v}", {"columns": "name,type,durable,auto_delete,internal,arguments",
-                                          "disable_stats": "true"}),
+                                          "disable_stats": "true", **UNSORTED}),
     "queues": ("/api/queues/{v}", {"columns": "name,durable,auto_delete,exclusive,arguments",
-                                    "disable_stats": "true"}),
-    "bindings": ("/api/bindings/{v}", {"columns": "source,destination,destination_type,routing_key,arguments"}),
+                                    "disable_stats": "true", **UNSORTED}),
+    "bindings": ("/api/bindings/{v}", {"columns": "source,destination,destination_type,routing_key,arguments",
+                                        **UNSORTED}),
     "policies": ("/api/policies/{v}", {}),
 }
 

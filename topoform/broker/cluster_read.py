@@ -23,6 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from .. import cluster as C
 from ..errors import BrokerError
+from .http import UNSORTED, ManagementClient
 from .settings import BrokerSettings, quote_segment
 
 QUEUE_COLUMNS = "name,vhost,type,members,online,leader,node,arguments"
@@ -137,7 +138,7 @@ def read_health(client: Any, vhosts: Iterable[str], *, critical: bool = True,
     for vhost in sorted(set(vhosts)):
         try:
             data = client.get(f"/api/queues/{quote_segment(vhost)}",
-                              params={"columns": QUEUE_COLUMNS, "disable_stats": "true", "sort": ""})
+                              params={"columns": QUEUE_COLUMNS, "disable_stats": "true", **UNSORTED})
         except Exception:  # noqa: BLE001 - a vhost the files create, or one this user cannot see
             continue
         queues.update(C.parse_queues(data))
@@ -148,8 +149,6 @@ def read_health(client: Any, vhosts: Iterable[str], *, critical: bool = True,
 
 
 def _critical(client: Any, overview: dict, health: C.ClusterHealth) -> dict:
-    from .http import ManagementClient
-
     found: dict[str, tuple] = {}
     unreachable: list[str] = []
     for settings in management_endpoints(client.settings, overview, health.running):

@@ -176,8 +176,6 @@ def bench_pipelined(settings: BrokerSettings, topo: dict, vhost: str, channels: 
     """A hand-written pipelined pika client: ``channels`` channels on one connection, every
     method ``nowait`` except the last of each channel in a phase, whose reply says the
     channel's whole share is done; phases (exchanges, queues, bindings) one after the other."""
-    params = pika.ConnectionParameters(host=settings.amqp_host, port=settings.amqp_port, virtual_host=vhost,
-                                       credentials=pika.PlainCredentials(settings.username, settings.password))
 
     def longs(args: dict) -> dict:
         return {k: (long(v) if isinstance(v, int) and not isinstance(v, bool) else v) for k, v in args.items()}
@@ -192,6 +190,15 @@ def bench_pipelined(settings: BrokerSettings, topo: dict, vhost: str, channels: 
          ("exchange_bind", dict(destination=b["destination"], source=b["source"], routing_key=b["routing_key"],
                                 arguments=longs(b["arguments"]))) for b in topo["bindings"]],
     ]
+    return run_pipelined(settings, vhost, calls, channels)
+
+
+def run_pipelined(settings: BrokerSettings, vhost: str, phases: list, channels: int = 64) -> float:
+    """Seconds to send ``phases`` (lists of ``(pika channel method, kwargs)``) pipelined: ``channels``
+    channels on one connection, each phase spread over them, every method ``nowait`` except the
+    last of each channel, whose reply says its share is done; a phase starts once the last ended."""
+    params = pika.ConnectionParameters(host=settings.amqp_host, port=settings.amqp_port, virtual_host=vhost,
+                                       credentials=pika.PlainCredentials(settings.username, settings.password))
     t0 = time.perf_counter()
     conn = pika.BlockingConnection(params)
     impl = conn._impl  # noqa: SLF001 - the asynchronous channels allow many requests in flight
@@ -199,7 +206,7 @@ def bench_pipelined(settings: BrokerSettings, topo: dict, vhost: str, channels: 
     chans = [impl.channel(on_open_callback=opened.append) for _ in range(channels)]
     while len(opened) < channels:
         conn.process_data_events(0.01)
-    for phase in calls:
+    for phase in phases:
         waiting = [0]
         for i, ch in enumerate(chans):
             share = phase[i::channels]

@@ -297,6 +297,23 @@ def test_bindings_of_deleted_classic_queues_and_exchanges_are_left_to_the_broker
         [("queue_unbind", "k3")], [("queue_delete", None)], [("exchange_delete", None)]]
 
 
+def test_exchange_to_exchange_bindings_ride_only_with_their_source_when_the_destination_stays():
+    # both ends deleted at once crash a channel on 3.10 and 4.0 (541, rabbitmq-server#11951);
+    # a deleted destination leaves a kept source's exchange type uninformed on 4.3.x (#17255)
+    plan = Plan(changes=(
+        delete(Binding(V, "gone", "gone2", "exchange", "both")),   # both ends deleted: unbound first
+        delete(Binding(V, "kept", "gone", "exchange", "dest")),    # destination deleted: unbound first
+        delete(Binding(V, "gone", "kept", "exchange", "source")),  # source deleted, destination stays: rides
+        delete(Exchange(V, "gone")),
+        delete(Exchange(V, "gone2")),
+    ), vhosts=(V,))
+    ctx, log, _ = make_ctx()
+    result = apply_plan(plan, ctx)
+    assert result.ok and len(result.done) == 5 and not result.not_attempted
+    assert [[(m, k.get("routing_key")) for m, k, _ in batch] for batch in log] == [
+        [("exchange_unbind", "both"), ("exchange_unbind", "dest")], [("exchange_delete", None)] * 2]
+
+
 def test_bindings_of_a_quorum_queue_are_removed_before_its_counted_delete():
     class CountingSession(FakeSession):
         def queue_counts(self, name):

@@ -1,4 +1,4 @@
-"""apply --prune of exchanges bound to each other: no 541 from the broker, on every version.
+"""apply --prune and destroy of exchanges bound to each other: no 541 from the broker, on every version.
 
 Two exchanges bound to each other and deleted at the same moment on two channels crash
 one of the channels on 3.10.8 and 4.0.5 (``function_clause`` in ``rabbit_exchange``: the
@@ -54,3 +54,21 @@ def test_prune_of_exchanges_bound_to_each_other_finishes_in_one_run(round_, vhos
     assert _counts(mgmt, vhost) == (1, 0)
     r = cli(["plan", "--prune", "--detailed-exitcode", "-f", keep], environ=broker_env)
     assert r.code == 0, r
+
+
+def test_destroy_of_exchanges_bound_to_each_other_finishes_in_one_run(vhost, cli, broker_env, tmp_path, mgmt):
+    import yaml
+
+    exchanges, bindings = _graph(7)
+    files = tmp_path / "graph.yaml"
+    files.write_text(yaml.safe_dump({"vhosts": {vhost: {
+        "exchanges": {x["name"]: {"type": "direct", "durable": True} for x in exchanges},
+        "bindings": [{k: b[k] for k in ("source", "destination", "destination_type", "routing_key")}
+                     for b in bindings]}}}))
+    r = cli(["apply", "--auto-approve", "-f", files], environ=broker_env)
+    assert r.code == 0, r
+    assert _counts(mgmt, vhost) == (EXCHANGES, BINDINGS)
+    r = cli(["destroy", "--auto-approve", "-f", files], environ=broker_env)
+    assert r.code == 0, r
+    assert "INTERNAL_ERROR" not in r.out + r.err
+    assert _counts(mgmt, vhost) == (0, 0)

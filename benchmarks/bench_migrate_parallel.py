@@ -2,7 +2,7 @@
 """Many migrations in one apply: ``apply --migrate --parallel N`` next to one plain move loop.
 
     .venv/bin/python benchmarks/bench_migrate_parallel.py [--queues 50] [--messages 2000]
-        [--parallel 8] [--size 256] [--url URL] [--management-url URL]
+        [--parallel 8] [--size 256] [--no-ceiling] [--no-reference] [--url URL] [--management-url URL]
 
 In a fresh vhost (deleted afterwards):
 
@@ -23,9 +23,14 @@ In a fresh vhost (deleted afterwards):
    second is what a two-move migration could reach if the broker did all the moving: the
    ceiling that the target is to be read against on this machine.
 
+4. **for reference** (skip with ``--no-reference``): the same plain loop moving into a
+   *quorum* queue (the move a migration to quorum makes), and the same ``queues``
+   migrated by ``apply --migrate --parallel 1`` (one migration at a time, as before
+   ``--parallel``): the gain that running migrations at once brings.
+
 Checks that every queue is quorum afterwards, holds all its messages in their original
 order, and kept its binding. Target (issue 17): the apply's messages per second at least
-3x the plain loop's. Exit 0 when met and correct, 1 otherwise.
+3x the plain (classic to classic) loop's. Exit 0 when met and correct, 1 otherwise.
 """
 from __future__ import annotations
 
@@ -128,6 +133,8 @@ def main(argv=None) -> int:
     ap.add_argument("--parallel", type=int, default=8)
     ap.add_argument("--size", type=int, default=256, help="body size in bytes")
     ap.add_argument("--no-ceiling", action="store_true", help="skip the broker's own mover (dynamic shovels)")
+    ap.add_argument("--no-reference", action="store_true",
+                    help="skip the loop into a quorum queue and the --parallel 1 run")
     ap.add_argument("--url", default=os.environ.get("TOPOFORM_URL", "amqp://guest:guest@localhost:5672/"))
     ap.add_argument("--management-url", default=os.environ.get("TOPOFORM_MANAGEMENT_URL"))
     args = ap.parse_args(argv)
@@ -160,24 +167,58 @@ def main(argv=None) -> int:
                   f"a two-move migration at that speed: {ceiling / 2:.0f} msg/s = {ceiling / 2 / loop_rate:.2f}x "
                   "the plain loop (the ceiling on this machine)", flush=True)
 
-        ch.exchange_declare("mx", "direct", durable=True)
-        for name in names:
-            ch.queue_declare(name, durable=True)
-            ch.queue_bind(name, "mx", name)
-        for name in names:
-            fill(conn, name, n, args.size)
-        with tempfile.TemporaryDirectory() as tmp:
-            path = os.path.join(tmp, "topology.yaml")
-            Path(path).write_text(files_text(vhost, names))
-            environ = {"TOPOFORM_URL": args.url, "TOPOFORM_TIMEOUT": "600"}
-            if args.management_url:
-                environ["TOPOFORM_MANAGEMENT_URL"] = args.management_url
-            env = Environment(stdout=io.StringIO(), stderr=io.StringIO(), environ=environ, cwd=tmp)
-            started = time.perf_counter()
-            code = cli_main(["apply", "--migrate", "--auto-approve", "--parallel", str(args.parallel), "-f", path], env)
-            elapsed = time.perf_counter() - started
-        if code != 0:
-            print(env.stdout.getvalue()[-1500:], env.stderr.getvalue()[-1500:])
+        quorum_rate = None
+        if not args.no_reference:
+            ch.queue_declare("loop.c", durable=True)
+            ch.queue_declare("loop.q", durable=True, arguments={"x-queue-type": "quorum"})
+            fill(conn, "loop.c", loop_n, args.size)
+            quorum_rate = loop_n / plain_loop(conn, "loop.c", "loop.q", loop_n)
+            for name in ("loop.c", "loop.q"):
+                ch.queue_delete(name)
+            print(f"the same loop into a quorum queue (classic -> quorum): {loop_n} messages, {quorum_rate:8.0f} msg/s",
+                  flush=True)
+
+        environ = {"TOPOFORM_URL": args.url, "TOPOFORM_TIMEOUT": "600"}
+        if args.management_url:
+            environ["TOPOFORM_MANAGEMENT_URL"] = args.management_url
+
+        def migrate_all(queues: list[str], parallel: int) -> float | None:
+            """Seconds for one ``apply --migrate --parallel`` of ``queues`` (filled, bound); None on failure."""
+            ch.exchange_declare("mx", "direct", durable=True)
+            for name in queues:
+                ch.queue_declare(name, durable=True)
+                ch.queue_bind(name, "mx", name)
+            for name in queues:
+                fill(conn, name, n, args.size)
+            with tempfile.TemporaryDirectory() as tmp:
+                path = os.path.join(tmp, "topology.yaml")
+                Path(path).write_text(files_text(vhost, queues))
+                env = Environment(stdout=io.StringIO(), stderr=io.StringIO(), environ=environ, cwd=tmp)
+                started = time.perf_counter()
+                code = cli_main(["apply", "--migrate", "--auto-approve", "--parallel", str(parallel), "-f", path], env)
+                elapsed = time.perf_counter() - started
+            if code != 0:
+                print(env.stdout.getvalue()[-1500:], env.stderr.getvalue()[-1500:])
+                return None
+            return elapsed
+
+        serial_rate = None
+        if not args.no_reference:
+            one = [f"mq1.{i:03d}" for i in range(args.queues)]
+            elapsed = migrate_all(one, 1)
+            if elapsed is None:
+                return 1
+            serial_rate = args.queues * n / elapsed
+            problems = check(ch, one, n, http, base, vhost)
+            for name in one:
+                ch.queue_delete(name)
+            print(f"apply --migrate --parallel 1: {args.queues} queues x {n} messages classic -> quorum in "
+                  f"{elapsed:.1f}s: {serial_rate:8.0f} msg/s migrated; checks: {problems[:3] or 'ok'}", flush=True)
+            if problems:
+                return 1
+
+        elapsed = migrate_all(names, args.parallel)
+        if elapsed is None:
             return 1
         total = args.queues * n
         rate = total / elapsed
@@ -188,6 +229,9 @@ def main(argv=None) -> int:
         ok = ratio >= TARGET and not problems
         print(f"ratio: {ratio:.2f}x the plain loop (target >= {TARGET:.0f}x, each message counted once): "
               f"{'PASS' if ratio >= TARGET else 'FAIL'}; checks: {'all queues quorum, every message in order, bindings kept' if not problems else problems[:5]}")
+        if quorum_rate is not None and serial_rate is not None:
+            print(f"for reference: {rate / quorum_rate:.2f}x the loop into a quorum queue; "
+                  f"{rate / serial_rate:.2f}x apply --migrate --parallel 1 of the same queues")
         try:
             conn.close()
         except (pika.exceptions.AMQPError, OSError):

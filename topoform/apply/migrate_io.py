@@ -225,10 +225,10 @@ class MigrationBroker:
             self.conn.process_data_events(time_limit=0.01)
 
 
-def http_json(ctx, path: str, attempts: int = 20) -> Any:
+def http_json(ctx, path: str, attempts: int = 20, params: dict | None = None) -> Any:
     """GET a JSON document, None on 404. A just-declared quorum queue briefly answers 500: retried."""
     for attempt in range(attempts):
-        response = ctx.client.request("GET", path, expect=(200, 404, 500, 503))
+        response = ctx.client.request("GET", path, expect=(200, 404, 500, 503), params=params)
         if response.status_code in (200, 404):
             return response.json() if response.status_code == 200 else None
         time.sleep(0.25)

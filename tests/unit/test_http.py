@@ -30,6 +30,8 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self):  # noqa: N802
         self.seen.append((self.path, self.headers.get("Authorization")))
         status, body = self.routes.get(self.path.split("?")[0], (404, {"error": "Object Not Found", "reason": "Not Found"}))
+        if status == "sequence":  # the next answer of a list, the last one repeated
+            status, body = body.pop(0) if len(body) > 1 else body[0]
         if status == "hang":
             threading.Event().wait(1.5)
             return
@@ -252,3 +254,28 @@ def test_basic_auth_sends_the_password_as_utf8(server, password):
     assert client.overview() == {"ok": True}
     sent = base64.b64decode(h.seen[0][1].split(" ", 1)[1])
     assert sent == f"üser:{password}".encode("utf-8")
+
+
+CRASH = {"error": "Internal Server Error", "reason": "badarg"}
+
+
+def test_a_get_answered_500_is_asked_again_and_a_lasting_one_is_a_one_line_error(server, monkeypatch):
+    """The API answers 500 while one of its workers crashes on a passing state (4.3.6, the
+    statistics of a quorum queue declared right after a classic queue of the same name)."""
+    from topoform.broker import http as http_mod
+
+    pauses = []
+    monkeypatch.setattr(http_mod.time, "sleep", pauses.append)
+    srv, h = server
+    h.routes["/api/queues/v"] = ("sequence", [(500, CRASH), (503, CRASH), (200, [{"name": "q"}])])
+    client = _client(srv.server_port)
+    assert client.get("/api/queues/v") == [{"name": "q"}]
+    assert pauses == [0.25, 0.5] and len(h.seen) == 3
+    h.routes["/api/queues/w"] = (500, CRASH)
+    err = _error(lambda: client.get("/api/queues/w"))
+    assert "500" in err.message and "/api/queues/w" in err.message
+    assert len(pauses) == 2 + len(client.GET_RETRY_PAUSES)
+    h.routes["/api/queues/x"] = (404, {"error": "Object Not Found", "reason": "Not Found"})
+    before = len(h.seen)
+    _error(lambda: client.get("/api/queues/x"))
+    assert len(h.seen) == before + 1  # other statuses are answers, not retried

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import html
 import json
+import time
 from typing import Any, Iterable, Mapping
 
 import requests
@@ -161,9 +162,21 @@ class ManagementClient:
             raise BrokerError(f"cannot talk to the management API at {base}: {type(exc).__name__}",
                               code="broker-unreachable") from None
 
+    # A GET answered 500 or 503 is asked again after these pauses: the API answers 500 when one
+    # of its workers crashes on a passing state (on 4.3.6, the statistics of a quorum queue
+    # declared just after a classic queue of the same name was deleted: badarg in
+    # rabbit_mgmt_db:adjust_hibernated_memory_use), and 503 while a node is still starting.
+    GET_RETRY_PAUSES = (0.25, 0.5, 1.0, 2.0)
+
     def get(self, path: str, params: dict | None = None) -> Any:
-        """GET ``path`` and return its JSON body."""
-        response = self.request("GET", path, params=params, expect=(200,))
+        """GET ``path`` and return its JSON body (a 500 or 503 is retried, see ``GET_RETRY_PAUSES``)."""
+        for pause in (*self.GET_RETRY_PAUSES, None):
+            response = self.request("GET", path, params=params, expect=(200, 500, 503))
+            if response.status_code == 200:
+                break
+            if pause is None:
+                raise self._status_error("GET", path, response, getattr(response, "topoform_base", None))
+            time.sleep(pause)
         try:
             return response.json()
         except ValueError:

@@ -163,9 +163,10 @@ class ManagementClient:
                               code="broker-unreachable") from None
 
     # A GET answered 500 or 503 is asked again after these pauses: the API answers 500 when one
-    # of its workers crashes on a passing state (on 4.3.6, the statistics of a quorum queue
-    # declared just after a classic queue of the same name was deleted: badarg in
-    # rabbit_mgmt_db:adjust_hibernated_memory_use), and 503 while a node is still starting.
+    # of its workers crashes on a passing state (seen once on 4.3.6 during a migration, for the
+    # statistics of a quorum queue declared a moment after the classic queue of the same name
+    # was deleted: badarg in rabbit_mgmt_db:adjust_hibernated_memory_use; not reproduced on
+    # its own), and 503 while a node is still starting.
     GET_RETRY_PAUSES = (0.25, 0.5, 1.0, 2.0)
 
     def get(self, path: str, params: dict | None = None) -> Any:

@@ -172,13 +172,15 @@ def bench_naive(settings: BrokerSettings, topo: dict, vhost: str) -> float:
     return time.perf_counter() - t0
 
 
+def longs(args: dict) -> dict:
+    """Integer arguments as AMQP longs, as apply, the HTTP API and the definitions import send them."""
+    return {k: (long(v) if isinstance(v, int) and not isinstance(v, bool) else v) for k, v in args.items()}
+
+
 def bench_pipelined(settings: BrokerSettings, topo: dict, vhost: str, channels: int = 64) -> float:
     """A hand-written pipelined pika client: ``channels`` channels on one connection, every
     method ``nowait`` except the last of each channel in a phase, whose reply says the
     channel's whole share is done; phases (exchanges, queues, bindings) one after the other."""
-
-    def longs(args: dict) -> dict:
-        return {k: (long(v) if isinstance(v, int) and not isinstance(v, bool) else v) for k, v in args.items()}
 
     calls = [
         [("exchange_declare", dict(exchange=x["name"], exchange_type=x["type"], durable=True))

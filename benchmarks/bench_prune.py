@@ -19,8 +19,9 @@ Deleting a queue or an exchange removes its bindings (SEMANTICS 6), so apply lea
 them to the broker instead of unbinding them one by one first (issue 17). Target: the
 first at most 1.2x the second. The ratio to the plain client is printed beside it: it
 shows how much of the difference is the broker removing the bindings (work no client can
-skip: the plain client's own with/without ratio) and how much is topoform's. The order alternates between ``--repeat`` rounds
-(median reported) so that other load hits each alike. The vhosts are deleted afterwards.
+skip: the plain client's own with/without ratio) and how much is topoform's. The order
+alternates between ``--repeat`` rounds (median reported) so that other load hits each
+alike. The vhosts are deleted afterwards.
 
     .venv/bin/python benchmarks/bench_prune.py [--queues 10000] [--repeat 1] [--skip-client]
         [--url amqp://guest:guest@localhost:5672/] [--management-url http://...]
@@ -41,9 +42,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-from pika.compat import long  # noqa: E402
-
-from bench_apply import Admin, bench_import, build_topology, run_pipelined  # noqa: E402
+from bench_apply import Admin, bench_import, build_topology, longs, run_pipelined  # noqa: E402
 from topoform.broker.settings import BrokerSettings, redact  # noqa: E402
 from topoform.cli import Environment, main as cli_main  # noqa: E402
 
@@ -68,8 +67,7 @@ def plain_client(settings: BrokerSettings, topo: dict, vhost: str) -> tuple[floa
     the broker removes the other bindings. The unbinds first, as apply does: deleting two exchanges
     bound to each other at once crashes a channel on 3.10 and 4.0 (541; executor.removed_with)."""
     e2e = [("exchange_unbind", dict(destination=b["destination"], source=b["source"], routing_key=b["routing_key"],
-                                    arguments={k: long(v) if isinstance(v, int) and not isinstance(v, bool) else v
-                                               for k, v in b["arguments"].items()}))
+                                    arguments=longs(b["arguments"])))
            for b in topo["bindings"] if b["destination_type"] == "exchange"]
     phases = [e2e, [("queue_delete", dict(queue=q["name"], if_empty=True, if_unused=True)) for q in topo["queues"]],
               [("exchange_delete", dict(exchange=x["name"])) for x in topo["exchanges"]]]
@@ -98,7 +96,9 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for round_ in range(args.repeat):
             tag = uuid.uuid4().hex[:6]
-            order = [("bindings", full), ("alone", bare)] + ([] if args.skip_client else [("client", full), ("client-alone", bare)])
+            order = [("bindings", full), ("alone", bare)]
+            if not args.skip_client:
+                order += [("client", full), ("client-alone", bare)]
             if round_ % 2:
                 order.reverse()
             for label, topo in order:

@@ -48,6 +48,9 @@ import requests
 import yaml
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from bench_apply import Admin  # noqa: E402  (the benchmarks' shared management client)
 
 from topoform.broker.settings import BrokerSettings, quote_segment  # noqa: E402
 from topoform.cli import Environment, main  # noqa: E402
@@ -116,42 +119,22 @@ def generate(vhost: str, n_queues: int) -> tuple[str, dict]:
     return text, definitions
 
 
-class Http:
-    def __init__(self, settings: BrokerSettings):
-        self.base = settings.http_base_clean
-        self.s = requests.Session()
-        self.s.auth = settings.http_credentials
-        self.s.headers["content-type"] = "application/json"
-
-    def call(self, method, path, body=None, ok=(200, 201, 204), timeout=600):
-        r = self.s.request(method, self.base + path, data=None if body is None else json.dumps(body), timeout=timeout)
-        if r.status_code not in ok:
-            raise SystemExit(f"{method} {path}: {r.status_code} {r.text[:200]}")
-        return r
-
-
-def fill(http: Http, vhost: str, definitions: dict, user: str) -> float:
+def fill(http: Admin, vhost: str, definitions: dict) -> float:
     q = quote_segment(vhost)
-    http.call("PUT", f"/api/vhosts/{q}", {"description": "topoform benchmark (temporary)"})
-    http.call("PUT", f"/api/permissions/{q}/{quote_segment(user)}", {"configure": ".*", "write": ".*", "read": ".*"})
-    for _ in range(100):
-        states = http.call("GET", f"/api/vhosts/{q}").json().get("cluster_state", {})
-        if states and all(s == "running" for s in states.values()):
-            break
-        time.sleep(0.1)
+    http.create_vhost(vhost)
     t0 = time.perf_counter()
     # the API limits a request body (about 20 MB): import in chunks (the import is additive);
     # small ones, because a request the broker does not finish within its 60 s idle limit is
     # cut off with the import half done (3.10.8, 10,000 queues into a vhost holding 10,000)
     chunk = 2_000
-    http.call("POST", f"/api/definitions/{q}", {"exchanges": definitions["exchanges"], "queues": [],
+    http.req("POST", f"/api/definitions/{q}", {"exchanges": definitions["exchanges"], "queues": [],
                                                 "bindings": [], "policies": definitions["policies"]})
     for key in ("queues", "bindings"):
         rows = definitions[key]
         for i in range(0, len(rows), chunk):
             for attempt in range(3):  # the import is additive: a chunk cut off is sent again
                 try:
-                    http.call("POST", f"/api/definitions/{q}", {key: rows[i:i + chunk]})
+                    http.req("POST", f"/api/definitions/{q}", {key: rows[i:i + chunk]})
                     break
                 except requests.RequestException as exc:
                     print(f"  import of {key} {i}..{i + chunk} cut off ({type(exc).__name__}); again", flush=True)
@@ -163,7 +146,7 @@ def fill(http: Http, vhost: str, definitions: dict, user: str) -> float:
         # count with the cheap listing: a broker still busy with the import may cut the
         # export's request off (seen on 3.10.8 at 30,000 queues)
         try:
-            got = len(http.call("GET", f"/api/queues/{q}?columns=name&disable_stats=true", timeout=120).json())
+            got = len(http.req("GET", f"/api/queues/{q}?columns=name&disable_stats=true", timeout=120).json())
         except requests.RequestException:
             got = -1
         if got >= want:
@@ -172,23 +155,7 @@ def fill(http: Http, vhost: str, definitions: dict, user: str) -> float:
     return time.perf_counter() - t0
 
 
-def delete_vhost(http: Http, vhost: str) -> None:
-    """Delete a vhost and wait until gone: a big one takes longer than the API's 60 s request
-    limit, and a cut-off request can leave the deletion half done, so the DELETE is re-sent
-    (as ``bench_apply.Admin.delete_vhost`` does)."""
-    q = quote_segment(vhost)
-    for _ in range(60):
-        try:
-            http.s.delete(f"{http.base}/api/vhosts/{q}", timeout=120)
-            if http.s.get(f"{http.base}/api/vhosts/{q}", timeout=30).status_code == 404:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(2)
-    print(f"  warning: vhost {vhost} still exists; delete it by hand", flush=True)
-
-
-def time_floor(path: str, http: Http, vhost: str) -> tuple[float, float | None]:
+def time_floor(path: str, http: Admin, vhost: str) -> tuple[float, float | None]:
     """(bare parse seconds, one GET /api/definitions/VHOST seconds); the floor is their sum.
 
     The GET is None when the broker cuts the export off (3.10.8 at 30,000 queues closes the
@@ -199,13 +166,13 @@ def time_floor(path: str, http: Http, vhost: str) -> tuple[float, float | None]:
         yaml.load(fh.read(), Loader=yaml.CSafeLoader)
     t1 = time.perf_counter()
     try:
-        http.call("GET", f"/api/definitions/{quote_segment(vhost)}").json()
+        http.req("GET", f"/api/definitions/{quote_segment(vhost)}").json()
     except requests.RequestException:
         return t1 - t0, None
     return t1 - t0, time.perf_counter() - t1
 
 
-def time_listings(http: Http, vhost: str) -> float:
+def time_listings(http: Admin, vhost: str) -> float:
     """The per-kind listings topoform reads (topoform/broker/http.py LISTINGS), issued at once."""
     from concurrent.futures import ThreadPoolExecutor
 
@@ -227,11 +194,11 @@ def _x(a: float, b: float | None, width: int = 0) -> str:
     return f"{a / b:.2f}x".rjust(width) if b else "-".rjust(width)
 
 
-def write_state(http: Http, vhost: str, path: str, state: str) -> None:
+def write_state(http: Admin, vhost: str, path: str, state: str) -> None:
     """The vhost's export for the offline plan; where the broker cuts its export off, the files'
     own ``topoform export`` (the same state: the plan of those files against it is no change)."""
     try:
-        text = http.call("GET", f"/api/definitions/{quote_segment(vhost)}").text
+        text = http.req("GET", f"/api/definitions/{quote_segment(vhost)}").text
     except requests.RequestException:
         env = Environment(stdout=io.StringIO(), stderr=io.StringIO(), environ={}, cwd=os.path.dirname(path))
         if main(["export", "-f", path, "-o", state], env) != 0:
@@ -264,22 +231,21 @@ def time_offline(path: str, state: str) -> float:
     return elapsed
 
 
-def time_per_object(http: Http, vhost: str, definitions: dict) -> float:
+def time_per_object(http: Admin, vhost: str, definitions: dict) -> float:
     """Terraform-provider style refresh: one GET per object."""
     v = quote_segment(vhost)
     t0 = time.perf_counter()
     for e in definitions["exchanges"]:
-        http.call("GET", f"/api/exchanges/{v}/{quote_segment(e['name'])}")
+        http.req("GET", f"/api/exchanges/{v}/{quote_segment(e['name'])}")
     for q in definitions["queues"]:
-        http.call("GET", f"/api/queues/{v}/{quote_segment(q['name'])}")
+        http.req("GET", f"/api/queues/{v}/{quote_segment(q['name'])}")
     for b in definitions["bindings"]:
-        http.call("GET", f"/api/bindings/{v}/e/{quote_segment(b['source'])}/q/{quote_segment(b['destination'])}")
+        http.req("GET", f"/api/bindings/{v}/e/{quote_segment(b['source'])}/q/{quote_segment(b['destination'])}")
     return time.perf_counter() - t0
 
 
 def run(sizes: list[int], repeat: int, settings: BrokerSettings, environ: dict, keep: bool) -> int:
-    http = Http(settings)
-    user = settings.http_credentials[0]
+    http = Admin(settings)
     rows = []
     with tempfile.TemporaryDirectory(prefix="topoform-bench-") as tmp:
         for n in sizes:
@@ -292,7 +258,7 @@ def run(sizes: list[int], repeat: int, settings: BrokerSettings, environ: dict, 
                   f"({len(definitions['exchanges'])} exchanges, {len(definitions['bindings'])} bindings)...",
                   flush=True)
             try:
-                import_s = fill(http, vhost, definitions, user)
+                import_s = fill(http, vhost, definitions)
                 time_plan(path, environ)  # warm-up: imports, first connection
                 parses, gets, plans, listings = [], [], [], []
                 for _ in range(repeat):
@@ -326,7 +292,7 @@ def run(sizes: list[int], repeat: int, settings: BrokerSettings, environ: dict, 
                       + (f"  per-object refresh {per_object:.2f}s" if per_object else ""), flush=True)
             finally:
                 if not keep:
-                    delete_vhost(http, vhost)
+                    http.delete_vhost(vhost)
 
     print()
     print(f"{'queues':>7} {'exchanges':>9} {'bindings':>8} {'floor s':>8} {'(GET s)':>8} {'listings':>8} {'plan s':>8} "

@@ -6,9 +6,7 @@ in order. Runs in the per-test vhost.
 """
 from __future__ import annotations
 
-import collections
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -19,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import migrate_support as ms  # noqa: E402
 
-from topoform.apply.migrate import MigrationError, QueueMigration, run_migration  # noqa: E402
+from topoform.apply.migrate import MigrationError, run_migration  # noqa: E402
 from topoform.broker import amqp  # noqa: E402
 from topoform.model import Exchange  # noqa: E402
 from topoform.planner.plan import Action, Change  # noqa: E402
@@ -102,88 +100,21 @@ def test_publisher_with_confirms_during_migration_loses_nothing(broker, vhost, a
     # with the live messages (the order of prioritized messages is checked by the scenarios above)
     backlog = ms.corpus(3000, broker.username, seed=3, priorities=False)
     ms.publish(amqp, "orders", backlog)
-    confirmed: list[str] = []
-    sent: dict[int, tuple[float, float]] = {}  # id: (before the publish, after its confirm)
-    swaps = _time_binding_swaps(monkeypatch)
-    stop = threading.Event()
-    errors: list[BaseException] = []
-
-    def publisher():
-        try:
-            conn = amqp_connect(broker, vhost)
-            ch = conn.channel()
-            ch.confirm_delivery()
-            i = 0
-            while not stop.is_set():
-                mid = f"live-{i}"
-                before = time.monotonic()
-                ch.basic_publish("events", "order.new", mid.encode(),
-                                 pika.BasicProperties(message_id=mid, delivery_mode=2), mandatory=True)
-                sent[i] = (before, time.monotonic())
-                confirmed.append(mid)  # basic_publish returned: the broker confirmed it
-                i += 1
-            conn.close()
-        except BaseException as exc:  # noqa: BLE001 - reported by the test
-            errors.append(exc)
-
-    thread = threading.Thread(target=publisher, daemon=True)
-    thread.start()
+    swaps = ms.time_binding_swaps(monkeypatch)
+    publisher = ms.ConfirmedPublisher(broker, vhost).start()
     time.sleep(0.5)
     change = ms.queue_change(broker, vhost, "orders", ms.queue(vhost, "orders", **{"x-queue-type": "quorum"}))
     run_migration(change, ms.context(broker))
     time.sleep(0.3)
-    stop.set()
-    thread.join(30)
-    assert not errors, errors
+    publisher.stop()
+    confirmed = publisher.confirmed
     got = ms.drain(amqp, "orders", expect=len(backlog) + len(confirmed))
-    bodies = [g[0] for g in got]
-    live = [b.decode() for b in bodies if b.startswith(b"live-")]
-    assert set(confirmed) <= set(live), f"lost {len(set(confirmed) - set(live))} confirmed messages"
-    # Known limit (docs/migrate.md): a message published in the instant between binding the
-    # temporary queue and unbinding the queue (and back) may be routed to both. How many that
-    # is depends on how many publishes fit in the broker's time for one unbind (72 were seen
-    # on 4.0.5 with the disk busy), so what is checked is where they come from: each doubled
-    # message was published while a binding swap ran, the doubled ids form at most one
-    # unbroken run per swap, and nothing arrives three times.
-    seen = collections.Counter(live)
-    doubled = sorted(int(m.split("-")[1]) for m, n in seen.items() if n > 1)
-    runs = _runs(doubled)
-    print(f"published during the migration: {len(confirmed)}, duplicated at a binding swap: "
-          f"{len(doubled)} in runs {runs}")
-    assert max(seen.values()) <= 2, "a message arrived three times"
-    assert len(swaps) == 2, swaps
-    assert len(runs) <= len(swaps), f"messages arrived twice away from the binding swaps: runs {runs}"
-    outside = [i for i in doubled if not any(sent[i][0] <= end and start <= sent[i][1] for start, end in swaps)]
-    assert not outside, f"messages published outside the binding swaps arrived twice: {outside[:10]}"
+    live = [g[0].decode() for g in got if g[0].startswith(b"live-")]
+    ms.assert_duplicates_only_at_swaps(live, publisher, swaps)
     old = [g for g in got if not g[0].startswith(b"live-")]
     assert old == [ms.as_tuple(b, p) for b, p in backlog]
     assert len(confirmed) > 100, "the publisher did not run during the migration"
     _assert_clean(mgmt, vhost)
-
-
-def _time_binding_swaps(monkeypatch) -> list[tuple[float, float]]:
-    """Record when each binding swap of a queue migration starts and ends (monotonic times)."""
-    swaps: list[tuple[float, float]] = []
-    for op in ("op_take_bindings", "op_restore_bindings"):
-        def timed(self, _real=getattr(QueueMigration, op)):
-            start = time.monotonic()
-            try:
-                return _real(self)
-            finally:
-                swaps.append((start, time.monotonic()))
-        monkeypatch.setattr(QueueMigration, op, timed)
-    return swaps
-
-
-def _runs(ids: list[int]) -> list[tuple[int, int]]:
-    """Sorted ids as unbroken runs: [1, 2, 3, 7, 8] -> [(1, 3), (7, 8)]."""
-    runs: list[tuple[int, int]] = []
-    for i in ids:
-        if runs and i == runs[-1][1] + 1:
-            runs[-1] = (runs[-1][0], i)
-        else:
-            runs.append((i, i))
-    return runs
 
 
 def amqp_connect(broker, vhost):

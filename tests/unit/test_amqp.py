@@ -90,6 +90,44 @@ def test_connection_failures_are_one_line_without_the_password(monkeypatch, rais
     assert "broker.example:5672" in text
 
 
+# pika's messages for the connection limits, as 3.10.8, 4.0.5 and 4.3.6 all send them (measured)
+VHOST_LIMIT = ("Client was disconnected at a connection stage indicating a probable denial of access to the "
+               "specified virtual host: ('ConnectionClosedByBroker: (530) \"NOT_ALLOWED - access to vhost \'v\' "
+               "refused for user \'alice\': connection limit (3) is reached\"',)")
+USER_LIMIT = ("Client was disconnected at a connection stage indicating a probable denial of access to the "
+              "specified virtual host: ('ConnectionClosedByBroker: (530) \"NOT_ALLOWED - connection refused for "
+              "user \'alice\': user connection limit (0) is reached\"',)")
+
+
+@pytest.mark.parametrize("text, whose, limit, setter", [
+    (VHOST_LIMIT, "vhost 'v'", "3", "set_vhost_limits -p 'v'"),
+    (USER_LIMIT, "user 'alice'", "0", "set_user_limits 'alice'"),
+])
+def test_a_connection_limit_is_named_as_such_not_as_missing_permissions(monkeypatch, text, whose, limit, setter):
+    def fail(params):
+        raise pex.ProbableAccessDeniedError(text)
+
+    monkeypatch.setattr(pika, "BlockingConnection", fail)
+    with pytest.raises(BrokerError) as info:
+        amqp.connect(SETTINGS, "v")
+    err = info.value
+    assert err.code == "connection-limit"
+    assert f"the connection limit of {whose} ({limit}) is reached" in err.message
+    assert "may not access" not in err.message and "set_permissions" not in err.hint
+    assert setter in err.hint and "--parallel" in err.hint
+    assert "\n" not in err.message and "pa55-w0rd-x" not in err.message + err.hint
+
+
+def test_the_broker_reply_is_quoted_whole_even_when_it_holds_quotes():
+    assert amqp._reply_in(VHOST_LIMIT) == (  # noqa: SLF001
+        530, "NOT_ALLOWED - access to vhost 'v' refused for user 'alice': connection limit (3) is reached")
+    assert amqp._reply_in("ConnectionClosedByBroker: (530) 'NOT_ALLOWED - vhost x not found'") == (  # noqa: SLF001
+        530, "NOT_ALLOWED - vhost x not found")
+    assert amqp._reply_in("(403) ACCESS_REFUSED - Login was refused") == (  # noqa: SLF001
+        403, "ACCESS_REFUSED - Login was refused")
+    assert amqp._reply_in("no reply here") == (None, "")  # noqa: SLF001
+
+
 def test_connection_parameters_name_the_connection_and_use_tls_for_amqps():
     params = amqp.connection_parameters(SETTINGS, "v", name="topoform apply pid=1")
     assert params.client_properties["connection_name"] == "topoform apply pid=1"

@@ -23,6 +23,7 @@ def pool_with(behaviours, monkeypatch):
             session.last_result = amqp.BatchResult()
             return behaviour(session, list(ops_), on_done)
         monkeypatch.setattr(session, "run", run)
+        monkeypatch.setattr(session, "open", lambda session=session: session)
     return pool
 
 
@@ -123,3 +124,47 @@ def test_each_connection_gets_a_contiguous_part_of_the_phase(monkeypatch):
     got = [parts[id(s)] for s in pool.sessions]
     assert [op for part in got for op in part] == batch  # in order, each op once
     assert [len(p) for p in got] == [amqp.Pool.SPLIT_MIN + 1, amqp.Pool.SPLIT_MIN + 1, amqp.Pool.SPLIT_MIN - 1]
+
+
+def test_an_extra_connection_refused_at_a_connection_limit_leaves_the_phase_to_the_others(monkeypatch):
+    from topoform.errors import BrokerError
+
+    runs = []
+
+    def record(s, o, d):
+        runs.append((s.name, len(o)))
+        return ok(s, o, d)
+
+    pool = pool_with([record] * 4, monkeypatch)
+    opened = []
+
+    def refuse(session=pool.sessions[2]):
+        opened.append(session.name)
+        raise BrokerError("the connection limit of vhost 'v' (2) is reached", code="connection-limit")
+
+    monkeypatch.setattr(pool.sessions[2], "open", refuse)
+    for session in pool.sessions[:2]:
+        monkeypatch.setattr(session, "open", lambda session=session: opened.append(session.name) or session)
+    batch = ops(4 * amqp.Pool.SPLIT_MIN)
+    result = pool.run(batch, on_done=lambda op: None)
+    assert result.ok and sorted(id(op) for op in result.done) == sorted(id(op) for op in batch)
+    assert len(runs) == 2 and sum(n for _, n in runs) == len(batch)  # the first two connections did it all
+    assert pool.limit == 2
+    # the first connection is opened before the extras take the places the limit allows
+    assert opened == [pool.sessions[0].name, pool.sessions[1].name, pool.sessions[2].name]
+    runs.clear()
+    pool.run(ops(4 * amqp.Pool.SPLIT_MIN), on_done=lambda op: None)
+    assert len(runs) == 2 and opened.count(pool.sessions[2].name) == 1  # not asked for again
+
+
+def test_an_extra_connection_refused_otherwise_is_an_error(monkeypatch):
+    from topoform.errors import BrokerError
+
+    pool = pool_with([ok] * 3, monkeypatch)
+
+    def refuse():
+        raise BrokerError("cannot connect", code="unreachable")
+
+    monkeypatch.setattr(pool.sessions[1], "open", refuse)
+    with pytest.raises(BrokerError, match="cannot connect"):
+        pool.run(ops(3 * amqp.Pool.SPLIT_MIN), on_done=lambda op: None)

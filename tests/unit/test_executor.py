@@ -397,3 +397,56 @@ def test_a_failed_parallel_migration_stops_further_starts(monkeypatch):
     assert "m0" in {c.name for c in result.done}  # the one running beside it finished
     assert {c.name for c in result.not_attempted} == {f"m{i}" for i in range(6)} - set(started)
     assert len(started) <= 3
+
+
+def test_a_parallel_migration_refused_at_a_connection_limit_waits_and_fewer_run_at_once(monkeypatch):
+    """A vhost allowing fewer connections than --parallel N needs: the refused migration starts
+    again when another ends, and the run completes with fewer at once (no failure)."""
+    import threading
+    import time as _time
+
+    from topoform.apply import executor
+    from topoform.errors import BrokerError
+
+    allowed = 2  # migrations the (fake) connection limit lets in at once
+    state = {"now": 0, "max": 0, "refused": 0}
+    lock = threading.Lock()
+
+    def fake_migrate(change, ctx):
+        with lock:
+            if state["now"] >= allowed:
+                state["refused"] += 1
+                raise BrokerError("the broker at amqp://localhost:5672 refused a connection to vhost 'v1': the "
+                                  "connection limit of vhost 'v1' (3) is reached", code="connection-limit")
+            state["now"] += 1
+            state["max"] = max(state["max"], state["now"])
+        _time.sleep(0.1)
+        with lock:
+            state["now"] -= 1
+
+    monkeypatch.setitem(executor.HANDLERS, (Action.MIGRATE, "queue"), fake_migrate)
+    ctx, _, _ = make_ctx(parallel=4)
+    notes = []
+    monkeypatch.setattr(ctx, "note", notes.append, raising=False)
+    monkeypatch.setattr(ctx.progress, "note", notes.append)
+    result = apply_plan(_migrations(6), ctx)
+    assert result.ok, [f.message for f in result.failed]
+    assert sorted(c.name for c in result.done) == [f"m{i}" for i in range(6)]
+    assert state["max"] == allowed and 1 <= state["refused"] <= 2
+    assert any("connection limit" in n and "2 at once from now on" in n for n in notes), notes
+
+
+def test_a_migration_refused_at_a_connection_limit_with_none_beside_it_fails(monkeypatch):
+    from topoform.apply import executor
+    from topoform.errors import BrokerError
+
+    def refused(change, ctx):
+        raise BrokerError("the connection limit of vhost 'v1' (1) is reached", code="connection-limit")
+
+    monkeypatch.setitem(executor.HANDLERS, (Action.MIGRATE, "queue"), refused)
+    ctx, _, _ = make_ctx(parallel=1)
+    result = apply_plan(_migrations(2), ctx)
+    assert [f.change.name for f in result.failed] == ["m0"] and "connection limit" in result.failed[0].message
+    ctx, _, _ = make_ctx(parallel=3)
+    result = apply_plan(_migrations(3), ctx)  # all three refused at once: none ran beside the last
+    assert result.failed and not result.done

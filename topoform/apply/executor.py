@@ -481,7 +481,10 @@ def _run_migrations(group: list[Change], ctx: ApplyContext, result: ApplyResult)
     journal, and resumes from what the broker shows, so running several side by side
     changes nothing about how safe each one is (SIGKILL at any point, a lost connection
     retried). Once one fails no further migration starts; those running finish; the
-    failure names its queue and the unstarted ones are not attempted.
+    failure names its queue and the unstarted ones are not attempted. One refused a
+    connection at a connection limit (the vhost's or the user's ``max-connections``) while
+    others run is not a failure: it waits for one of them to end, and fewer run at once
+    from then on.
     """
     from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
@@ -490,10 +493,11 @@ def _run_migrations(group: list[Change], ctx: ApplyContext, result: ApplyResult)
     todo = list(group)
     running: dict = {}
     failed = False
+    at_once = max(1, ctx.options.parallel)
     try:
-        with ThreadPoolExecutor(max_workers=max(1, ctx.options.parallel), thread_name_prefix="topoform-migrate") as pool:
+        with ThreadPoolExecutor(max_workers=at_once, thread_name_prefix="topoform-migrate") as pool:
             while todo or running:
-                while todo and not failed and len(running) < max(1, ctx.options.parallel):
+                while todo and not failed and len(running) < at_once:
                     change = todo.pop(0)
                     handler = HANDLERS[(change.action, change.kind)]
                     running[pool.submit(_with_retries, lambda c=change, h=handler: h(c, ctx), ctx,
@@ -510,6 +514,14 @@ def _run_migrations(group: list[Change], ctx: ApplyContext, result: ApplyResult)
                     try:
                         future.result()
                     except TopoformError as exc:
+                        if exc.code == "connection-limit" and running and not failed:
+                            # the others hold the connections the limit allows: this one starts
+                            # again (resuming from what the broker shows) once one of them ends
+                            at_once = len(running)
+                            todo.insert(0, change)
+                            ctx.progress.note(f"{change.kind} {change.name}: {exc.message}; it waits for a "
+                                              f"running migration to end ({at_once} at once from now on)")
+                            continue
                         result.failed.append(Failure(change, _describe(change, exc)))
                         failed = True
                         continue

@@ -242,6 +242,8 @@ def connect(settings: BrokerSettings, vhost: str, *, name: str | None = None, he
     * ``auth-failed``     403 ACCESS_REFUSED at login: wrong user or password
     * ``vhost-not-found`` 530 NOT_ALLOWED "vhost V not found"
     * ``access-refused``  530 NOT_ALLOWED "access to vhost 'V' refused for user 'U'"
+    * ``connection-limit`` 530 NOT_ALLOWED "... connection limit (N) is reached": the vhost's
+      or the user's ``max-connections``
 
     With several AMQP URLs (a cluster) the endpoint in use is tried first; one that is
     ``unreachable`` or times out passes to the next, which is then used from now on (the
@@ -283,6 +285,16 @@ def _connect_anywhere(settings: BrokerSettings, vhost: str, **kw) -> pika.Blocki
                       f"last: {last.message}", code=last.code, hint=last.hint)
 
 
+def _reply_in(text: str) -> tuple[int | None, str]:
+    """The broker's reply code and text in pika's message, e.g. ``(530) "NOT_ALLOWED - access to
+    vhost 'v' refused for user 'u': connection limit (3) is reached"``: the text runs to the
+    quote that opened it (it holds the other kind of quote), or to the end."""
+    found = re.search(r"\((\d{3})\)\s*(?:\"([A-Z_]+ - [^\"]*)\"|'([A-Z_]+ - [^']*)'|([A-Z_]+ - [^|]*))", text)
+    if not found:
+        return None, ""
+    return int(found.group(1)), next(g for g in found.groups()[1:] if g is not None).strip()
+
+
 def connection_error(exc: BaseException, settings: BrokerSettings, vhost: str, where: str | None = None) -> BrokerError:
     """The one-line :class:`BrokerError` for an exception pika raised while connecting."""
     where = where or _where(settings, vhost)
@@ -290,14 +302,25 @@ def connection_error(exc: BaseException, settings: BrokerSettings, vhost: str, w
     user = settings.username
     chain = _exception_chain(exc)
     text = " | ".join(str(e) for e in chain)
-    reply = re.search(r"\((\d{3})\)\s*['\"]?([A-Z_]+ - [^'\"]*)", text)
-    reply_code, reply_text = (int(reply.group(1)), reply.group(2)) if reply else (None, "")
+    reply_code, reply_text = _reply_in(text)
+    reply = reply_code is not None
     said = f" ({scrub(format_reply(reply_code, reply_text), settings)})" if reply else ""
     if any(isinstance(e, (pex.ProbableAuthenticationError, pex.AuthenticationError)) for e in chain) \
             or reply_code == 403:
         return BrokerError(f"the broker at {server} refused the credentials of user '{user}'"
                            f"{said or ' (403 ACCESS_REFUSED)'}", hint=_CREDENTIALS_HINT, code="auth-failed")
     if any(isinstance(e, pex.ProbableAccessDeniedError) for e in chain) or reply_code == 530:
+        limit = re.search(r"(user )?connection limit \((\d+)\) is reached", reply_text)
+        if limit:
+            whose = f"user '{user}'" if limit.group(1) else f"vhost '{vhost}'"
+            setter = (f"rabbitmqctl set_user_limits '{user}'" if limit.group(1)
+                      else f"rabbitmqctl set_vhost_limits -p '{vhost}'")
+            return BrokerError(f"the broker at {server} refused a connection to vhost '{vhost}': the connection "
+                               f"limit of {whose} ({limit.group(2)}) is reached{said}", code="connection-limit",
+                               hint=f"an apply holds a connection per vhost for its lock and at least one for its "
+                                    f"work, plus one per queue migration running at once (--parallel): raise "
+                                    f"max-connections ({setter} '{{\"max-connections\": N}}') or close other "
+                                    f"connections")
         if "not found" in reply_text:
             return BrokerError(f"vhost '{vhost}' does not exist on {server}{said}", code="vhost-not-found",
                                hint="create it first (apply creates the vhosts of the files), or check --vhost")

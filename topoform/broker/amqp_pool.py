@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 from typing import Callable, Iterable
 
+from ..errors import BrokerError
 from .amqp import BatchResult, ConnectionLost, Op, Session, holder_name
 from .settings import BrokerSettings
 
@@ -35,11 +36,12 @@ class Pool:
         self.sessions = [Session(settings, vhost, channels=channels, window=window,
                                  name=name if i == 0 else f"{name} conn={i + 1}") for i in range(count)]
         self.last_result: BatchResult | None = None
+        self.limit = count  # connections usable; lowered when the broker refuses one at a connection limit
 
     def run(self, ops: Iterable[Op], on_done: Callable[[Op], None] | None = None,
             tick: Callable[[], None] | None = None) -> BatchResult:
         ops = list(ops)
-        used = min(len(self.sessions), max(1, len(ops) // self.SPLIT_MIN))
+        used = self._usable(min(len(self.sessions), max(1, len(ops) // self.SPLIT_MIN)))
         if used == 1:
             try:
                 return self.sessions[0].run(ops, on_done=on_done, tick=tick)
@@ -106,6 +108,27 @@ class Pool:
         if lost is not None and not merged.failures:
             raise lost
         return merged
+
+    def _usable(self, wanted: int) -> int:
+        """How many of the first ``wanted`` connections are open or can be opened.
+
+        An extra connection the broker refuses because a connection limit is reached (the
+        vhost's or the user's ``max-connections``) is not an error: the phase runs on the
+        connections it has, and later phases do not ask for more. The first connection's
+        refusal is raised as it is (nothing can run without it).
+        """
+        wanted = min(wanted, self.limit)
+        if wanted > 1:
+            self.sessions[0].open()  # first: the extras must not take the places it needs
+        for i in range(1, wanted):
+            try:
+                self.sessions[i].open()
+            except BrokerError as exc:
+                if exc.code != "connection-limit":
+                    raise
+                self.limit = i
+                return i
+        return wanted
 
     # ---- the Session conveniences, on the first connection
     def queue_counts(self, queue: str) -> tuple[int, int] | None:

@@ -82,15 +82,21 @@ def ms_connect(broker, vhost):
     return tf_amqp.connect(broker, vhost, name="test reader")
 
 
-def test_a_vhost_limit_too_low_for_an_apply_is_named_as_the_limit(vhost, admin, broker_env, cli, tmp_path):
-    _limit(admin, vhost, 1)  # the lock takes it; the work gets none
+def _apply_fails_naming(cli, env: dict, vhost: str, tmp_path, limit: str) -> Path:
+    """An apply of three queues exits 1 with ``limit`` (e.g. "vhost 'V' (1)") named as the cause."""
     files = tmp_path / "t.yaml"
     files.write_text(_queues_yaml(vhost, 3))
-    r = cli(["apply", "--auto-approve", "-f", files], environ=broker_env)
+    r = cli(["apply", "--auto-approve", "-f", files], environ=env)
     assert r.code == 1, (r.out, r.err)
     text = r.out + r.err
-    assert f"the connection limit of vhost '{vhost}' (1) is reached" in text, text[-2000:]
+    assert f"the connection limit of {limit} is reached" in text, text[-2000:]
     assert "may not access" not in text and "Traceback" not in text
+    return files
+
+
+def test_a_vhost_limit_too_low_for_an_apply_is_named_as_the_limit(vhost, admin, broker_env, cli, tmp_path):
+    _limit(admin, vhost, 1)  # the lock takes it; the work gets none
+    files = _apply_fails_naming(cli, broker_env, vhost, tmp_path, f"vhost '{vhost}' (1)")
     # raised, the next apply finishes the job
     _limit(admin, vhost, -1)
     r = cli(["apply", "--auto-approve", "-f", files], environ=broker_env)
@@ -114,10 +120,4 @@ def test_a_user_limit_too_low_for_an_apply_is_named_as_the_limit(vhost, broker, 
     mgmt_url = broker.http_base_clean.replace("://", f"://{limited_user}:{test_password}@", 1)
     settings = BrokerSettings(url=f"amqp://{limited_user}:{test_password}@{host}:{port}/", management_url=mgmt_url)
     env = {"TOPOFORM_URL": settings.url, "TOPOFORM_MANAGEMENT_URL": settings.management_url, "CI": "true"}
-    files = tmp_path / "t.yaml"
-    files.write_text(_queues_yaml(vhost, 3))
-    r = cli(["apply", "--auto-approve", "-f", files], environ=env)
-    assert r.code == 1, (r.out, r.err)
-    text = r.out + r.err
-    assert f"the connection limit of user '{limited_user}' (1) is reached" in text, text[-2000:]
-    assert "may not access" not in text and "Traceback" not in text
+    _apply_fails_naming(cli, env, vhost, tmp_path, f"user '{limited_user}' (1)")

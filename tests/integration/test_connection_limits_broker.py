@@ -1,4 +1,5 @@
-"""Connection limits (a vhost's or a user's ``max-connections``) on the real broker.
+"""Connection and channel limits (a vhost's or a user's ``max-connections``, a user's
+``max-channels``) on the real broker.
 
 An apply opens one connection per vhost for its lock and one or more for its work (a
 large phase spreads over several, ``amqp.Pool``), and each queue migration running at
@@ -7,7 +8,10 @@ be done with fewer, and a limit that leaves too few must be reported as the limi
 not as missing permissions (which is what the broker's 530 NOT_ALLOWED looked like
 before). The broker's words, identical on 3.10.8, 4.0.5 and 4.3.6: "access to vhost 'V'
 refused for user 'U': connection limit (N) is reached" and "connection refused for user
-'U': user connection limit (N) is reached".
+'U': user connection limit (N) is reached". A channel beyond the user's ``max-channels``
+makes the broker close the whole connection (530 "number of channels opened for user 'U'
+has reached the maximum allowed user limit of (N)"; 4.3.6 prints N without brackets, 4.0.5
+its node name for U): the apply goes on with as many channels as had opened.
 """
 from __future__ import annotations
 
@@ -82,15 +86,16 @@ def ms_connect(broker, vhost):
     return tf_amqp.connect(broker, vhost, name="test reader")
 
 
-def _apply_fails_naming(cli, env: dict, vhost: str, tmp_path, limit: str) -> Path:
-    """An apply of three queues exits 1 with ``limit`` (e.g. "vhost 'V' (1)") named as the cause."""
+def _apply_fails_naming(cli, env: dict, vhost: str, tmp_path, limit: str, kind: str = "connection") -> Path:
+    """An apply of three queues exits 1 with ``limit`` (e.g. "vhost 'V' (1)") named as the cause,
+    without retrying (a limit is not a lost connection)."""
     files = tmp_path / "t.yaml"
     files.write_text(_queues_yaml(vhost, 3))
     r = cli(["apply", "--auto-approve", "-f", files], environ=env)
     assert r.code == 1, (r.out, r.err)
     text = r.out + r.err
-    assert f"the connection limit of {limit} is reached" in text, text[-2000:]
-    assert "may not access" not in text and "Traceback" not in text
+    assert f"the {kind} limit of {limit} is reached" in text, text[-2000:]
+    assert "may not access" not in text and "Traceback" not in text and "retrying" not in text
     return files
 
 
@@ -104,20 +109,43 @@ def test_a_vhost_limit_too_low_for_an_apply_is_named_as_the_limit(vhost, admin, 
 
 
 @pytest.fixture
-def limited_user(admin, vhost, test_password):
-    name = f"tf-limited-{uuid.uuid4().hex[:8]}"
-    admin.put(f"/api/users/{quote_segment(name)}", {"password": test_password, "tags": "administrator"})
-    admin.put(f"/api/permissions/{quote_segment(vhost)}/{quote_segment(name)}",
-              {"configure": ".*", "write": ".*", "read": ".*"})
-    admin.put(f"/api/user-limits/{quote_segment(name)}/max-connections", {"value": 1})
-    yield name
-    admin.delete(f"/api/users/{quote_segment(name)}")
+def limited_user(admin, vhost, test_password, broker):
+    """``limited_user(limit, value)``: (name, CLI environment) of a new administrator with a user limit."""
+    made = []
+
+    def make(limit: str, value: int) -> tuple[str, dict]:
+        name = f"tf-limited-{uuid.uuid4().hex[:8]}"
+        admin.put(f"/api/users/{quote_segment(name)}", {"password": test_password, "tags": "administrator"})
+        made.append(name)
+        admin.put(f"/api/permissions/{quote_segment(vhost)}/{quote_segment(name)}",
+                  {"configure": ".*", "write": ".*", "read": ".*"})
+        admin.put(f"/api/user-limits/{quote_segment(name)}/{limit}", {"value": value})
+        host, port = broker.amqp_host, broker.amqp_port
+        mgmt_url = broker.http_base_clean.replace("://", f"://{name}:{test_password}@", 1)
+        settings = BrokerSettings(url=f"amqp://{name}:{test_password}@{host}:{port}/", management_url=mgmt_url)
+        return name, {"TOPOFORM_URL": settings.url, "TOPOFORM_MANAGEMENT_URL": settings.management_url, "CI": "true"}
+
+    yield make
+    for name in made:
+        admin.delete(f"/api/users/{quote_segment(name)}")
 
 
-def test_a_user_limit_too_low_for_an_apply_is_named_as_the_limit(vhost, broker, limited_user, cli, tmp_path,
-                                                                  test_password):
-    host, port = broker.amqp_host, broker.amqp_port
-    mgmt_url = broker.http_base_clean.replace("://", f"://{limited_user}:{test_password}@", 1)
-    settings = BrokerSettings(url=f"amqp://{limited_user}:{test_password}@{host}:{port}/", management_url=mgmt_url)
-    env = {"TOPOFORM_URL": settings.url, "TOPOFORM_MANAGEMENT_URL": settings.management_url, "CI": "true"}
-    _apply_fails_naming(cli, env, vhost, tmp_path, f"user '{limited_user}' (1)")
+def test_a_user_limit_too_low_for_an_apply_is_named_as_the_limit(vhost, limited_user, cli, tmp_path):
+    name, env = limited_user("max-connections", 1)
+    _apply_fails_naming(cli, env, vhost, tmp_path, f"user '{name}' (1)")
+
+
+def test_a_user_channel_limit_narrows_the_channels_an_apply_uses(vhost, limited_user, cli, mgmt, tmp_path):
+    # the broker closes the whole connection when a channel beyond the user's max-channels opens
+    _, env = limited_user("max-channels", 5)  # the lock's channel and four for the work
+    files = tmp_path / "t.yaml"
+    files.write_text(_queues_yaml(vhost, 300))
+    r = cli(["apply", "--auto-approve", "-f", files], environ=env)
+    assert r.code == 0, (r.out[-1500:], r.err[-1500:])
+    assert "4 channel(s) from now on" in r.out + r.err and "Apply complete: 300 created" in r.out
+    assert len(mgmt.queues(vhost)) == 300
+
+
+def test_a_user_channel_limit_too_low_for_an_apply_is_named_as_the_limit(vhost, limited_user, cli, tmp_path):
+    name, env = limited_user("max-channels", 1)  # the lock's channel takes it
+    _apply_fails_naming(cli, env, vhost, tmp_path, f"user '{name}' (1)", kind="channel")

@@ -138,3 +138,44 @@ def test_connection_parameters_name_the_connection_and_use_tls_for_amqps():
 
 def test_scrub_removes_a_literal_password():
     assert "pa55-w0rd-x" not in amqp.scrub("failed with pa55-w0rd-x inside", SETTINGS)
+
+
+def _session_with_lanes(opened: int, unopened: int):
+    session = amqp.Session(SETTINGS, "v", channels=32)
+    session._result = amqp.BatchResult()  # noqa: SLF001 - as run() sets it up
+    session._inflight_lost = []  # noqa: SLF001
+    lanes = []
+    for i in range(opened + unopened):
+        lane = amqp._Lane()  # noqa: SLF001
+        lane.opened = i < opened  # the connection's close has closed them all (open False)
+        lanes.append(lane)
+    session._lanes = lanes  # noqa: SLF001
+    return session
+
+
+# 3.10.8 and 4.0.5 print the limit in brackets, 4.3.6 without; 4.0.5 names its node instead of the user
+@pytest.mark.parametrize("text", [
+    "NOT_ALLOWED - number of channels opened for user 'alice' has reached the maximum allowed user limit of (4)",
+    "NOT_ALLOWED - number of channels opened for user 'rabbit40@localhost' has reached the maximum allowed user "
+    "limit of (4)",
+    "NOT_ALLOWED - number of channels opened for user 'alice' has reached the maximum allowed user limit of 4",
+])
+def test_a_user_channel_limit_narrows_the_session_to_the_channels_that_opened(text):
+    session = _session_with_lanes(opened=3, unopened=5)
+    with pytest.raises(amqp.ConnectionLost) as info:  # retried by the executor, with 3 channels
+        session._connection_failed(pex.ConnectionClosedByBroker(530, text))  # noqa: SLF001
+    assert session.width == 3
+    assert "3 channel(s) from now on" in info.value.message
+    session = _session_with_lanes(opened=0, unopened=4)
+    with pytest.raises(BrokerError) as info:
+        session._connection_failed(pex.ConnectionClosedByBroker(530, text))  # noqa: SLF001
+    err = info.value
+    assert err.code == "channel-limit" and not isinstance(err, amqp.ConnectionLost)
+    assert "the channel limit of user 'alice' (4) is reached" in err.message and "max-channels" in err.hint
+
+
+def test_other_connection_closes_do_not_narrow_the_session():
+    session = _session_with_lanes(opened=3, unopened=5)
+    with pytest.raises(amqp.ConnectionLost):
+        session._connection_failed(pex.ConnectionClosedByBroker(320, "CONNECTION_FORCED - broker forced"))  # noqa: SLF001
+    assert session.width == 32

@@ -472,13 +472,14 @@ class _Lane:
     error closes the channel naming the object that failed.
     """
 
-    __slots__ = ("channel", "ops", "sent_at", "open")
+    __slots__ = ("channel", "ops", "sent_at", "open", "opened")
 
     def __init__(self):
         self.channel = None
         self.ops: list[Op] = []
         self.sent_at = 0.0
         self.open = False
+        self.opened = False  # the broker opened it (stays True once it closes)
 
 
 # --------------------------------------------------------------------------- session
@@ -551,7 +552,7 @@ class Session:
             lane = _Lane()
 
             def opened(channel, lane=lane):
-                lane.open = True
+                lane.open = lane.opened = True
                 channel.add_on_close_callback(lambda ch, reason, lane=lane: self._on_close(lane, reason))
 
             lane.channel = self._impl().channel(on_open_callback=opened)
@@ -598,15 +599,34 @@ class Session:
 
     def _connection_failed(self, exc: BaseException) -> None:
         """Put the ops in flight back (or blame one of them for a hard error) and raise."""
+        code = getattr(exc, "reply_code", None)
+        text = getattr(exc, "reply_text", "") or ""
+        # 4.3.6 "... limit of 5", 3.10.8 and 4.0.5 "... limit of (5)"; 4.0.5 names its node, not the user
+        limit = re.search(r"number of channels opened for user '.*' has reached the maximum allowed user "
+                          r"limit of \(?(\d+)\)?", text) if code == 530 else None
+        if limit:
+            # the user's max-channels (all its connections count): the broker closes the whole
+            # connection when a channel beyond it opens; as many as had opened fit next time
+            user = self.settings.username
+            opened = sum(1 for lane in self._lanes if lane.opened)  # all are closed by now, with the connection
+            if opened < 1:
+                self.connection = None
+                self._result.not_attempted[:0] = [op for lane in self._lanes for op in lane.ops] + self._inflight_lost
+                self._lanes, self._inflight_lost = [], []
+                raise BrokerError(f"the broker refused a channel to vhost '{self.vhost}': the channel limit of user "
+                                  f"'{user}' ({limit.group(1)}) is reached by its other channels",
+                                  code="channel-limit",
+                                  hint=f"raise it (rabbitmqctl set_user_limits '{user}' "
+                                       f"'{{\"max-channels\": N}}') or close the user's other channels")
+            self.width = min(self.width, opened)
+            text = f"{text}; {self.width} channel(s) from now on"
         inflight = [op for lane in self._lanes for op in lane.ops] + self._inflight_lost
         for lane in self._lanes:
             lane.ops = []
             lane.open = False
         self._inflight_lost = []
         self._lanes = []
-        code = getattr(exc, "reply_code", None)
-        text = getattr(exc, "reply_text", "") or ""
-        if code and code not in (320,) and inflight:  # a hard error caused by a request (503, 541, ...)
+        if code and code not in (320,) and inflight and not limit:  # a hard error caused by a request (503, 541, ...)
             culprit = _blame(inflight, text)
             self._result.failures.append((culprit, AmqpError(culprit.subject, code, text)))
             self._result.not_attempted[:0] = [op for op in inflight if op is not culprit]

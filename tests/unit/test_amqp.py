@@ -179,3 +179,14 @@ def test_other_connection_closes_do_not_narrow_the_session():
     with pytest.raises(amqp.ConnectionLost):
         session._connection_failed(pex.ConnectionClosedByBroker(320, "CONNECTION_FORCED - broker forced"))  # noqa: SLF001
     assert session.width == 32
+
+
+def test_limit_code_tells_a_limit_from_other_refusals():
+    assert amqp.limit_code(530, "NOT_ALLOWED - number of channels opened for user 'u' has reached the maximum "
+                                "allowed user limit of (4)") == "channel-limit"
+    assert amqp.limit_code(530, "NOT_ALLOWED - access to vhost 'v' refused for user 'u': connection limit (3) "
+                                "is reached") == "connection-limit"
+    assert amqp.limit_code(530, "NOT_ALLOWED - connection refused for user 'u': user connection limit (0) "
+                                "is reached") == "connection-limit"
+    assert amqp.limit_code(530, "NOT_ALLOWED - vhost v not found") is None
+    assert amqp.limit_code(406, "PRECONDITION_FAILED - connection limit (3) is reached") is None

@@ -436,7 +436,7 @@ def test_a_parallel_migration_refused_at_a_connection_limit_waits_and_fewer_run_
     assert any("connection limit" in n and "2 at once from now on" in n for n in notes), notes
 
 
-def test_a_migration_refused_at_a_connection_limit_with_none_beside_it_fails(monkeypatch):
+def test_a_migration_refused_at_a_connection_limit_with_none_beside_it_fails_after_three_pauses(monkeypatch):
     from topoform.apply import executor
     from topoform.errors import BrokerError
 
@@ -447,6 +447,10 @@ def test_a_migration_refused_at_a_connection_limit_with_none_beside_it_fails(mon
     ctx, _, _ = make_ctx(parallel=1)
     result = apply_plan(_migrations(2), ctx)
     assert [f.change.name for f in result.failed] == ["m0"] and "connection limit" in result.failed[0].message
+    # retried like a lost connection (the broker counts closed connections a moment late)
+    assert len(ctx.slept) == ctx.options.retries
     ctx, _, _ = make_ctx(parallel=3)
     result = apply_plan(_migrations(3), ctx)  # all three refused at once: none ran beside the last
     assert result.failed and not result.done
+    backoff = ctx.options.backoff
+    assert ctx.slept == [backoff, 2 * backoff, 4 * backoff]  # the last one alone: three pauses, then failed

@@ -32,6 +32,7 @@ from ..planner.plan import Action, Change, Plan
 from .progress import Progress
 
 RETRYABLE_CODES = {"connection-lost", "unreachable", "broker-unreachable", "broker-timeout"}
+LIMIT_CODES = ("connection-limit", "channel-limit")  # a vhost's or user's max-connections, a user's max-channels
 
 
 # --------------------------------------------------------------------------- context and result
@@ -482,9 +483,9 @@ def _run_migrations(group: list[Change], ctx: ApplyContext, result: ApplyResult)
     changes nothing about how safe each one is (SIGKILL at any point, a lost connection
     retried). Once one fails no further migration starts; those running finish; the
     failure names its queue and the unstarted ones are not attempted. One refused a
-    connection at a connection limit (the vhost's or the user's ``max-connections``) while
-    others run is not a failure: it waits for one of them to end, and fewer run at once
-    from then on.
+    connection or a channel at a limit (the vhost's or the user's ``max-connections``, the
+    user's ``max-channels``) while others run is not a failure: it waits for one of them to
+    end, and fewer run at once from then on.
     """
     from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
@@ -494,6 +495,7 @@ def _run_migrations(group: list[Change], ctx: ApplyContext, result: ApplyResult)
     running: dict = {}
     failed = False
     at_once = max(1, ctx.options.parallel)
+    waits: dict[int, int] = {}  # id(change): pauses after a limit refusal with none running
     try:
         with ThreadPoolExecutor(max_workers=at_once, thread_name_prefix="topoform-migrate") as pool:
             while todo or running:
@@ -501,7 +503,7 @@ def _run_migrations(group: list[Change], ctx: ApplyContext, result: ApplyResult)
                     change = todo.pop(0)
                     handler = HANDLERS[(change.action, change.kind)]
                     running[pool.submit(_with_retries, lambda c=change, h=handler: h(c, ctx), ctx,
-                                        f"{change.kind} {change.name}")] = change
+                                        f"{change.kind} {change.name}", False)] = change
                 if failed and todo:
                     result.not_attempted.extend(todo)
                     todo = []
@@ -514,13 +516,21 @@ def _run_migrations(group: list[Change], ctx: ApplyContext, result: ApplyResult)
                     try:
                         future.result()
                     except TopoformError as exc:
-                        if exc.code == "connection-limit" and running and not failed:
-                            # the others hold the connections the limit allows: this one starts
-                            # again (resuming from what the broker shows) once one of them ends
-                            at_once = len(running)
+                        if exc.code in LIMIT_CODES and not failed and (running or waits.get(id(change), 0) < 3):
+                            # the others hold what the limit allows: this one starts again (resuming
+                            # from what the broker shows) once one of them ends; with none running,
+                            # after a pause, three times: the broker counts the connections and
+                            # channels of the ones that just ended a moment late (seen on 3.10.8)
                             todo.insert(0, change)
-                            ctx.progress.note(f"{change.kind} {change.name}: {exc.message}; it waits for a "
-                                              f"running migration to end ({at_once} at once from now on)")
+                            if running:
+                                at_once = len(running)
+                                ctx.progress.note(f"{change.kind} {change.name}: {exc.message}; it waits for a "
+                                                  f"running migration to end ({at_once} at once from now on)")
+                                continue
+                            waits[id(change)] = waits.get(id(change), 0) + 1
+                            at_once, delay = 1, ctx.options.backoff * 2 ** (waits[id(change)] - 1)
+                            ctx.progress.note(f"{change.kind} {change.name}: {exc.message}; again in {delay:g}s")
+                            ctx.sleep(delay)
                             continue
                         result.failed.append(Failure(change, _describe(change, exc)))
                         failed = True
@@ -619,14 +629,21 @@ def _run_ops(vhost: str, ops: list[amqp.Op], ctx: ApplyContext, result: ApplyRes
         return False
 
 
-def _with_retries(fn: Callable[[], Any], ctx: ApplyContext, what: str) -> Any:
-    """Run a synchronous (HTTP or migration) change function, retrying a lost connection."""
+def _with_retries(fn: Callable[[], Any], ctx: ApplyContext, what: str, retry_limits: bool = True) -> Any:
+    """Run a synchronous (HTTP or migration) change function, retrying a lost connection.
+
+    A refusal at a connection or channel limit is retried the same way (``retry_limits``):
+    the broker counts the connections and channels of a migration that just ended a
+    moment late (seen on 3.10.8), so the next one can be refused for a limit it is within.
+    Parallel migrations (:func:`_run_migrations`) handle limits themselves.
+    """
+    retryable = RETRYABLE_CODES | set(LIMIT_CODES) if retry_limits else RETRYABLE_CODES
     attempt = 0
     while True:
         try:
             return fn()
-        except BrokerError as exc:
-            if exc.code not in RETRYABLE_CODES or attempt >= ctx.options.retries:
+        except TopoformError as exc:
+            if exc.code not in retryable or attempt >= ctx.options.retries:
                 raise
             delay = ctx.options.backoff * (2 ** attempt)
             attempt += 1

@@ -167,9 +167,10 @@ class _Migration:
             getattr(self, "op_" + op)()
         except amqp.AmqpError as exc:
             raise MigrationError(f"{self._step_label(op)}: the broker refused: "
-                                 f"{amqp.format_reply(exc.reply_code, exc.reply_text)} ({exc.subject})") from None
+                                 f"{amqp.format_reply(exc.reply_code, exc.reply_text)} ({exc.subject})",
+                                 code=amqp.limit_code(exc.reply_code, exc.reply_text or "")) from None
         except MigrationError as exc:
-            raise MigrationError(f"{self._step_label(op)}: {exc.message}") from None
+            raise MigrationError(f"{self._step_label(op)}: {exc.message}", code=exc.code) from None
         except amqp.ConnectionLost as exc:
             raise amqp.ConnectionLost(f"{self._step_label(op)}: {exc.message}") from None
 

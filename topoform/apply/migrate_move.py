@@ -62,8 +62,10 @@ def _connection_error(label: str, what: str, exc: BaseException, settings) -> Ex
     """A pika connection failure as a refusal (the broker's reply) or a lost connection."""
     code = getattr(exc, "reply_code", None)
     if isinstance(exc, pex.ConnectionClosedByBroker) and code not in LOST_CODES:
-        return MigrationError(f"{label}: the broker refused while {what}: "
-                              f"{amqp.format_reply(code, getattr(exc, 'reply_text', ''))}")
+        text = getattr(exc, "reply_text", "") or ""
+        # a user's max-channels closes the connection: parallel migrations wait for each other on it
+        return MigrationError(f"{label}: the broker refused while {what}: {amqp.format_reply(code, text)}",
+                              code=amqp.limit_code(code, text))
     return amqp.ConnectionLost(f"{label}: connection lost while {what}: "
                                f"{amqp.scrub(str(exc) or type(exc).__name__, settings)}")
 

@@ -285,6 +285,18 @@ def _connect_anywhere(settings: BrokerSettings, vhost: str, **kw) -> pika.Blocki
                       f"last: {last.message}", code=last.code, hint=last.hint)
 
 
+def limit_code(reply_code: int | None, reply_text: str) -> str | None:
+    """``"channel-limit"`` or ``"connection-limit"`` when a 530 is a user's or vhost's limit
+    (``max-channels``, ``max-connections``), else None: a refusal that waiting can cure."""
+    if reply_code != 530:
+        return None
+    if "number of channels opened for user" in reply_text:
+        return "channel-limit"
+    if re.search(r"connection limit \(\d+\) is reached", reply_text):
+        return "connection-limit"
+    return None
+
+
 def _reply_in(text: str) -> tuple[int | None, str]:
     """The broker's reply code and text in pika's message, e.g. ``(530) "NOT_ALLOWED - access to
     vhost 'v' refused for user 'u': connection limit (3) is reached"``: the text runs to the

@@ -190,3 +190,19 @@ def test_limit_code_tells_a_limit_from_other_refusals():
                                 "is reached") == "connection-limit"
     assert amqp.limit_code(530, "NOT_ALLOWED - vhost v not found") is None
     assert amqp.limit_code(406, "PRECONDITION_FAILED - connection limit (3) is reached") is None
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("NOT_ALLOWED - number of channels opened for user 'u' has reached the maximum allowed user limit of (4)",
+     amqp.ReachedLimit("channel-limit", True, "4")),
+    ("NOT_ALLOWED - number of channels opened for user 'u' has reached the maximum allowed user limit of 12",
+     amqp.ReachedLimit("channel-limit", True, "12")),
+    ("NOT_ALLOWED - access to vhost 'it''s' refused for user 'u': connection limit (3) is reached",
+     amqp.ReachedLimit("connection-limit", False, "3")),
+    ("NOT_ALLOWED - connection refused for user 'u': user connection limit (0) is reached",
+     amqp.ReachedLimit("connection-limit", True, "0")),
+    ("NOT_ALLOWED - access to vhost 'v' refused for user 'u'", None),
+])
+def test_reached_limit_reads_whose_limit_and_its_number(text, expected):
+    assert amqp.reached_limit(530, text) == expected
+    assert amqp.reached_limit(406, text) is None

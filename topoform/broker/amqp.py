@@ -285,16 +285,40 @@ def _connect_anywhere(settings: BrokerSettings, vhost: str, **kw) -> pika.Blocki
                       f"last: {last.message}", code=last.code, hint=last.hint)
 
 
+@dataclass(frozen=True)
+class ReachedLimit:
+    """A 530 that is a user's or vhost's limit: ``code`` is ``"channel-limit"`` (a user's
+    ``max-channels``) or ``"connection-limit"`` (``max-connections``, of the user when
+    ``of_user`` else of the vhost); ``number`` is the limit the broker printed."""
+    code: str
+    of_user: bool
+    number: str
+
+
+# 3.10.8 and 4.0.5 "... limit of (5)", 4.3.6 "... limit of 5"; 4.0.5 names its node, not the user
+_CHANNEL_LIMIT = re.compile(r"number of channels opened for user .* has reached the maximum allowed user "
+                            r"limit of \(?(\d+)\)?")
+_CONNECTION_LIMIT = re.compile(r"(user )?connection limit \((\d+)\) is reached")
+
+
+def reached_limit(reply_code: int | None, reply_text: str) -> ReachedLimit | None:
+    """The limit a 530 reports (see :class:`ReachedLimit`), else None."""
+    if reply_code != 530:
+        return None
+    found = _CHANNEL_LIMIT.search(reply_text)
+    if found:
+        return ReachedLimit("channel-limit", True, found.group(1))
+    found = _CONNECTION_LIMIT.search(reply_text)
+    if found:
+        return ReachedLimit("connection-limit", bool(found.group(1)), found.group(2))
+    return None
+
+
 def limit_code(reply_code: int | None, reply_text: str) -> str | None:
     """``"channel-limit"`` or ``"connection-limit"`` when a 530 is a user's or vhost's limit
     (``max-channels``, ``max-connections``), else None: a refusal that waiting can cure."""
-    if reply_code != 530:
-        return None
-    if "number of channels opened for user" in reply_text:
-        return "channel-limit"
-    if re.search(r"connection limit \(\d+\) is reached", reply_text):
-        return "connection-limit"
-    return None
+    limit = reached_limit(reply_code, reply_text)
+    return limit.code if limit else None
 
 
 def _reply_in(text: str) -> tuple[int | None, str]:
@@ -322,13 +346,13 @@ def connection_error(exc: BaseException, settings: BrokerSettings, vhost: str, w
         return BrokerError(f"the broker at {server} refused the credentials of user '{user}'"
                            f"{said or ' (403 ACCESS_REFUSED)'}", hint=_CREDENTIALS_HINT, code="auth-failed")
     if any(isinstance(e, pex.ProbableAccessDeniedError) for e in chain) or reply_code == 530:
-        limit = re.search(r"(user )?connection limit \((\d+)\) is reached", reply_text)
-        if limit:
-            whose = f"user '{user}'" if limit.group(1) else f"vhost '{vhost}'"
-            setter = (f"rabbitmqctl set_user_limits '{user}'" if limit.group(1)
+        limit = reached_limit(reply_code, reply_text)
+        if limit and limit.code == "connection-limit":
+            whose = f"user '{user}'" if limit.of_user else f"vhost '{vhost}'"
+            setter = (f"rabbitmqctl set_user_limits '{user}'" if limit.of_user
                       else f"rabbitmqctl set_vhost_limits -p '{vhost}'")
             return BrokerError(f"the broker at {server} refused a connection to vhost '{vhost}': the connection "
-                               f"limit of {whose} ({limit.group(2)}) is reached{said}", code="connection-limit",
+                               f"limit of {whose} ({limit.number}) is reached{said}", code="connection-limit",
                                hint=f"an apply holds a connection per vhost for its lock and at least one for its "
                                     f"work, plus one per queue migration running at once (--parallel): raise "
                                     f"max-connections ({setter} '{{\"max-connections\": N}}') or close other "
@@ -613,9 +637,9 @@ class Session:
         """Put the ops in flight back (or blame one of them for a hard error) and raise."""
         code = getattr(exc, "reply_code", None)
         text = getattr(exc, "reply_text", "") or ""
-        # 4.3.6 "... limit of 5", 3.10.8 and 4.0.5 "... limit of (5)"; 4.0.5 names its node, not the user
-        limit = re.search(r"number of channels opened for user '.*' has reached the maximum allowed user "
-                          r"limit of \(?(\d+)\)?", text) if code == 530 else None
+        limit = reached_limit(code, text)
+        if limit is not None and limit.code != "channel-limit":
+            limit = None  # a connection limit is met at connecting, not here
         if limit:
             # the user's max-channels (all its connections count): the broker closes the whole
             # connection when a channel beyond it opens; as many as had opened fit next time
@@ -626,7 +650,7 @@ class Session:
                 self._result.not_attempted[:0] = [op for lane in self._lanes for op in lane.ops] + self._inflight_lost
                 self._lanes, self._inflight_lost = [], []
                 raise BrokerError(f"the broker refused a channel to vhost '{self.vhost}': the channel limit of user "
-                                  f"'{user}' ({limit.group(1)}) is reached by its other channels",
+                                  f"'{user}' ({limit.number}) is reached by its other channels",
                                   code="channel-limit",
                                   hint=f"raise it (rabbitmqctl set_user_limits '{user}' "
                                        f"'{{\"max-channels\": N}}') or close the user's other channels")

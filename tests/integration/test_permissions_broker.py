@@ -86,6 +86,27 @@ def test_a_policymaker_applies_and_is_told_patterns_were_not_checked(vhost, brok
     assert [p["name"] for p in mgmt.get(f"/api/policies/{quote_segment(vhost)}")] == ["ttl"]
 
 
+def test_a_403_in_the_run_names_the_change_and_says_what_to_check(vhost, broker, make_user, mgmt, tmp_path):
+    """A non-administrator's patterns cannot be read before the run: the broker's 403 names the change, and
+    the failure line and the JSON report carry a hint to the user's permissions."""
+    import json
+
+    user, password = make_user("policymaker", vhost, configure="^(app\\.|topoform\\.lock$)")
+    files = _files(tmp_path, vhost, {"queues": {"app.q": {"durable": True}, "secret.q": {"durable": True}}})
+    r = run_cli(["apply", "--auto-approve", "-f", files], environ=_env(broker, user, password), secrets=(password,))
+    assert r.code == 1, r
+    last = r.err.strip().splitlines()[-1]
+    assert last.startswith("Apply failed at queue secret.q: ") and "403 ACCESS_REFUSED" in last, r
+    assert f"(hint: check the permissions of user '{user}' in vhost '{vhost}'" in last, r
+    r = run_cli(["apply", "--auto-approve", "--json", "-f", files], environ=_env(broker, user, password),
+                secrets=(password,))
+    assert r.code == 1, r
+    failed = json.loads(r.out)["failed"]
+    assert [f["name"] for f in failed] == ["secret.q"] and failed[0]["code"] == "broker-refused"
+    assert "configure" in failed[0]["hint"]
+    assert [q["name"] for q in mgmt.get(f"/api/queues/{quote_segment(vhost)}?columns=name")] == ["app.q"]
+
+
 def test_an_administrator_with_narrow_patterns_gets_every_missing_permission_at_once(vhost, broker, make_user, mgmt,
                                                                                      tmp_path):
     user, password = make_user("administrator", vhost, configure="^(app\\.|topoform\\.lock$)", write="^app\\.",

@@ -206,3 +206,24 @@ def test_limit_code_tells_a_limit_from_other_refusals():
 def test_reached_limit_reads_whose_limit_and_its_number(text, expected):
     assert amqp.reached_limit(530, text) == expected
     assert amqp.reached_limit(406, text) is None
+
+
+@pytest.mark.parametrize("code, text, expected", [
+    (403, "ACCESS_REFUSED - access to exchange 'secret.x' in vhost 'v' refused for user 'ci'",
+     "check the permissions of user 'ci' in vhost 'v' (rabbitmqctl list_user_permissions 'ci')"),
+    (404, "NOT_FOUND - no exchange 'gone' in vhost 'v'", "deleted since the plan was made?"),
+    (405, "RESOURCE_LOCKED - cannot obtain exclusive access to locked queue 'q' in vhost 'v'", "exclusive queue"),
+    (406, "PRECONDITION_FAILED - inequivalent arg 'x-message-ttl' for queue 'q' in vhost 'v': received the value "
+          "'5' of type 'signedint' but current is none", "--migrate"),
+    (530, "NOT_ALLOWED - number of channels opened for user 'u' has reached the maximum allowed user limit of 3",
+     "raise the user's max-channels (rabbitmqctl set_user_limits)"),
+])
+def test_a_refusal_carries_a_hint_from_the_brokers_reply(code, text, expected):
+    err = amqp.AmqpError("exchange 'x' in vhost 'v'", code, text)
+    assert expected in err.hint
+    assert amqp.AmqpError("queue 'q'", code, text, hint="given").hint == "given"
+
+
+def test_a_refusal_without_known_advice_has_no_hint():
+    assert amqp.AmqpError("queue 'q'", 406, "PRECONDITION_FAILED - queue 'q' in vhost 'v' not empty").hint == ""
+    assert amqp.AmqpError("queue 'q'", 541, "INTERNAL_ERROR").hint == ""

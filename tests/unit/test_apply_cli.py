@@ -126,6 +126,25 @@ def test_a_failed_run_says_what_was_done_failed_and_not_attempted(fake_broker):
         "Done: 0. Not attempted: 2. Run 'topoform plan' to see what remains. (1.0s)")
 
 
+def test_a_failure_with_a_hint_prints_it_on_its_line(fake_broker):
+    q = Queue(V, "orders", durable=True)
+    change = Change(Action.CREATE, "queue", V, "orders", after=q)
+    other = Change(Action.CREATE, "queue", V, "audit", after=Queue(V, "audit"))
+    fake_broker["result"] = ApplyResult(
+        done=[], failed=[Failure(change, "the channel limit of user 'ci' (2) is reached", "channel-limit",
+                                 "raise it (rabbitmqctl set_user_limits 'ci' ...)"),
+                         Failure(other, "queue 'audit' in vhost 'tf-unit': 404 NOT_FOUND - no queue", "broker-refused",
+                                 "deleted since the plan was made?")],
+        not_attempted=[], elapsed=1.0)
+    r = run(["apply", "--auto-approve", "-f", fake_broker["files"]])
+    assert r.code == 1
+    lines = r.err.strip().splitlines()
+    assert lines[-2] == ("Also failed: queue audit: queue 'audit' in vhost 'tf-unit': 404 NOT_FOUND - no queue "
+                         "(hint: deleted since the plan was made?)")
+    assert lines[-1].startswith("Apply failed at queue orders: the channel limit of user 'ci' (2) is reached "
+                                "(hint: raise it (rabbitmqctl set_user_limits 'ci' ...)). Done: 0.")
+
+
 def test_a_saved_plan_runs_as_saved_and_a_stale_one_is_refused(fake_broker, tmp_path):
     q = Queue(V, "orders", durable=True)
     saved = Plan(changes=(Change(Action.CREATE, "queue", V, "orders", after=q),), vhosts=(V,),

@@ -357,16 +357,23 @@ def test_apply_report_of_each_outcome_matches_the_schema(outcome, tmp_path):
     step = StepTiming(first.action.value, first.kind, 1, 0.25)
     results = {
         "applied": ApplyResult(done=changes, elapsed=1.5, steps=[step]),
-        "failed": ApplyResult(done=changes[:1], failed=[Failure(changes[1], "refused by amqp://u:pw-in-msg-42@h/")],
-                              not_attempted=changes[2:], elapsed=0.5, steps=[step]),
+        "failed": ApplyResult(done=changes[:1], failed=[
+            Failure(changes[1], "refused by amqp://u:pw-in-msg-42@h/"),
+            Failure(changes[2], "the connection limit of vhost 'v' (2) is reached", "connection-limit",
+                    "raise max-connections, see amqp://u:pw-in-hint-43@h/")],
+                              not_attempted=changes[3:], elapsed=0.5, steps=[step]),
         "interrupted": ApplyResult(done=changes[:1], not_attempted=changes[1:]),
         "no-changes": None,
     }
     report = apply_report(plan, results[outcome], status="interrupted" if outcome == "interrupted" else None)
     validate(report, "apply-report.schema.json")
+    if outcome == "failed":  # code and hint only when known
+        assert "code" not in report["failed"][0] and "hint" not in report["failed"][0]
+        assert report["failed"][1]["code"] == "connection-limit"
+        assert report["failed"][1]["hint"].startswith("raise max-connections")
     assert report["status"] == outcome and report["ok"] is (outcome in ("applied", "no-changes"))
     done = results[outcome].done if results[outcome] else []
     assert report["counts"]["create"] == sum(1 for c in done if c.action.value == "create")
     assert len(report["done"]) + len(report["failed"]) + len(report["not_attempted"]) == \
         (len(changes) if outcome != "no-changes" else 0)
-    assert "pw-in-msg-42" not in json.dumps(report)
+    assert "pw-in-msg-42" not in json.dumps(report) and "pw-in-hint-43" not in json.dumps(report)

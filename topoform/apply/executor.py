@@ -109,6 +109,8 @@ class ApplyContext:
 class Failure:
     change: Change
     message: str  # names the object and quotes the broker's reply
+    code: str | None = None  # the error's code (docs/json.md), e.g. broker-refused, connection-limit
+    hint: str = ""  # what to do about it, when known
 
 
 @dataclass
@@ -532,7 +534,7 @@ def _run_migrations(group: list[Change], ctx: ApplyContext, result: ApplyResult)
                             ctx.progress.note(f"{change.kind} {change.name}: {exc.message}; again in {delay:g}s")
                             ctx.sleep(delay)
                             continue
-                        result.failed.append(Failure(change, _describe(change, exc)))
+                        result.failed.append(_failure(change, exc))
                         failed = True
                         continue
                     result.done.append(change)
@@ -556,7 +558,7 @@ def _run_phase(group: list[Change], ctx: ApplyContext, result: ApplyResult) -> N
             progress.done(change)
             continue
         except TopoformError as exc:
-            result.failed.append(Failure(change, _describe(change, exc)))
+            result.failed.append(_failure(change, exc))
             result.not_attempted.extend(c for c in group[i + 1:])
             for ops_of in pending.values():  # compiled but never sent
                 result.not_attempted.extend(_unique_changes(ops_of))
@@ -597,7 +599,7 @@ def _run_ops(vhost: str, ops: list[amqp.Op], ctx: ApplyContext, result: ApplyRes
             batch = session.last_result if exc.code == "connection-lost" else None
             if exc.code not in RETRYABLE_CODES or attempt >= ctx.options.retries:
                 change = (batch.not_attempted[0].token if batch and batch.not_attempted else todo[0].token)
-                result.failed.append(Failure(change, _describe(change, exc)))
+                result.failed.append(_failure(change, exc))
                 left = batch.not_attempted if batch else todo
                 result.not_attempted.extend(c for c in _unique_changes(left) if c is not change)
                 return True
@@ -613,7 +615,8 @@ def _run_ops(vhost: str, ops: list[amqp.Op], ctx: ApplyContext, result: ApplyRes
                 ctx.check_lock()
             except TopoformError as lock_exc:
                 change = todo[0].token
-                result.failed.append(Failure(change, f"could not keep the apply lock: {lock_exc.message}"))
+                result.failed.append(Failure(change, f"could not keep the apply lock: {lock_exc.message}",
+                                             lock_exc.code, lock_exc.hint))
                 result.not_attempted.extend(c for c in _unique_changes(todo) if c is not change)
                 return True
             continue
@@ -622,7 +625,7 @@ def _run_ops(vhost: str, ops: list[amqp.Op], ctx: ApplyContext, result: ApplyRes
             for op, error in batch.failures:
                 if op.token not in failed_changes:
                     failed_changes.append(op.token)
-                    result.failed.append(Failure(op.token, error.message))
+                    result.failed.append(Failure(op.token, error.message, error.code, error.hint))
             result.not_attempted.extend(c for c in _unique_changes(batch.not_attempted)
                                         if c not in failed_changes and ops_left.get(id(c), 0) > 0)
             return True
@@ -661,6 +664,10 @@ def _unique_changes(ops: Iterable[amqp.Op]) -> list[Change]:
             seen.add(id(op.token))
             out.append(op.token)
     return out
+
+
+def _failure(change: Change, exc: TopoformError) -> Failure:
+    return Failure(change, _describe(change, exc), exc.code, exc.hint)
 
 
 def _describe(change: Change, exc: TopoformError) -> str:

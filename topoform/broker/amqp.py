@@ -161,7 +161,32 @@ class AmqpError(BrokerError):
         self.subject = subject
         self.reply_code = reply_code
         self.reply_text = reply_text
-        super().__init__(f"{subject}: {format_reply(reply_code, reply_text)}", hint=hint)
+        super().__init__(f"{subject}: {format_reply(reply_code, reply_text)}",
+                         hint=hint or refusal_hint(reply_code, reply_text or ""))
+
+
+def refusal_hint(reply_code: int, reply_text: str) -> str:
+    """What to do about a refused operation, from the broker's reply; "" when nothing useful is known."""
+    if reply_code == 403:
+        who = re.search(r"in vhost '(.*)' refused for user '(.*)'", reply_text)
+        where = f"user '{who.group(2)}' in vhost '{who.group(1)}'" if who else "the user"
+        see = f" (rabbitmqctl list_user_permissions '{who.group(2)}')" if who else ""
+        return (f"check the permissions of {where}{see}: declaring or deleting needs configure on the name, "
+                f"a binding read on its source exchange and write on its destination")
+    if reply_code == 404:
+        return "an object it needs is not on the broker: deleted since the plan was made?"
+    if reply_code == 405:
+        return "another connection holds this exclusive queue: it cannot be changed while that connection is open"
+    if reply_code == 406 and "inequivalent arg" in reply_text:
+        return ("the object on the broker differs from what the plan saw (changed since it was made?); a change "
+                "the broker refuses in place needs --migrate")
+    limit = reached_limit(reply_code, reply_text)
+    if limit is not None:
+        setting = "max-channels" if limit.code == "channel-limit" else "max-connections"
+        return (f"raise the {'user' if limit.of_user else 'vhost'}'s {setting} (rabbitmqctl "
+                f"{'set_user_limits' if limit.of_user else 'set_vhost_limits'}) or close other "
+                f"{'channels' if limit.code == 'channel-limit' else 'connections'}")
+    return ""
 
 
 class ConnectionLost(BrokerError):

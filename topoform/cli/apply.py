@@ -248,7 +248,7 @@ def apply_report(plan, result=None, status: str | None = None) -> dict:
         "ok": status in ("applied", "no-changes"),
         "counts": counts,
         "done": [ref(c) for c in result.done] if result is not None else [],
-        "failed": [ref(f.change) | {"message": redact(f.message)} for f in result.failed] if result is not None else [],
+        "failed": [ref(f.change) | _failure_fields(f) for f in result.failed] if result is not None else [],
         "skipped": [ref(c) | {"reason": redact(why)} for c, why in result.skipped] if result is not None else [],
         "not_attempted": [ref(c) for c in result.not_attempted] if result is not None else [],
         "timings": {"total_seconds": round(result.elapsed, 6) if result is not None else 0.0,
@@ -486,6 +486,21 @@ def _summarize(result, env: Environment) -> int:
                           f"{counts['delete']} deleted, {counts['migrate']} migrated", "topoform plan")
 
 
+def _hinted(failure) -> str:
+    return f" (hint: {failure.hint})" if failure.hint else ""
+
+
+def _failure_fields(failure) -> dict:
+    """A ``failed`` entry's own fields: the message, and the error's code and hint when known."""
+    from ..broker.settings import redact
+    fields: dict = {"message": redact(failure.message)}
+    if failure.code:
+        fields["code"] = failure.code
+    if failure.hint:
+        fields["hint"] = redact(failure.hint)
+    return fields
+
+
 def report_outcome(result, env: Environment, verb: str, done_text: str, remains_cmd: str) -> int:
     """The closing lines of an apply or destroy run (skipped changes, then complete or failed), its exit code."""
     elapsed = f"{result.elapsed:.1f}s"
@@ -496,8 +511,8 @@ def report_outcome(result, env: Environment, verb: str, done_text: str, remains_
         return ExitCode.OK
     first = result.failed[0]
     for other in result.failed[1:]:
-        env.err(f"Also failed: {other.change.kind} {other.change.name}: {other.message}")
-    env.err(f"{verb} failed at {first.change.kind} {first.change.name}: {first.message}. "
+        env.err(f"Also failed: {other.change.kind} {other.change.name}: {other.message}{_hinted(other)}")
+    env.err(f"{verb} failed at {first.change.kind} {first.change.name}: {first.message}{_hinted(first)}. "
             f"Done: {len(result.done)}. Not attempted: {len(result.not_attempted)}. "
             f"Run '{remains_cmd}' to see what remains. ({elapsed})")
     return ExitCode.ERROR

@@ -53,6 +53,11 @@ TRANSIENT = "^"  # stamp suffix (before NO_HEADERS): the original delivery mode,
 DELIVERY_HEADERS = ("x-delivery-count", "x-acquired-count")
 BATCH = 1000
 PREFETCH = 2000
+# bodies one batch may hold: a queue of large messages moves in fewer per batch, so that the
+# client never holds more than about twice this (a classic source's prefetch is two batches)
+BATCH_BYTES = 16 * 1024 * 1024
+SAMPLE = 8  # messages in the first batch when their size is not known: it measures them
+SAMPLE_WAIT = 5.0  # seconds to wait for them when the source holds that many
 WAIT = 120.0  # seconds to wait for one broker reply or batch of confirms
 QUIET = 1.0  # seconds a destination's count must hold still before a resume trusts it
 SETTLE = 30.0  # seconds to wait for a killed run's consumer to leave a queue (its batch returns with it)
@@ -156,8 +161,9 @@ class Mover:
     """
 
     def __init__(self, conn: pika.BlockingConnection, broker: MigrationBroker, src: str, dst: str, journal: str, *,
-                 mode: str, username: str, note: Callable[[str], None], label: str, batch: int = BATCH,
-                 prefetch: int = PREFETCH, environ=None, source_type: str = "classic"):
+                 mode: str, username: str, note: Callable[[str], None], label: str, batch: int | None = None,
+                 prefetch: int | None = None, environ=None, source_type: str = "classic",
+                 message_size: int | None = None, learned: Callable[[int], None] | None = None):
         self.conn = conn
         self.broker = broker
         self.src, self.dst, self.journal = src, dst, journal
@@ -165,10 +171,13 @@ class Mover:
         self.username = username
         self.note = note
         self.label = label
-        self.batch_size = batch
+        self.fixed = batch is not None  # a given batch (tests) is used as given
+        self.batch_size = batch or BATCH
         self.source_type = source_type
-        # from a quorum queue hold no more than the batch: what a kill returns is then the journaled batch
-        self.prefetch = batch if source_type == "quorum" else max(prefetch, batch)
+        self.message_size = message_size  # the source's mean body size in bytes, when known
+        self.learned = learned  # told the mean body size the first batch measured
+        self.sampling = False  # the first batch measures the size, then the window is set from it
+        self._set_prefetch(prefetch)
         self.environ = environ
         self.run_id = uuid.uuid4().hex[:8]
         self.buf: list = []  # [(delivery_tag, props, body)]
@@ -179,6 +188,81 @@ class Mover:
         self.skip_first = 0
         self.moved = 0
         self.batches = 0
+
+    def _set_prefetch(self, prefetch: int | None = None) -> None:
+        # from a quorum queue hold no more than the batch: what a kill returns is then the journaled batch
+        if self.source_type == "quorum":
+            self.prefetch = self.batch_size
+        else:
+            self.prefetch = max(prefetch or min(PREFETCH, 2 * self.batch_size), self.batch_size)
+
+    @staticmethod
+    def window_for(mean_size: int) -> int:
+        """Messages per batch for messages of ``mean_size`` body bytes: BATCH, fewer for large ones."""
+        return max(1, min(BATCH, BATCH_BYTES // max(1, mean_size)))
+
+    def _size_batches(self, entry: dict | None) -> None:
+        """Messages per batch: :meth:`window_for` the messages' mean size; with the size unknown, the
+        window of the run before, else a first batch that measures them (:meth:`_sample`). Never
+        fewer than the batch a killed run left in flight in this direction: :meth:`_resolve` must
+        see all of it (then there is no sampling, which would take the batch's head)."""
+        if self.fixed:
+            return
+        in_flight = int(entry.get("n") or 0) if entry and (entry.get("phase") == "out") == (self.mode == "out") else 0
+        window = BATCH
+        if self.message_size:
+            window = self.window_for(self.message_size)
+        elif entry and str(entry.get("window") or "").isdigit():
+            window = max(1, min(BATCH, int(entry["window"])))
+        elif not in_flight:
+            self.sampling = True  # :meth:`_sample` measures them first
+            return
+        self._set_window(max(window, in_flight))
+
+    def _set_window(self, window: int) -> None:
+        self.batch_size = window
+        self._set_prefetch()
+        if window < BATCH:
+            self.note(f"{self.label}: {window} message(s) per batch (large messages)")
+
+    def _sample(self, box: dict, src_total: int) -> int:
+        """Measure the messages at the head of the source and move them as the first batch, then set
+        the window from their mean size; returns messages handled.
+
+        A consumer's prefetch is fixed when it starts, so a first consumer takes SAMPLE and a second
+        one the window that fits. The first is cancelled only once it holds all SAMPLE unacknowledged:
+        then nothing can be on its way to it. (A quorum queue on 3.10.8 keeps what it was still
+        delivering to a cancelled consumer checked out to it until the channel closes, then delivers
+        it again as a redelivery, which neither keeps the order nor an empty header table. basic.get
+        is no way out: on 3.10.8 a quorum queue adds ``x-delivery-count: 0`` to what it gets.) With
+        fewer at the head the consumer stays, and this run keeps SAMPLE per batch."""
+        self.batch_size = self.prefetch = SAMPLE
+        self.cch.basic_qos(prefetch_count=SAMPLE, callback=lambda f: box.setdefault("sample", 1))
+        self._pump(lambda: "sample" in box, "setting the prefetch")
+        self.tag = self.cch.basic_consume(self.src, self._on_message, auto_ack=False)
+        # the source held src_total: wait for SAMPLE of them (a short while: some may expire meanwhile)
+        deadline = time.monotonic() + SAMPLE_WAIT
+        while len(self.buf) < min(SAMPLE, src_total) and time.monotonic() < deadline:
+            self._tick(0.005)
+        self._collect()
+        self.sampling = False
+        if not self.buf:
+            return 0
+        mean = -(-sum(len(body) for _, _, body in self.buf) // len(self.buf))
+        if self.learned:
+            self.learned(mean)
+        full = len(self.buf) >= SAMPLE
+        if full:  # the consumer holds all it may: nothing is in flight to it
+            done: dict = {}
+            self.cch.basic_cancel(self.tag, callback=lambda f: done.setdefault("ok", 1))
+            self._pump(lambda: "ok" in done, f"cancelling the consumer on queue '{self.src}'")
+        self.sampling = True  # the batch journals the window for this size
+        handled = self._batch()
+        self.sampling = False
+        if full:
+            self._set_window(self.window_for(mean))
+            self.tag = None
+        return handled
 
     # ---- channels
     def _impl(self):
@@ -340,9 +424,9 @@ class Mover:
         box: dict = {}
         self.pch.confirm_delivery(ack_nack_callback=self._on_confirm, callback=lambda f: box.setdefault("c", 1))
         self.pch.add_on_return_callback(self._on_return)
-        self.cch.basic_qos(prefetch_count=self.prefetch, callback=lambda f: box.setdefault("q", 1))
-        self._pump(lambda: "c" in box and "q" in box, "opening channels")
+        self._pump(lambda: "c" in box, "opening channels")
         entry = self._read_journal()
+        self._size_batches(entry)
         src = self._settled_count(self.src)
         if src is None:
             return 0
@@ -351,12 +435,21 @@ class Mover:
         else:
             dst = self.broker.count(self.dst)
         src_total = src[0]
-        self.tag = self.cch.basic_consume(self.src, self._on_message, auto_ack=False)
-        self._resolve(entry, src_total, dst[0] if dst else None)
         handled = 0
         idle_checks = 0
         gone = False
         try:
+            self.tag = None
+            sampled = self.sampling
+            if sampled:  # no batch of this direction in flight: _resolve only takes the drop list
+                self._resolve(entry, src_total, dst[0] if dst else None)
+                handled += self._sample(box, src_total)
+            if self.tag is None:  # no sampling, or the sampling consumer was cancelled
+                self.cch.basic_qos(prefetch_count=self.prefetch, callback=lambda f: box.setdefault("q", 1))
+                self._pump(lambda: "q" in box, "setting the prefetch")
+                self.tag = self.cch.basic_consume(self.src, self._on_message, auto_ack=False)
+                if not sampled:
+                    self._resolve(entry, src_total, dst[0] if dst else None)
             while limit is None or handled < limit:
                 self._collect()
                 if not self.buf:
@@ -445,6 +538,7 @@ class Mover:
 
     def _batch(self) -> int:
         batch, self.buf = self.buf[:self.batch_size], self.buf[self.batch_size:]
+        self.last_mean_size = -(-sum(len(body) for _, _, body in batch) // len(batch))
         k = self.batches
         self.batches += 1
         actions = []
@@ -469,6 +563,8 @@ class Mover:
                 out.append((_unstamped(props), body))
         self.skip_first = 0
         entry = {"phase": self.mode, "run": self.run_id, "batch": k, "n": len(batch),
+                 # what a resumed run takes when the size is unknown then: this batch measured it
+                 "window": self.window_for(self.last_mean_size) if self.sampling else self.batch_size,
                  "ids": [_identity(body, props) for _, props, body in batch], "actions": "".join(actions),
                  "drop": sorted(self.drop)}
         if self.mode == "out":

@@ -231,11 +231,12 @@ class Mover:
 
         A consumer's prefetch is fixed when it starts, so a first consumer takes SAMPLE and a second
         one the window that fits. The first is cancelled only once it holds all SAMPLE unacknowledged:
-        then nothing can be on its way to it. (A quorum queue on 3.10.8 keeps what it was still
-        delivering to a cancelled consumer checked out to it until the channel closes, then delivers
-        it again as a redelivery, which neither keeps the order nor an empty header table. basic.get
-        is no way out: on 3.10.8 a quorum queue adds ``x-delivery-count: 0`` to what it gets.) With
-        fewer at the head the consumer stays, and this run keeps SAMPLE per batch."""
+        then nothing can be on its way to it. (What is on its way to a cancelled consumer goes back
+        to the queue, measured on 3.10.8, 4.0.5 and 4.3.6: a quorum queue returns it itself, as a
+        redelivery with a delivery-count header, and 3.10.8 puts it behind the rest; from a classic
+        queue pika rejects it. basic.get is no way out: on 3.10.8 a quorum queue adds
+        ``x-delivery-count: 0`` to what it gets.) With fewer at the head the consumer stays, and this
+        run keeps SAMPLE per batch."""
         self.batch_size = self.prefetch = SAMPLE
         self.cch.basic_qos(prefetch_count=SAMPLE, callback=lambda f: box.setdefault("sample", 1))
         self._pump(lambda: "sample" in box, "setting the prefetch")

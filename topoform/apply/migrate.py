@@ -169,9 +169,9 @@ class _Migration:
         except amqp.AmqpError as exc:
             raise MigrationError(f"{self._step_label(op)}: the broker refused: "
                                  f"{amqp.format_reply(exc.reply_code, exc.reply_text)} ({exc.subject})",
-                                 code=amqp.limit_code(exc.reply_code, exc.reply_text or "")) from None
+                                 code=amqp.limit_code(exc.reply_code, exc.reply_text or ""), hint=exc.hint) from None
         except MigrationError as exc:
-            raise MigrationError(f"{self._step_label(op)}: {exc.message}", code=exc.code) from None
+            raise MigrationError(f"{self._step_label(op)}: {exc.message}", code=exc.code, hint=exc.hint) from None
         except amqp.ConnectionLost as exc:
             raise amqp.ConnectionLost(f"{self._step_label(op)}: {exc.message}") from None
 

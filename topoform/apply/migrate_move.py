@@ -70,7 +70,7 @@ def _connection_error(label: str, what: str, exc: BaseException, settings) -> Ex
         text = getattr(exc, "reply_text", "") or ""
         # a user's max-channels closes the connection: parallel migrations wait for each other on it
         return MigrationError(f"{label}: the broker refused while {what}: {amqp.format_reply(code, text)}",
-                              code=amqp.limit_code(code, text))
+                              code=amqp.limit_code(code, text), hint=amqp.refusal_hint(code, text))
     return amqp.ConnectionLost(f"{label}: connection lost while {what}: "
                                f"{amqp.scrub(str(exc) or type(exc).__name__, settings)}")
 
@@ -257,11 +257,10 @@ class Mover:
             done: dict = {}
             self.cch.basic_cancel(self.tag, callback=lambda f: done.setdefault("ok", 1))
             self._pump(lambda: "ok" in done, f"cancelling the consumer on queue '{self.src}'")
-        self.sampling = True  # the batch journals the window for this size
-        handled = self._batch()
-        self.sampling = False
+        window = self.window_for(mean)
+        handled = self._batch(window=window)
         if full:
-            self._set_window(self.window_for(mean))
+            self._set_window(window)
             self.tag = None
         return handled
 
@@ -537,9 +536,10 @@ class Mover:
         if self.failure:
             raise MigrationError(self.failure)
 
-    def _batch(self) -> int:
+    def _batch(self, window: int | None = None) -> int:
+        """Move the head of the buffer as one batch; ``window`` is what the journal records for a
+        resumed run (default: this batch size; the measuring batch records the size it measured)."""
         batch, self.buf = self.buf[:self.batch_size], self.buf[self.batch_size:]
-        self.last_mean_size = -(-sum(len(body) for _, _, body in batch) // len(batch))
         k = self.batches
         self.batches += 1
         actions = []
@@ -564,8 +564,7 @@ class Mover:
                 out.append((_unstamped(props), body))
         self.skip_first = 0
         entry = {"phase": self.mode, "run": self.run_id, "batch": k, "n": len(batch),
-                 # what a resumed run takes when the size is unknown then: this batch measured it
-                 "window": self.window_for(self.last_mean_size) if self.sampling else self.batch_size,
+                 "window": window or self.batch_size,  # what a resumed run takes when the size is unknown
                  "ids": [_identity(body, props) for _, props, body in batch], "actions": "".join(actions),
                  "drop": sorted(self.drop)}
         if self.mode == "out":

@@ -227,3 +227,40 @@ def test_a_refusal_carries_a_hint_from_the_brokers_reply(code, text, expected):
 def test_a_refusal_without_known_advice_has_no_hint():
     assert amqp.AmqpError("queue 'q'", 406, "PRECONDITION_FAILED - queue 'q' in vhost 'v' not empty").hint == ""
     assert amqp.AmqpError("queue 'q'", 541, "INTERNAL_ERROR").hint == ""
+
+
+@pytest.mark.parametrize("limit, user, vhost, expected", [
+    (amqp.ReachedLimit("channel-limit", True, "3"), "ci", None,
+     "raise the user's max-channels (rabbitmqctl set_user_limits 'ci' '{\"max-channels\": N}') "
+     "or close other channels of user 'ci'"),
+    (amqp.ReachedLimit("connection-limit", False, "2"), "ci", "orders",
+     "raise the vhost's max-connections (rabbitmqctl set_vhost_limits -p 'orders' '{\"max-connections\": N}') "
+     "or close other connections of vhost 'orders'"),
+    (amqp.ReachedLimit("connection-limit", True, "0"), "alice", "v",
+     "raise the user's max-connections (rabbitmqctl set_user_limits 'alice' '{\"max-connections\": N}') "
+     "or close other connections of user 'alice'"),
+    (amqp.ReachedLimit("channel-limit", True, "3"), None, None,
+     "raise the user's max-channels (rabbitmqctl set_user_limits) or close other channels of the user"),
+])
+def test_every_limit_refusal_is_worded_one_way(limit, user, vhost, expected):
+    assert amqp.limit_hint(limit, user, vhost) == expected
+
+
+def test_the_three_places_a_limit_is_met_give_the_same_advice(monkeypatch):
+    """Connecting, a refused operation, and a channel the executor could not open all use limit_hint."""
+    def fail(params):
+        raise pex.ProbableAccessDeniedError(USER_LIMIT)
+
+    monkeypatch.setattr(pika, "BlockingConnection", fail)
+    with pytest.raises(BrokerError) as info:
+        amqp.connect(SETTINGS, "v")
+    user_limit = amqp.ReachedLimit("connection-limit", True, "0")
+    assert info.value.hint.endswith(amqp.limit_hint(user_limit, SETTINGS.username, "v"))
+    refused = amqp.AmqpError("queue 'q'", 530, "NOT_ALLOWED - number of channels opened for user 'u' has reached "
+                                               "the maximum allowed user limit of 3")
+    assert refused.hint == amqp.limit_hint(amqp.ReachedLimit("channel-limit", True, "3"))
+    session = _session_with_lanes(opened=0, unopened=2)
+    with pytest.raises(BrokerError) as info:
+        session._connection_failed(pex.ConnectionClosedByBroker(530, refused.reply_text))  # noqa: SLF001
+    assert info.value.hint == amqp.limit_hint(amqp.ReachedLimit("channel-limit", True, "3"), session.settings.username)
+    assert session.settings.username in info.value.hint

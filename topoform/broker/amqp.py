@@ -182,11 +182,24 @@ def refusal_hint(reply_code: int, reply_text: str) -> str:
                 "the broker refuses in place needs --migrate")
     limit = reached_limit(reply_code, reply_text)
     if limit is not None:
-        setting = "max-channels" if limit.code == "channel-limit" else "max-connections"
-        return (f"raise the {'user' if limit.of_user else 'vhost'}'s {setting} (rabbitmqctl "
-                f"{'set_user_limits' if limit.of_user else 'set_vhost_limits'}) or close other "
-                f"{'channels' if limit.code == 'channel-limit' else 'connections'}")
+        return limit_hint(limit)  # no user from the text: 4.0.5 names its node in the user's place
     return ""
+
+
+def limit_hint(limit: ReachedLimit, user: str | None = None, vhost: str | None = None) -> str:
+    """The one wording of what to do about a reached ``max-channels`` or ``max-connections``:
+    the setting, whose it is, the rabbitmqctl command that raises it (with the user or vhost
+    when known) and the other way out."""
+    setting = "max-channels" if limit.code == "channel-limit" else "max-connections"
+    things = "channels" if limit.code == "channel-limit" else "connections"
+    value = f"'{{\"{setting}\": N}}'"
+    if limit.of_user:
+        setter = f"rabbitmqctl set_user_limits '{user}' {value}" if user else "rabbitmqctl set_user_limits"
+        whose = f"user '{user}'" if user else "the user"
+    else:
+        setter = f"rabbitmqctl set_vhost_limits -p '{vhost}' {value}" if vhost else "rabbitmqctl set_vhost_limits"
+        whose = f"vhost '{vhost}'" if vhost else "the vhost"
+    return f"raise the {'user' if limit.of_user else 'vhost'}'s {setting} ({setter}) or close other {things} of {whose}"
 
 
 class ConnectionLost(BrokerError):
@@ -374,14 +387,11 @@ def connection_error(exc: BaseException, settings: BrokerSettings, vhost: str, w
         limit = reached_limit(reply_code, reply_text)
         if limit and limit.code == "connection-limit":
             whose = f"user '{user}'" if limit.of_user else f"vhost '{vhost}'"
-            setter = (f"rabbitmqctl set_user_limits '{user}'" if limit.of_user
-                      else f"rabbitmqctl set_vhost_limits -p '{vhost}'")
             return BrokerError(f"the broker at {server} refused a connection to vhost '{vhost}': the connection "
                                f"limit of {whose} ({limit.number}) is reached{said}", code="connection-limit",
                                hint=f"an apply holds a connection per vhost for its lock and at least one for its "
-                                    f"work, plus one per queue migration running at once (--parallel): raise "
-                                    f"max-connections ({setter} '{{\"max-connections\": N}}') or close other "
-                                    f"connections")
+                                    f"work, plus one per queue migration running at once (--parallel): "
+                                    f"{limit_hint(limit, user, vhost)}")
         if "not found" in reply_text:
             return BrokerError(f"vhost '{vhost}' does not exist on {server}{said}", code="vhost-not-found",
                                hint="create it first (apply creates the vhosts of the files), or check --vhost")
@@ -676,9 +686,7 @@ class Session:
                 self._lanes, self._inflight_lost = [], []
                 raise BrokerError(f"the broker refused a channel to vhost '{self.vhost}': the channel limit of user "
                                   f"'{user}' ({limit.number}) is reached by its other channels",
-                                  code="channel-limit",
-                                  hint=f"raise it (rabbitmqctl set_user_limits '{user}' "
-                                       f"'{{\"max-channels\": N}}') or close the user's other channels")
+                                  code="channel-limit", hint=limit_hint(limit, user))
             self.width = min(self.width, opened)
             text = f"{text}; {self.width} channel(s) from now on"
         inflight = [op for lane in self._lanes for op in lane.ops] + self._inflight_lost

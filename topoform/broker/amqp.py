@@ -195,11 +195,10 @@ def limit_hint(limit: ReachedLimit, user: str | None = None, vhost: str | None =
     value = f"'{{\"{setting}\": N}}'"
     if limit.of_user:
         setter = f"rabbitmqctl set_user_limits '{user}' {value}" if user else "rabbitmqctl set_user_limits"
-        whose = f"user '{user}'" if user else "the user"
     else:
         setter = f"rabbitmqctl set_vhost_limits -p '{vhost}' {value}" if vhost else "rabbitmqctl set_vhost_limits"
-        whose = f"vhost '{vhost}'" if vhost else "the vhost"
-    return f"raise the {'user' if limit.of_user else 'vhost'}'s {setting} ({setter}) or close other {things} of {whose}"
+    return (f"raise the {'user' if limit.of_user else 'vhost'}'s {setting} ({setter}) or close other {things} of "
+            f"{limit.whose(user, vhost)}")
 
 
 class ConnectionLost(BrokerError):
@@ -332,6 +331,12 @@ class ReachedLimit:
     of_user: bool
     number: str
 
+    def whose(self, user: str | None = None, vhost: str | None = None) -> str:
+        """Whose limit it is, by name when known: ``user 'ci'``, ``vhost 'orders'``, ``the user``."""
+        if self.of_user:
+            return f"user '{user}'" if user else "the user"
+        return f"vhost '{vhost}'" if vhost else "the vhost"
+
 
 # 3.10.8 and 4.0.5 "... limit of (5)", 4.3.6 "... limit of 5"; 4.0.5 names its node, not the user
 _CHANNEL_LIMIT = re.compile(r"number of channels opened for user .* has reached the maximum allowed user "
@@ -386,9 +391,9 @@ def connection_error(exc: BaseException, settings: BrokerSettings, vhost: str, w
     if any(isinstance(e, pex.ProbableAccessDeniedError) for e in chain) or reply_code == 530:
         limit = reached_limit(reply_code, reply_text)
         if limit and limit.code == "connection-limit":
-            whose = f"user '{user}'" if limit.of_user else f"vhost '{vhost}'"
             return BrokerError(f"the broker at {server} refused a connection to vhost '{vhost}': the connection "
-                               f"limit of {whose} ({limit.number}) is reached{said}", code="connection-limit",
+                               f"limit of {limit.whose(user, vhost)} ({limit.number}) is reached{said}",
+                               code="connection-limit",
                                hint=f"an apply holds a connection per vhost for its lock and at least one for its "
                                     f"work, plus one per queue migration running at once (--parallel): "
                                     f"{limit_hint(limit, user, vhost)}")

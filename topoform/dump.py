@@ -8,29 +8,26 @@ Argument values keep their types: a string that a YAML reader could take for a n
 boolean or null (``"60000"``, ``"yes"``, ``"0o17"``) is always quoted, so it loads back
 as a string; integers, floats, booleans, lists and nested tables are written as such.
 
-Imports only :mod:`topoform.model` and yaml; never broker, planner or apply.
+Layout and quoting follow :mod:`topoform.yamlstyle`, the rules ``fmt`` also applies, so
+``fmt --check`` passes on an import.
+
+Imports only :mod:`topoform.model`, :mod:`topoform.yamlstyle` and yaml; never broker, planner or apply.
 """
 from __future__ import annotations
 
 import re
-import threading
 from typing import Any, Iterable, Mapping, Sequence
 
 import yaml
 
+from . import yamlstyle
 from .model import Binding, Exchange, Policy, Queue, RouteTest, Topology, Vhost, thaw
 
 __all__ = ["dump_topology", "dump_vhosts", "skipped_comment", "not_managed_comment", "vhost_filename"]
 
-# Width of a flow mapping (``- {exchange: x, routing_key: k}``) before it is written in block form.
-FLOW_WIDTH = 100
-
-# Strings that some YAML reader (1.1 or 1.2 core schema) resolves to something other than a
-# string. pyyaml already quotes what *its* resolver would misread; these cover the rest
-# (``0o17``, ``1e5``, ``.5``), so files also read back right in editors and other tools.
-_NUMBERISH = re.compile(r"[-+]?(\.?[0-9][0-9_a-zA-Z.:+-]*|\.(inf|Inf|INF|nan|NaN|NAN))")
-_AWKWARD = re.compile("[^\x20-\x7e\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]|[\x85\u2028\u2029\ufeff]|^ | $")
-_WORDS = {"y", "n", "yes", "no", "on", "off", "true", "false", "null", "~", ""}
+# Layout and quoting: one set of rules with ``fmt`` (topoform/yamlstyle.py).
+_AWKWARD = yamlstyle.AWKWARD
+_UNLIMITED = 2 ** 30  # lines are never folded: a collection is one flow line or block style
 
 
 class _Flow(dict):
@@ -59,15 +56,15 @@ class _Dumper(yaml.SafeDumper):
         return super().check_simple_key()
 
 
+def _escaped(value: str) -> str:
+    """A literal ``${`` is written ``$${``, or loading would read it as a variable (topoform/variables.py)."""
+    return value.replace("${", "$${") if "${" in value else value
+
+
 def _represent_str(dumper: yaml.SafeDumper, value: str):
-    if "${" in value:  # a literal ${ is written $${, or loading would read it as a variable (topoform/variables.py)
-        value = value.replace("${", "$${")
-    if _NUMBERISH.fullmatch(value) or value.lower() in _WORDS:
-        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="'")
-    if _AWKWARD.search(value):
-        # line breaks, tabs, control and non-printable characters: double quotes escape them
-        # all, where plain or single-quoted scalars would fold or strip them
-        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style='"')
+    value = _escaped(value)
+    if not yamlstyle.plain_ok(value):
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=yamlstyle.quote_style(value))
     return dumper.represent_str(value)
 
 
@@ -85,7 +82,7 @@ _Dumper.add_representer(_FlowList, _represent_flow_list)
 
 
 def _yaml(data: Any) -> str:
-    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=FLOW_WIDTH,
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=_UNLIMITED,
                      default_flow_style=False, indent=2)
 
 
@@ -96,15 +93,12 @@ def _yaml(data: Any) -> str:
 #
 # * it writes block sequences under a mapping key "indentless" (``key:\n- a``), where
 #   :class:`_Dumper` indents them (``key:\n  - a``): :func:`_indent_sequences` adds the two
-#   columns (with an unlimited width the C output has exactly one line per node, no folding);
-# * it folds long lines at other columns (the sequences sit two columns further left): it
-#   runs with no width limit, and a document with any line over :data:`FLOW_WIDTH` (where
-#   the Python emitter would have folded, or a key of 128+ characters, which libyaml writes
-#   as ``? key``) is written by :func:`_yaml` instead;
+#   columns (neither emitter folds a line, so the C output has exactly one line per node);
+# * it writes a key of 128+ characters as ``? key``, where :class:`_Dumper` keeps it a
+#   simple key: a document with a string that long is written by :func:`_yaml` instead;
 # * it escapes characters outside the BMP (emoji) that PyYAML writes as they are: a
 #   document with any non-ASCII string is written by :func:`_yaml` too.
 _CSafeDumper = getattr(yaml, "CSafeDumper", None)
-_UNLIMITED = 2 ** 30
 
 
 class _NotPlain(Exception):
@@ -117,7 +111,7 @@ if _CSafeDumper is not None:
             return True
 
     def _represent_str_c(dumper, value: str):
-        if not value.isascii():
+        if not value.isascii() or len(value) >= 128:
             raise _NotPlain()
         return _represent_str(dumper, value)
 
@@ -161,78 +155,29 @@ def _indent_sequences(text: str) -> str:
 def _yaml_document(data: Any) -> str:
     """:func:`_yaml` of a whole document, at libyaml's speed when the output is the same."""
     try:
-        text = _indent_sequences(_yaml_c(data))
+        return _indent_sequences(_yaml_c(data))
     except _NotPlain:
         return _yaml(data)
-    if any(len(line) > FLOW_WIDTH for line in text.split("\n")):
-        return _yaml(data)
-    return text
 
 
-class _Fits:
-    """A choice :func:`_entry` / :func:`_args` leaves open until a whole document is known:
-    the flow form when its line fits in :data:`FLOW_WIDTH`, else the block form. The lines
-    of every choice are measured in one libyaml call (:func:`_decide`)."""
-
-    __slots__ = ("flow", "block", "prefix", "chosen")
-
-    def __init__(self, flow: Any, block: Any, prefix: int):
-        self.flow, self.block, self.prefix, self.chosen = flow, block, prefix, None
-
-
-_LOCAL = threading.local()  # .pending: the open choices while a document is built (None: decide at once)
-
-
-def _decide(pending: list) -> None:
-    """Choose every pending :class:`_Fits` (one C call; the Python emitter where C might differ)."""
-    if not pending:
-        return
-    try:
-        lines = _yaml_c([p.flow for p in pending]).split("\n")
-        if lines and lines[-1] == "":
-            lines.pop()
-        if len(lines) != len(pending) or not all(line.startswith("- ") for line in lines):
-            raise _NotPlain()
-        for p, line in zip(pending, lines):
-            # the Python emitter at FLOW_WIDTH writes a line that fits without folding it
-            fits = p.prefix + len(line) - 2 + 1 <= FLOW_WIDTH
-            p.chosen = p.flow if fits else p.block
-    except _NotPlain:
-        for p in pending:
-            p.chosen = p.flow if _fits_python(p) else p.block
+def _scalar_length(value: Any) -> int:
+    """The length of a scalar as written (for :func:`topoform.yamlstyle.flows`)."""
+    t = type(value)
+    if t is str:
+        value = _escaped(value)
+        return len(value) if yamlstyle.plain_ok(value) else yamlstyle.quoted_length(value)
+    if t is bool:
+        return 4 if value else 5
+    if value is None:
+        return 4
+    if t is int:
+        return len(str(value))
+    if t is float:
+        return len(_FLOAT_DUMPER.represent_float(value).value)
+    return len(str(value))
 
 
-def _fits_python(p: _Fits) -> bool:
-    text = _yaml([p.flow]) if p.prefix == 2 else _yaml({"arguments": p.flow})
-    return "\n" not in text.rstrip("\n") and len(text) <= FLOW_WIDTH
-
-
-def _choose(flow: Any, block: Any, prefix: int) -> Any:
-    choice = _Fits(flow, block, prefix)
-    pending = getattr(_LOCAL, "pending", None)
-    if pending is not None:
-        pending.append(choice)
-        return choice
-    return choice.flow if _fits_python(choice) else choice.block
-
-
-def _resolve(value: Any) -> Any:
-    """``value`` with every decided :class:`_Fits` replaced by its choice."""
-    if type(value) is _Fits:
-        return value.chosen
-    if type(value) is dict:
-        for k, v in value.items():
-            if type(v) is _Fits:
-                value[k] = v.chosen
-            elif type(v) in (dict, list):
-                _resolve(v)
-    elif type(value) is list:
-        for i, v in enumerate(value):
-            if type(v) is _Fits:
-                value[i] = v.chosen
-            elif type(v) in (dict, list):
-                _resolve(v)
-    return value
+_FLOAT_DUMPER = _Dumper(None)
 
 
 def _flowed(value: Any) -> Any:
@@ -244,15 +189,29 @@ def _flowed(value: Any) -> Any:
     return value
 
 
+def _layout(value: Any) -> Any:
+    """A collection inside an object (arguments, an entry, tags, ...): one flow line when
+    :func:`topoform.yamlstyle.flows` says so, else block style, each collection inside it
+    decided alike. Anything else as it is."""
+    if isinstance(value, Mapping):
+        if yamlstyle.flows(value, _scalar_length):
+            return _flowed(value)
+        return {k: _layout(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        if yamlstyle.flows(value, _scalar_length):
+            return _flowed(value)
+        return [_flowed(v) if isinstance(v, (list, tuple)) else _layout(v) for v in value]  # a list in a list: one line
+    return value
+
+
 def _entry(mapping: dict) -> Any:
-    """A list entry: one flow line when it fits in :data:`FLOW_WIDTH`, else block style."""
-    return _choose(_flowed(mapping), mapping, 2)  # "- {...}"
+    """A list entry (a binding, a route test)."""
+    return _layout(mapping)
 
 
 def _args(arguments: Mapping) -> Any:
-    """Arguments as a flow table when short (``{x-message-ttl: 60000}``), else a block table."""
-    plain = thaw(arguments)
-    return _choose(_flowed(plain), plain, len("arguments: "))
+    """Arguments (or a definition): ``{x-message-ttl: 60000}`` when short, else a block table."""
+    return _layout(thaw(arguments))
 
 
 def _exchange(x: Exchange) -> dict:
@@ -305,7 +264,7 @@ def _vhost_settings(v: Vhost | None) -> dict:
     if v.description is not None:
         out["description"] = v.description
     if v.tags is not None:
-        out["tags"] = _FlowList(v.tags)
+        out["tags"] = _layout(list(v.tags))
     if v.default_queue_type not in (None, "", "undefined"):  # "undefined": the broker has none set
         out["default_queue_type"] = v.default_queue_type
     return out
@@ -376,17 +335,10 @@ def dump_topology(topology: Topology, *, header: Sequence[str] = (),
                 durable: true
     """
     names = sorted(set(vhosts) if vhosts is not None else set(topology.vhost_names()))
-    outer = getattr(_LOCAL, "pending", None)
-    _LOCAL.pending = pending = []  # flow-or-block choices: measured together once the document is built
-    try:
-        doc: dict[str, Any] = {"version": 1, "vhosts": {name: _vhost_body(topology, name) for name in names}}
-        tests = [t for t in topology.tests if vhosts is None or t.vhost in names]
-        if tests:
-            doc["tests"] = [_route_test(t) for t in tests]
-    finally:
-        _LOCAL.pending = outer
-    _decide(pending)
-    _resolve(doc)
+    doc: dict[str, Any] = {"version": 1, "vhosts": {name: _vhost_body(topology, name) for name in names}}
+    tests = [t for t in topology.tests if vhosts is None or t.vhost in names]
+    if tests:
+        doc["tests"] = [_route_test(t) for t in tests]
     if config is not None:  # import --config: users, permissions, limits, ... (topoform/config/dump.py)
         from .config.dump import add_to_document
 

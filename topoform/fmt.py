@@ -7,13 +7,14 @@ Canonical form:
   ``exchanges, queues, bindings, policies``; ``type, durable, auto_delete, internal,
   arguments`` for an exchange, ...); unknown keys after them, as written. Object names
   (queues, exchanges, ...) and argument keys keep the order the user chose.
-- **quoting**: a string is written plain when that reads back as the same string, else
-  in double quotes (``"#"``, ``"*.created"``, ``"60000"``, ``"yes"``). A plain value
-  keeps its meaning: ``durable: yes`` stays plain (it is a boolean).
-- **flow style** for short mappings and lists inside objects (``{exchange: x,
-  routing_key: y}``, ``[a, b]``; at most :data:`FLOW_WIDTH` characters, no comment
-  inside), block style for everything else; two-space indentation, list items
-  indented under their key.
+- **quoting** and **flow style**: the rules of :mod:`topoform.yamlstyle`, which ``import``
+  and ``scan -o`` also follow (their output is a fixed point of fmt): a string plain when
+  that reads back as the same string, else quoted (``"#"``, ``"*.created"``, ``"60000"``,
+  ``"yes"``); a plain value keeps its meaning (``durable: yes`` stays plain, it is a
+  boolean); objects (an exchange, a queue, a user, ...) block style; short collections
+  inside them (``{exchange: x, routing_key: y}``, ``[a, b]``; at most :data:`FLOW_WIDTH`
+  characters, no comment inside) flow style; two-space indentation, list items indented
+  under their key.
 - comments and blank lines stay where they were (ruamel.yaml's round trip).
 
 Before anything is written, the new text is checked to mean exactly what the old one
@@ -29,11 +30,12 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from . import yamlstyle
 from .errors import InputError
 
 __all__ = ["format_text", "FormatResult", "FLOW_WIDTH", "same_meaning"]
 
-FLOW_WIDTH = 72  # a mapping or list goes on one line when its flow form is at most this long
+from .yamlstyle import FLOW_WIDTH  # the layout rules every writer shares (topoform/yamlstyle.py)
 
 # Canonical field order per context; a context maps a key to the context of its value.
 ORDER = {
@@ -56,7 +58,23 @@ CHILDREN: dict[tuple[str, str], Any] = {
     ("vhost", "policies"): ("map", "policy"),
     ("queue", "bindings"): ("list", "binding"),
 }
+
+
+def _config_children() -> None:
+    """The config kinds' sections (users, permissions, shovels, ...), one row per kind, from
+    topoform/config/kinds.py: each a map of objects; a vhost's ``limits`` is one object."""
+    from .config import kinds
+
+    for row in kinds.KINDS.values():
+        if row.kind == "user_limit":  # written inside its user
+            continue
+        parent = "root" if row.scope == "global" else "vhost"
+        CHILDREN[(parent, row.file_key)] = "config" if row.kind == "vhost_limit" else ("map", "config")
+
+
+_config_children()
 CONTAINERS = {"root", "vhost"}  # never flow style
+OBJECTS = {"exchange", "queue", "policy", "config"}  # block style (an empty one is {})
 
 
 @dataclass(frozen=True)
@@ -88,6 +106,7 @@ def _yaml():
     y.Resolver = _text_resolver()
     y.preserve_quotes = True
     y.indent(mapping=2, sequence=4, offset=2)
+    y.brace_single_entry_mapping_in_flow_sequence = True  # [{a: 1}], not [a: 1]: as PyYAML writes it
     y.width = 4096  # never fold a line: flow style is chosen here, by FLOW_WIDTH
     y.allow_duplicate_keys = False  # a duplicate key is an error (validate shows both places)
     return y
@@ -109,19 +128,7 @@ def _pyyaml_plain_tag(value: str) -> str:
 
 def _plain_is_safe(value: str) -> bool:
     """Would ``value`` written plain read back as this very string (YAML 1.1 and 1.2, block and flow)?"""
-    from yaml.emitter import Emitter  # PyYAML's analysis: the stricter (YAML 1.1) one
-
-    if not value or value != value.strip() or "\n" in value:
-        return False
-    if _pyyaml_plain_tag(value) != "tag:yaml.org,2002:str":
-        return False
-    from ruamel.yaml.nodes import ScalarNode
-    from ruamel.yaml.resolver import VersionedResolver
-
-    if str(VersionedResolver(version=(1, 2)).resolve(ScalarNode, value, (True, False))) != "tag:yaml.org,2002:str":
-        return False
-    analysis = Emitter(io.StringIO()).analyze_scalar(value)
-    return bool(analysis.allow_flow_plain and analysis.allow_block_plain)
+    return yamlstyle.plain_ok(value)
 
 
 def _requote(value: Any) -> Any:
@@ -131,11 +138,17 @@ def _requote(value: Any) -> Any:
     if type(value) is str:  # written plain: keep it plain if it means something else quoted
         if _pyyaml_plain_tag(value) != "tag:yaml.org,2002:str" or _plain_is_safe(value):
             return value
-        return DoubleQuotedScalarString(value)
+        return _quoted(value)
     if isinstance(value, (DoubleQuotedScalarString, SingleQuotedScalarString)):
         text = str(value)
-        return text if _plain_is_safe(text) else DoubleQuotedScalarString(text)
+        return text if _plain_is_safe(text) else _quoted(text)
     return value
+
+
+def _quoted(text: str) -> Any:
+    from ruamel.yaml.scalarstring import DoubleQuotedScalarString, SingleQuotedScalarString
+
+    return SingleQuotedScalarString(text) if yamlstyle.quote_style(text) == "'" else DoubleQuotedScalarString(text)
 
 
 # ---------------------------------------------------------------------- structure
@@ -153,55 +166,34 @@ def _has_anchor(node: Any) -> bool:
     return bool(anchor is not None and getattr(anchor, "value", None)) or bool(getattr(node, "merge", None))
 
 
-def _flow_text(node: Any) -> str | None:
-    """The one-line flow form of ``node`` (an estimate), None when it cannot be one line."""
+def _can_flow(node: Any) -> bool:
+    """No comment, anchor or multi-line scalar anywhere in ``node``: it could be one line."""
     from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-    if isinstance(node, CommentedMap):
+    if isinstance(node, (CommentedMap, CommentedSeq)):
         if _has_comments(node) or _has_anchor(node):
-            return None
-        parts = []
-        for k, v in node.items():
-            inner = _flow_text(v)
-            if inner is None:
-                return None
-            parts.append(f"{_scalar_text(k)}: {inner}")
-        return "{" + ", ".join(parts) + "}"
-    if isinstance(node, CommentedSeq):
-        if _has_comments(node) or _has_anchor(node):
-            return None
-        parts = []
-        for v in node:
-            inner = _flow_text(v)
-            if inner is None:
-                return None
-            parts.append(inner)
-        return "[" + ", ".join(parts) + "]"
+            return False
+        return all(_can_flow(v) for v in (node.values() if isinstance(node, CommentedMap) else node))
     if isinstance(node, (dict, list)):
-        return None
+        return False
     if isinstance(node, str) and ("\n" in node or type(node).__name__ in ("LiteralScalarString",
                                                                            "FoldedScalarString")):
-        return None
-    return _scalar_text(node)
+        return False
+    return True
 
 
-def _scalar_text(value: Any) -> str:
+def _scalar_length(value: Any) -> int:
+    """A scalar's length as written (after :func:`_requote`), as topoform/dump.py counts it."""
     if value is None:
-        return "null"
+        return 4
     if isinstance(value, bool):
-        return "true" if value else "false"
+        return 4 if value else 5
     text = str(value)
-    return text if type(value) is str and _plain_is_safe(text) else '"' + text + '"'
-
-
-def _depth_of_nesting(node: Any) -> int:
-    from ruamel.yaml.comments import CommentedMap, CommentedSeq
-
-    if isinstance(node, CommentedMap):
-        return 1 + max((_depth_of_nesting(v) for v in node.values()), default=0)
-    if isinstance(node, CommentedSeq):
-        return 1 + max((_depth_of_nesting(v) for v in node), default=0)
-    return 0
+    if type(value) is str:  # plain
+        return len(text)
+    if isinstance(value, str):  # quoted
+        return yamlstyle.quoted_length(text)
+    return len(text)
 
 
 def _set_style(node: Any, context: str | None) -> None:
@@ -217,8 +209,10 @@ def _set_style(node: Any, context: str | None) -> None:
     if len(node) == 0:
         node.fa.set_flow_style()
         return
-    text = _flow_text(node)
-    if text is not None and len(text) <= FLOW_WIDTH and _depth_of_nesting(node) <= 2:
+    if context in OBJECTS:
+        node.fa.set_block_style()
+        return
+    if _can_flow(node) and yamlstyle.flows(node, _scalar_length):
         node.fa.set_flow_style()
     else:
         node.fa.set_block_style()
@@ -269,14 +263,16 @@ def _walk(node: Any, context: str | None) -> None:
                     _set_style(item, child[1])
                 v.fa.set_block_style() if len(v) else None
                 continue
-            _walk(v, None)
+            _walk(v, child if isinstance(child, str) else None)
             _put(node, k, _requote(v))
-            _set_style(node[k], None if context is None else "field")
+            _set_style(node[k], None if context is None else child if isinstance(child, str) else "field")
     elif isinstance(node, CommentedSeq):
         for i, item in enumerate(node):
             _walk(item, None)
             _put(node, i, _requote(item))
             _set_style(node[i], None)
+            if isinstance(node[i], CommentedSeq) and _can_flow(node[i]):
+                node[i].fa.set_flow_style()  # a list in a list is one line (topoform/yamlstyle.py)
 
 
 # ---------------------------------------------------------------------- meaning

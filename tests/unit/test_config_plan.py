@@ -208,6 +208,9 @@ def test_import_writes_no_secret_and_reads_back_the_same():
     topology, config = import_view(as_declared(live), live.config, ["shop"])
     text = dump_topology(topology, vhosts=["shop"], config=config)
     assert URI_SECRET not in text and "password" not in text
+    from topoform.fmt import format_text
+
+    assert format_text(text).text == text  # import --config writes fmt's canonical form
     variables = dict(secret_variables(config, ["shop"]))
     assert sorted(variables) == ["TOPOFORM_SECRET_FEDERATION_UPSTREAM_SHOP_UP_URI",
                                  "TOPOFORM_SECRET_SHOVEL_SHOP_MV_SRC_URI"]

@@ -57,7 +57,9 @@ def test_key_order_quoting_and_flow_style():
         "vhosts:\n"
         "  /:\n"
         "    exchanges:\n"
-        "      ex: {type: topic, durable: true}\n"
+        "      ex:\n"
+        "        type: topic\n"
+        "        durable: true\n"
         "    queues:\n"
         "      q:\n"
         "        durable: true\n"
@@ -115,7 +117,7 @@ def test_unformattable_input_is_one_line_error(text, message, tmp_path):
 
 def test_fmt_check_lists_files_and_exits_3_then_fmt_rewrites(tmp_path):
     good = tmp_path / "good.yaml"
-    good.write_text("version: 1\nvhosts:\n  /:\n    queues:\n      q: {durable: true}\n")
+    good.write_text("version: 1\nvhosts:\n  /:\n    queues:\n      q:\n        durable: true\n      empty: {}\n")
     bad = tmp_path / "bad.yaml"
     bad_text = "# header\nvhosts:\n  /:\n    queues:\n      q2:\n        durable: true\nversion: 1\n"
     bad.write_text(bad_text)

@@ -54,7 +54,9 @@ version: 1
 vhosts:
   /:
     exchanges:
-      events: {type: topic, durable: true}
+      events:
+        type: topic
+        durable: true
     queues:
       orders:
         durable: true
@@ -111,7 +113,7 @@ def test_the_good_files_pass_every_hook(tmp_path, hook_repo, pre_commit_home):
     (GOOD.replace("durable: true\n        bindings", "durable: maybe\n        bindings"), {"topoform-validate",
                                                                                      "topoform-test"}, "durable"),
     (GOOD.replace("expect: [orders]", "expect: []"), {"topoform-test"}, "orders"),  # valid, but the route test fails
-    (GOOD.replace("exchanges:\n      events: {type: topic, durable: true}",
+    (GOOD.replace("exchanges:\n      events:\n        type: topic\n        durable: true",
                   "exchanges:\n      events:\n        durable: true\n        type: topic"), {"topoform-fmt"},
      "topology/orders.yaml"),
 ])
@@ -135,6 +137,6 @@ def test_try_repo_runs_the_hooks(tmp_path, hook_repo, pre_commit_home):
     r = _run(project, pre_commit_home, "try-repo", str(repo), "--ref", rev, "--all-files")
     assert r.returncode == 0, r.stdout + r.stderr
     assert _statuses(r.stdout) == {h: "Passed" for h in HOOKS}, r.stdout
-    (project / "topoform.yaml").write_text(GOOD.replace("{type: topic, durable: true}", "{durable: true, type: topic}"))
+    (project / "topoform.yaml").write_text(GOOD.replace("type: topic\n        durable: true", "durable: true\n        type: topic"))
     r = _run(project, pre_commit_home, "try-repo", str(repo), "topoform-fmt", "--ref", rev, "--all-files")
     assert r.returncode == 1 and "topoform.yaml" in r.stdout, r.stdout

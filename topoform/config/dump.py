@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any, Iterable
 
+from ..dump import _layout as layout
 from ..model import thaw
 from . import kinds as K
 from .load import ConfigState
@@ -48,10 +49,10 @@ def add_to_document(doc: dict, config: ConfigState | None, vhosts: Iterable[str]
         user = config.objects.get(("user", "", name))
         if user is None:
             continue
-        entry: dict[str, Any] = {"tags": list(user.fields.get("tags") or ())}
+        entry: dict[str, Any] = {"tags": layout(list(user.fields.get("tags") or ()))}
         limit = config.objects.get(("user_limit", "", name))
         if limit is not None:
-            entry["limits"] = thaw(limit.fields["limits"])
+            entry["limits"] = layout(thaw(limit.fields["limits"]))
         users[name] = entry
     if users:
         doc["users"] = users
@@ -63,6 +64,7 @@ def add_to_document(doc: dict, config: ConfigState | None, vhosts: Iterable[str]
 
 
 def _add(body: dict, obj) -> None:
+    """``obj`` into its section; objects are block style, their fields laid out as topoform/yamlstyle.py says."""
     row = K.KINDS[obj.kind]
     value = thaw(obj.fields)
     for f in sorted(obj.secrets):
@@ -74,11 +76,12 @@ def _add(body: dict, obj) -> None:
     elif obj.kind == "permission":
         section[obj.name] = {k: value[k] for k in ("configure", "write", "read")}
     elif obj.kind == "topic_permission":
-        section.setdefault(value["user"], {})[value["exchange"]] = {"write": value["write"], "read": value["read"]}
+        section.setdefault(value["user"], {})[value["exchange"]] = layout({"write": value["write"],
+                                                                           "read": value["read"]})
     elif obj.kind == "federation_upstream_set":
-        section[obj.name] = value["upstreams"]
+        section[obj.name] = [layout(u) for u in value["upstreams"]]
     elif obj.kind == "operator_policy":
         section[obj.name] = {"pattern": value["pattern"], "apply_to": value["apply_to"],
-                             "priority": value["priority"], "definition": value["definition"]}
+                             "priority": value["priority"], "definition": layout(value["definition"])}
     else:
-        section[obj.name] = value
+        section[obj.name] = {k: layout(v) for k, v in value.items()}

@@ -100,3 +100,22 @@ def test_without_the_parser_javascript_is_skipped_with_a_hint(tmp_path, monkeypa
     assert result.declarations == []
     assert [i.message for i in result.skipped] == [
         "not scanned: the javascript parser is not installed (pip install 'topoform[scan-js]')"]
+
+
+def test_values_of_one_loop_are_combined_turn_by_turn(tmp_path):
+    f = tmp_path / "svc.js"
+    f.write_text(
+        "const amqp = require('amqplib');\n"
+        "async function main(ch) {\n"
+        "  await ch.assertExchange('events', 'topic');\n"
+        "  for (const svc of ['orders', 'billing']) {\n"
+        "    await ch.assertQueue(svc);\n"
+        "    await ch.bindQueue(svc, 'events', `${svc}.#`);\n"
+        "  }\n"
+        "  ['a', 'b'].forEach(k => { ch.assertQueue(k); ch.bindQueue(k, 'events', k + '.x'); });\n"
+        "}\n"
+    )
+    result = scan_paths([str(f)])
+    got = sorted((b.source, b.destination, b.routing_key) for b in result.topology.bindings)
+    assert got == [("events", "a", "a.x"), ("events", "b", "b.x"), ("events", "billing", "billing.#"),
+                   ("events", "orders", "orders.#")]

@@ -199,3 +199,40 @@ def test_a_file_that_does_not_parse_is_reported_not_fatal(tmp_path):
     result = scan_paths([str(tmp_path)])
     assert [d.fields["name"] for d in result.declarations] == ["ok"]
     assert [(i.code, i.place.line) for i in result.skipped] == [("parse-error", 1)]
+
+
+def _bindings(result) -> list[tuple]:
+    return sorted((b.source, b.destination, b.routing_key) for b in result.topology.bindings)
+
+
+def test_values_of_one_loop_are_combined_turn_by_turn_never_crosswise(tmp_path):
+    f = tmp_path / "svc.py"
+    f.write_text(
+        "ROUTES = {'orders': 'order.*', 'payments': 'payment.#'}\n"
+        "PAIRS = [('audit', '#'), ('mail', 'user.*')]\n"
+        "ch.exchange_declare('events', 'topic')\n"
+        "for svc in ['a', 'b']:\n"
+        "    ch.queue_declare(svc)\n"
+        "    ch.queue_bind(svc, 'events', f'{svc}.#')\n"             # a <- a.#, b <- b.#: not a <- b.#
+        "    ch.queue_declare(f'{svc}.{svc}')\n"                    # a.a and b.b
+        "for name, key in ROUTES.items():\n"                        # a module constant's items
+        "    ch.queue_declare(name)\n"
+        "    ch.queue_bind(queue=name, exchange='events', routing_key=key)\n"
+        "for name2, key2 in PAIRS:\n"                               # a list of pairs, unpacked
+        "    ch.queue_declare(name2)\n"
+        "    ch.queue_bind(name2, 'events', key2)\n"
+        "for env in ('eu', 'us'):\n"                                # two loops: every combination
+        "    for q in ROUTES:\n"                                    # a dict's keys
+        "        ch.queue_declare(f'{env}.{q}')\n"
+        "for x, y in [('p', 1), ('q', 2, 3)]:\n"                    # uneven items: not guessed
+        "    ch.queue_declare(x)\n"
+    )
+    result = scan_file(f)
+    assert _bindings(result) == [("events", "a", "a.#"), ("events", "audit", "#"), ("events", "b", "b.#"),
+                                 ("events", "mail", "user.*"), ("events", "orders", "order.*"),
+                                 ("events", "payments", "payment.#")]
+    names = sorted(n for (_, _, n) in result.topology.queues)
+    assert names == ["a", "a.a", "audit", "b", "b.b", "eu.orders", "eu.payments", "mail", "orders", "payments",
+                     "us.orders", "us.payments"]
+    unresolved = [(i.place.line, i.message.split(": ", 2)[-1]) for i in result.issues if i.code == "unresolved"]
+    assert unresolved == [(18, "'x' unpacks items that are not all 2-tuples")]

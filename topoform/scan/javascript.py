@@ -24,11 +24,11 @@ assigned once, object literals (shorthand and spread of known objects), the resu
 """
 from __future__ import annotations
 
-import itertools
 from typing import Any
 
 from .model import (BINDING, CONSUME, EXCHANGE, PUBLISH, QUEUE, UNROUTABLE_OK, Declaration, FileScan, Issue,
                     Place, ServerNamed, Unknown)
+from .resolve import Many, joint, lift
 
 EXTENSIONS = {".js": "javascript", ".mjs": "javascript", ".cjs": "javascript", ".jsx": "javascript",
               ".ts": "typescript", ".mts": "typescript", ".cts": "typescript", ".tsx": "tsx"}
@@ -69,13 +69,6 @@ def parser_for(language: str):
     parser = Parser(lang)
     _PARSERS[language] = parser
     return parser
-
-
-class Many:
-    __slots__ = ("values",)
-
-    def __init__(self, values: list):
-        self.values = values
 
 
 class Obj:
@@ -235,7 +228,7 @@ class JavaScriptScanner:
             self._busy.discard(key)
         if kind == "loop":
             if isinstance(value, list) and value and all(not isinstance(v, (Unknown, Many)) for v in value):
-                return Many(value)
+                return Many(value, [{("js", node.id): i} for i in range(len(value))])  # one turn per value
             if isinstance(value, Unknown):
                 return Unknown(f"{value.reason}, through the loop variable '{name}'")
             return Unknown(f"'{name}' is a loop variable")
@@ -260,7 +253,7 @@ class JavaScriptScanner:
             if method in ("forEach", "map") and index == 0:
                 values = self.eval(f.child_by_field_name("object"))
                 if isinstance(values, list) and values and all(not isinstance(v, (Unknown, Many)) for v in values):
-                    return Many(values)
+                    return Many(values, [{("js", f.id): i} for i in range(len(values))])
                 if isinstance(values, Unknown):
                     return Unknown(f"{values.reason}, through the parameter '{name}'")
             if method in ("assertQueue", "assertExchange", "checkQueue", "checkExchange") and index == 1:
@@ -301,7 +294,7 @@ class JavaScriptScanner:
                     if not isinstance(value, (str, int, float, bool)):
                         return Unknown("a template string of a value that is not a constant")
                     parts.append(_js_text(value))
-            return _lift(lambda *ps: "".join(ps), parts)
+            return lift(lambda *ps: "".join(ps), parts)
         if t == "number":
             text = _text(node).replace("_", "")
             try:
@@ -339,7 +332,7 @@ class JavaScriptScanner:
                     return int(r) if isinstance(r, float) and r.is_integer() else r
                 return Unknown(f"'{_short(node)}' is computed at run time")
 
-            return _lift(apply, [left, right])
+            return lift(apply, [left, right])
         if t == "object":
             out: dict = {}
             for c in node.named_children:
@@ -527,8 +520,7 @@ class JavaScriptScanner:
         from .python import _set
 
         many = [k for k, v in values.items() if isinstance(v, Many)]
-        combos = itertools.islice(itertools.product(*(values[k].values for k in many)), MAX_EXPANSION) \
-            if many else [()]
+        combos = [chosen for chosen, _ in joint([values[k] for k in many], limit=MAX_EXPANSION)] if many else [()]
         for combo in combos:
             item = dict(values)
             item.update(zip(many, combo))
@@ -585,19 +577,6 @@ def _either(value: Any) -> str:
     if isinstance(value, (str, int, float, bool)):
         return repr(value)
     return "a value known only at run time"
-
-
-def _lift(fn, parts: list) -> Any:
-    if not any(isinstance(p, Many) for p in parts):
-        return fn(*parts)
-    combos: list[list] = [[]]
-    for p in parts:
-        combos = [c + [x] for c in combos for x in (p.values if isinstance(p, Many) else [p])]
-    results = [fn(*c) for c in combos]
-    for r in results:
-        if isinstance(r, Unknown):
-            return r
-    return Many(results)
 
 
 def _short(node) -> str:

@@ -27,14 +27,13 @@ from __future__ import annotations
 
 import ast
 import bisect
-import itertools
 import os
 import re
 from typing import Any
 
 from .model import (BINDING, CONSUME, EXCHANGE, PUBLISH, QUEUE, UNROUTABLE_OK, Declaration, FileScan, Issue,
                     Place, ServerNamed, Unknown)
-from .resolve import Many, ModuleInfo, Obj, Resolver, Scope, dotted, known
+from .resolve import Many, ModuleInfo, Obj, Resolver, Scope, dotted, joint, known, loop_names
 
 # No \b: word boundaries make the engine ~4x slower on a whole file; run() checks them instead.
 _TRIGGER = re.compile(r"queue_declare|exchange_declare|queue_bind|exchange_bind|basic_publish|basic_consume|"
@@ -182,16 +181,16 @@ class PythonScanner:
                 self._walk(stmt.orelse, scope)
             elif t in (ast.For, ast.AsyncFor):
                 self._calls(stmt.iter, scope)
-                loop = stmt.target.id if isinstance(stmt.target, ast.Name) else None
-                if loop:
-                    scope.active_loops.setdefault(loop, []).append(stmt.iter)
+                names = loop_names(stmt)
+                for name, marker in names:
+                    scope.active_loops.setdefault(name, []).append(marker)
                 try:
                     self._walk(stmt.body, scope)
                 finally:
-                    if loop:
-                        scope.active_loops[loop].pop()
-                        if not scope.active_loops[loop]:
-                            del scope.active_loops[loop]
+                    for name, _ in names:
+                        scope.active_loops[name].pop()
+                        if not scope.active_loops[name]:
+                            del scope.active_loops[name]
                 self._walk(stmt.orelse, scope)
             elif t in (ast.With, ast.AsyncWith):
                 for item in stmt.items:
@@ -497,11 +496,10 @@ class PythonScanner:
         many = [k for k, v in values.items() if isinstance(v, Many)]
         if not many:
             return [values]
-        combos = itertools.product(*(values[k].values for k in many))
         out = []
-        for combo in itertools.islice(combos, MAX_EXPANSION):
+        for chosen, _ in joint([values[k] for k in many], limit=MAX_EXPANSION):
             item = dict(values)
-            item.update(zip(many, combo))
+            item.update(zip(many, chosen))
             out.append(item)
         return out
 

@@ -43,12 +43,32 @@ class Obj:
 
 
 class Many:
-    """The values of a loop variable over a literal list (each one declared in turn)."""
+    """The values of a loop variable over a known list (each one declared in turn), or of
+    something computed from loop variables. ``tags[i]`` says which turn of which loop
+    ``values[i]`` belongs to (``{loop: turn}``), so that two values of the same loop are
+    combined turn by turn, never crosswise (:func:`joint`)."""
 
-    __slots__ = ("values",)
+    __slots__ = ("values", "tags")
 
-    def __init__(self, values: list):
+    def __init__(self, values: list, tags: list | None = None):
         self.values = values
+        self.tags = tags if tags is not None else [{} for _ in values]
+
+
+def joint(parts: list, limit: int | None = None) -> list[tuple[list, dict]]:
+    """Every combination of ``parts`` (a :class:`Many` gives one of its values, anything else
+    itself) whose loop turns agree: ``f"{q}.{q}"`` in ``for q in ("a", "b")`` is ``a.a`` and
+    ``b.b``; two different loops combine every way. At most ``limit`` combinations."""
+    combos: list[tuple[list, dict]] = [([], {})]
+    for p in parts:
+        if isinstance(p, Many):
+            combos = [(chosen + [v], {**turns, **t}) for chosen, turns in combos
+                      for v, t in zip(p.values, p.tags) if all(turns.get(k, i) == i for k, i in t.items())]
+        else:
+            combos = [(chosen + [p], turns) for chosen, turns in combos]
+        if limit is not None and len(combos) > limit:
+            combos = combos[:limit]
+    return combos
 
 
 _PARAM = object()
@@ -63,6 +83,18 @@ class Def:
 
     def __init__(self, name: str, kind: str):
         self.name, self.kind = name, kind
+
+
+def loop_names(stmt: ast.For | ast.AsyncFor) -> list[tuple[str, Any]]:
+    """The loop variables of ``for x in ...`` (``(x, iterable)``) or ``for k, v in ...``
+    (``(k, (iterable, 0, 2))``, ``(v, (iterable, 1, 2))``); [] for any other target."""
+    target = stmt.target
+    if isinstance(target, ast.Name):
+        return [(target.id, stmt.iter)]
+    if isinstance(target, (ast.Tuple, ast.List)) and target.elts and all(isinstance(e, ast.Name) for e in target.elts):
+        n = len(target.elts)
+        return [(e.id, (stmt.iter, i, n)) for i, e in enumerate(target.elts)]
+    return []
 
 
 class Scope:
@@ -133,9 +165,11 @@ class Scope:
             elif t is ast.AugAssign:
                 self._target(stmt.target, None)
             elif t in (ast.For, ast.AsyncFor):
-                if isinstance(stmt.target, ast.Name):
-                    self.loops[stmt.target.id] = stmt.iter
-                    self.bind(stmt.target.id, _MULTI if stmt.target.id in self.assigns else stmt.iter)
+                names = loop_names(stmt)
+                if names:
+                    for name, marker in names:
+                        self.loops[name] = marker
+                        self.bind(name, _MULTI if name in self.assigns else marker)
                 else:
                     self._target(stmt.target, None)
                 self._collect(stmt.body)
@@ -311,13 +345,33 @@ class Resolver:
                 result[k] = self.eval(value_node, scope)
         return result
 
-    def _loop(self, name: str, iterable: ast.AST, scope: Scope) -> Any:
-        values = self.eval(iterable, scope)
+    def _loop(self, name: str, marker: Any, scope: Scope) -> Any:
+        """A loop variable: each value it takes, tagged with the loop's turn (see :class:`Many`)."""
+        iterable, position, width = marker if isinstance(marker, tuple) else (marker, None, None)
+        values = self._iterate(iterable, scope)
+        if isinstance(values, (list, tuple)) and values and position is not None:
+            if not all(isinstance(v, (list, tuple)) and len(v) == width for v in values):
+                return Unknown(f"'{name}' unpacks items that are not all {width}-tuples")
+            values = [v[position] for v in values]
         if isinstance(values, (list, tuple)) and values and all(known(v) for v in values):
-            return Many(list(values))
+            return Many(list(values), [{id(iterable): i} for i in range(len(values))])
         if isinstance(values, Unknown):
             return Unknown(f"{values.reason}, through the loop variable '{name}'")
         return Unknown(f"'{name}' is a loop variable")
+
+    def _iterate(self, iterable: ast.AST, scope: Scope) -> Any:
+        """What a ``for`` loop over ``iterable`` visits: a known list or tuple, a dict's keys,
+        ``d.items()``, ``d.keys()``, ``d.values()``."""
+        if (isinstance(iterable, ast.Call) and isinstance(iterable.func, ast.Attribute) and not iterable.args
+                and not iterable.keywords and iterable.func.attr in ("items", "keys", "values")):
+            table = self.eval(iterable.func.value, scope)
+            if isinstance(table, dict):
+                return {"items": lambda: list(table.items()), "keys": lambda: list(table),
+                        "values": lambda: list(table.values())}[iterable.func.attr]()
+            if isinstance(table, Unknown):
+                return table
+        values = self.eval(iterable, scope)
+        return list(values) if isinstance(values, dict) else values
 
     def _imported(self, name: str, scope: Scope) -> Any:
         spec = scope.imports[name]
@@ -364,7 +418,7 @@ class Resolver:
                 return Unknown("an f-string of a value that is not a constant")
             conv = getattr(v, "conversion", -1)
             parts.append(repr(value) if conv == ord("r") else _text(value))
-        return _lift(lambda *ps: "".join(ps), parts)
+        return lift(lambda *ps: "".join(ps), parts)
 
     def _BinOp(self, node: ast.BinOp, scope: Scope) -> Any:
         left, right = self.eval(node.left, scope), self.eval(node.right, scope)
@@ -382,7 +436,7 @@ class Resolver:
                 return Unknown("a string formatted with %")
             return Unknown(lambda: f"{_describe(node)} is computed at run time")
 
-        return _lift(apply, [left, right])
+        return lift(apply, [left, right])
 
     def _UnaryOp(self, node: ast.UnaryOp, scope: Scope) -> Any:
         value = self.eval(node.operand, scope)
@@ -543,19 +597,16 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def _lift(fn, parts: list) -> Any:
+def lift(fn, parts: list) -> Any:
     """Apply ``fn`` to parts, expanding :class:`Many` parts into one value per combination."""
     if not any(isinstance(p, Many) for p in parts):
         return fn(*parts)
-    combos: list[list] = [[]]
-    for p in parts:
-        choices = p.values if isinstance(p, Many) else [p]
-        combos = [c + [x] for c in combos for x in choices]
-    results = [fn(*c) for c in combos]
+    combos = joint(parts)
+    results = [fn(*chosen) for chosen, _ in combos]
     for r in results:
         if isinstance(r, Unknown):
             return r
-    return Many(results)
+    return Many(results, [turns for _, turns in combos])
 
 
 def _text_node(node: ast.AST) -> str:

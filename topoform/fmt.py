@@ -101,8 +101,13 @@ def _text_resolver():
 
 def _yaml():
     from ruamel.yaml import YAML
+    from ruamel.yaml.emitter import Emitter
+
+    class _Emitter(Emitter):
+        MAX_SIMPLE_KEY_LENGTH = 1000  # a 255-byte queue name stays `name:`, not `? name` (as import writes it)
 
     y = YAML(typ="rt")
+    y.Emitter = _Emitter
     y.Resolver = _text_resolver()
     y.preserve_quotes = True
     y.indent(mapping=2, sequence=4, offset=2)

@@ -121,6 +121,7 @@ def test_user_permissions_topic_permissions_and_limits(admin, broker, vhost, bro
     r = cli(["plan", "-f", "imported.yaml", "--detailed-exitcode"], environ=env2, cwd=tmp_path)
     seen.append(r)
     assert r.code == 0, r
+    assert cli(["fmt", "--check", "-f", "imported.yaml"], cwd=tmp_path).code == 0  # canonical as written
 
     texts = _outputs(*seen) + [(tmp_path / n).read_text() for n in ("plan.json", "plan2.json", "imported.yaml")]
     assert_no_piece(PW1, *texts)

@@ -45,6 +45,8 @@ def _import_and_plan(cli, broker_env, tmp_path, vhost: str) -> Topology:
     assert not loaded.errors, [f.format() for f in loaded.errors]
     plan = cli(["plan", "--detailed-exitcode", "-f", out], environ=broker_env)
     assert plan.code == 0, plan
+    fmt = cli(["fmt", "--check", "-f", out])  # an import is in fmt's canonical form as written
+    assert fmt.code == 0, fmt
     return loaded.topology
 
 
@@ -67,7 +69,7 @@ def test_import_of_a_randomized_state_then_plan_reports_no_changes(mgmt, vhost, 
     text = (tmp_path / "imported.yaml").read_text()
     assert "x-custom-" in text and "destination_type: exchange" in text
     # typed values survive: a string that looks like a number stays quoted
-    assert "'60000'" in text
+    assert '"60000"' in text
 
 
 def test_import_skips_never_managed_objects_and_says_how_many(mgmt, vhost, cli, broker_env, tmp_path, amqp,

@@ -174,3 +174,4 @@ def test_long_names_stay_simple_keys():
     text = dump_topology(t)
     assert "? " not in text
     assert _load(text) == t
+    assert format_text(text).text == text  # fmt keeps them simple keys too

@@ -39,8 +39,10 @@ from .yamlstyle import FLOW_WIDTH  # the layout rules every writer shares (topof
 
 # Canonical field order per context; a context maps a key to the context of its value.
 ORDER = {
-    "root": ("version", "rabbitmq_version", "include", "vhosts", "tests"),
-    "vhost": ("description", "tags", "default_queue_type", "exchanges", "queues", "bindings", "policies"),
+    "root": ("version", "rabbitmq_version", "owner", "include", "variables", "vhosts", "tests", "users",
+             "global_parameters"),
+    "vhost": ("description", "tags", "default_queue_type", "owns", "external", "exchanges", "queues", "bindings",
+              "policies"),
     "exchange": ("type", "durable", "auto_delete", "internal", "arguments"),
     "queue": ("durable", "exclusive", "auto_delete", "arguments", "bindings"),
     "binding": ("source", "exchange", "destination", "destination_type", "routing_key", "arguments"),
@@ -57,6 +59,7 @@ CHILDREN: dict[tuple[str, str], Any] = {
     ("vhost", "bindings"): ("list", "binding"),
     ("vhost", "policies"): ("map", "policy"),
     ("queue", "bindings"): ("list", "binding"),
+    ("root", "variables"): ("map", "variable"),  # one declaration per line: {default: 1, description: ...}
 }
 
 

@@ -180,3 +180,12 @@ def test_any_document_formats_to_the_same_meaning_idempotently(doc, flow, shuffl
     a.write_text(text)
     b.write_text(result.text)
     assert load_topology([str(a)], target="4.3").topology == load_topology([str(b)], target="4.3").topology
+
+
+def test_owner_variables_owns_and_external_go_first_and_variables_one_per_line():
+    text = ("vhosts:\n  shop:\n    queues:\n      q:\n        durable: true\n"
+            "    external: {exchanges: [events]}\n    owns: [orders.*]\n"
+            "variables: {ttl: {default: 1}, region: {}}\nowner: team-orders\nversion: 1\n")
+    assert format_text(text).text == (
+        "version: 1\nowner: team-orders\nvariables:\n  ttl: {default: 1}\n  region: {}\nvhosts:\n  shop:\n"
+        "    owns: [orders.*]\n    external: {exchanges: [events]}\n    queues:\n      q:\n        durable: true\n")

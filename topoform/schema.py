@@ -286,6 +286,25 @@ def _resource_like(path: tuple) -> bool:
         len(path) == 6 and path[0] == "vhosts" and path[2] == "queues" and path[4] == "bindings") or len(path) <= 2
 
 
+# Queue and exchange settings written as keys of the object, where the broker takes them
+# as arguments (x-queue-type, x-message-ttl, ...): the hint names the argument.
+_ARGUMENT_SPELLINGS = {
+    "type": "x-queue-type", "queue_type": "x-queue-type", "ttl": "x-message-ttl", "message_ttl": "x-message-ttl",
+    "max_length": "x-max-length", "max_length_bytes": "x-max-length-bytes", "overflow": "x-overflow",
+    "expires": "x-expires", "dead_letter_exchange": "x-dead-letter-exchange",
+    "dead_letter_routing_key": "x-dead-letter-routing-key", "max_priority": "x-max-priority",
+    "delivery_limit": "x-delivery-limit", "single_active_consumer": "x-single-active-consumer",
+    "queue_mode": "x-queue-mode", "alternate_exchange": "alternate-exchange", "lazy": "x-queue-mode",
+}
+
+
+def _as_argument(key: str) -> str | None:
+    """The argument a key of a queue or exchange means (``ttl`` -> ``x-message-ttl``), else None."""
+    if key.startswith("x-") or key == "alternate-exchange":
+        return key
+    return _ARGUMENT_SPELLINGS.get(key.replace("-", "_").lower())
+
+
 def _message(error) -> list[SchemaProblem]:
     path = tuple(error.absolute_path)
     v = error.validator
@@ -299,6 +318,11 @@ def _message(error) -> list[SchemaProblem]:
                 continue
             close = difflib.get_close_matches(str(key), known, n=1)
             hint = f"did you mean '{close[0]}'? " if close else ""
+            argument = _as_argument(str(key)) if "arguments" in known and not close else None
+            if argument:
+                value = inst[key] if isinstance(inst[key], (str, int, float, bool)) else "..."
+                shown = str(value).lower() if isinstance(value, bool) else value
+                hint = f"the broker takes it as an argument: arguments: {{{argument}: {shown}}}; "
             where = describe_path(path)
             out.append(SchemaProblem("unknown-key", f"unknown key '{key}' in {where} ({hint}expected one of: "
                                      f"{', '.join(known)})", path + (key,), at_key=True))

@@ -345,3 +345,24 @@ def test_unreadable_file_is_a_finding(tmp_path):
     p.write_bytes(b"\xff\xfe\x00garbage")
     r = load_topology([str(p)])
     assert [f.code for f in r.errors] == ["unreadable-file"]
+
+
+@pytest.mark.parametrize("where, key, value, argument", [
+    ("queue", "type", "quorum", "{x-queue-type: quorum}"),
+    ("queue", "ttl", "60000", "{x-message-ttl: 60000}"),
+    ("queue", "max-length", "10", "{x-max-length: 10}"),
+    ("queue", "x-single-active-consumer", "true", "{x-single-active-consumer: true}"),
+    ("exchange", "alternate-exchange", "ae", "{alternate-exchange: ae}"),
+])
+def test_a_setting_written_as_a_key_names_the_argument_it_is(tmp_path, where, key, value, argument):
+    body = "{type: topic, %s: %s}" % (key, value) if where == "exchange" else "{%s: %s}" % (key, value)
+    write(tmp_path / "t.yaml", "vhosts: {/: {%ss: {o: %s}}}\n" % (where, body))
+    found = lines(load_topology([str(tmp_path / "t.yaml")]))
+    assert len(found) == 1 and f"unknown key '{key}' in {where} 'o'" in found[0], found
+    assert f"the broker takes it as an argument: arguments: {argument}" in found[0], found
+
+
+def test_a_typo_of_a_field_is_not_taken_for_an_argument(tmp_path):
+    write(tmp_path / "t.yaml", "vhosts: {/: {queues: {o: {durabel: true, colour: red}}}}\n")
+    found = lines(load_topology([str(tmp_path / "t.yaml")]))
+    assert "did you mean 'durable'?" in found[0] and "as an argument" not in " ".join(found), found

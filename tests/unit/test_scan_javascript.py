@@ -119,3 +119,18 @@ def test_values_of_one_loop_are_combined_turn_by_turn(tmp_path):
     got = sorted((b.source, b.destination, b.routing_key) for b in result.topology.bindings)
     assert got == [("events", "a", "a.x"), ("events", "b", "b.x"), ("events", "billing", "billing.#"),
                    ("events", "orders", "orders.#")]
+
+
+def test_options_built_from_a_loop_variable_follow_the_turn(tmp_path):
+    f = tmp_path / "svc.js"
+    f.write_text(
+        "async function main(ch) {\n"
+        "  for (const svc of ['orders', 'billing']) {\n"
+        "    await ch.assertQueue(`${svc}.work`, {deadLetterExchange: `${svc}.dlx`, arguments: {'x-note': svc}});\n"
+        "  }\n"
+        "}\n"
+    )
+    result = scan_paths([str(f)])
+    got = {n: dict(q.arguments) for (_, _, n), q in result.topology.queues.items()}
+    assert got == {"orders.work": {"x-dead-letter-exchange": "orders.dlx", "x-note": "orders"},
+                   "billing.work": {"x-dead-letter-exchange": "billing.dlx", "x-note": "billing"}}

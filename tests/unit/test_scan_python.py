@@ -236,3 +236,21 @@ def test_values_of_one_loop_are_combined_turn_by_turn_never_crosswise(tmp_path):
                      "us.orders", "us.payments"]
     unresolved = [(i.place.line, i.message.split(": ", 2)[-1]) for i in result.issues if i.code == "unresolved"]
     assert unresolved == [(18, "'x' unpacks items that are not all 2-tuples")]
+
+
+def test_arguments_built_from_a_loop_variable_follow_the_turn(tmp_path):
+    f = tmp_path / "svc.py"
+    f.write_text(
+        "for svc in ['orders', 'billing']:\n"
+        "    ch.queue_declare(f'{svc}.work', arguments={'x-dead-letter-exchange': f'{svc}.dlx'})\n"
+        "    args = {'x-queue-type': 'quorum'}\n"
+        "    args['x-dead-letter-routing-key'] = svc\n"
+        "    ch.queue_declare(f'{svc}.retry', durable=True, arguments=args)\n"
+    )
+    result = scan_file(f)
+    got = {n: dict(q.arguments) for (_, _, n), q in result.topology.queues.items()}
+    assert got == {"orders.work": {"x-dead-letter-exchange": "orders.dlx"},
+                   "billing.work": {"x-dead-letter-exchange": "billing.dlx"},
+                   "orders.retry": {"x-queue-type": "quorum", "x-dead-letter-routing-key": "orders"},
+                   "billing.retry": {"x-queue-type": "quorum", "x-dead-letter-routing-key": "billing"}}
+    assert not [i for i in result.issues if i.code == "unresolved"]

@@ -28,7 +28,7 @@ from typing import Any
 
 from .model import (BINDING, CONSUME, EXCHANGE, PUBLISH, QUEUE, UNROUTABLE_OK, Declaration, FileScan, Issue,
                     Place, ServerNamed, Unknown)
-from .resolve import Many, joint, lift
+from .resolve import Many, joint, lift, lift_dict
 
 EXTENSIONS = {".js": "javascript", ".mjs": "javascript", ".cjs": "javascript", ".jsx": "javascript",
               ".ts": "typescript", ".mts": "typescript", ".cts": "typescript", ".tsx": "tsx"}
@@ -548,7 +548,7 @@ def _arguments(options: dict, own: dict) -> Any:
     for option, arg in own.items():
         if option in options and options[option] is not None:
             args[arg] = options[option]
-    return args
+    return lift_dict(args)  # {deadLetterExchange: `${svc}.dlx`} in a loop: one table per turn
 
 
 def _need(value: Any, reason: str) -> Any:

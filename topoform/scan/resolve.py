@@ -343,6 +343,7 @@ class Resolver:
                 if not isinstance(k, str):
                     return Unknown(f"'{name}' gets a key that cannot be resolved")
                 result[k] = self.eval(value_node, scope)
+            return lift_dict(result)
         return result
 
     def _loop(self, name: str, marker: Any, scope: Scope) -> Any:
@@ -461,7 +462,7 @@ class Resolver:
             if not isinstance(key, str):
                 return Unknown(lambda: f"a mapping key {_describe(k)} that cannot be resolved")
             out[key] = self.eval(v, scope)
-        return out
+        return lift_dict(out)
 
     def _List(self, node, scope: Scope) -> Any:
         out = []
@@ -595,6 +596,15 @@ def _text(value: Any) -> str:
     if isinstance(value, ServerNamed):
         return value.ref
     return str(value)
+
+
+def lift_dict(table: dict) -> Any:
+    """A dict whose values include loop values (``{"x-dead-letter-exchange": f"{svc}.dlx"}`` in
+    ``for svc in ...``) as one dict per turn (:class:`Many`); any other dict as it is."""
+    if not any(isinstance(v, Many) for v in table.values()):
+        return table
+    keys = list(table)
+    return lift(lambda *values: dict(zip(keys, values)), list(table.values()))
 
 
 def lift(fn, parts: list) -> Any:

@@ -254,3 +254,55 @@ def test_arguments_built_from_a_loop_variable_follow_the_turn(tmp_path):
                    "orders.retry": {"x-queue-type": "quorum", "x-dead-letter-routing-key": "orders"},
                    "billing.retry": {"x-queue-type": "quorum", "x-dead-letter-routing-key": "billing"}}
     assert not [i for i in result.issues if i.code == "unresolved"]
+
+
+def test_a_helper_s_parameters_come_from_its_calls_in_the_file(tmp_path):
+    f = tmp_path / "svc.py"
+    f.write_text(
+        "import os\n"
+        "def declare_bound(ch, name, key, durable=True):\n"
+        "    ch.queue_declare(name, durable=durable)\n"
+        "    ch.queue_bind(name, 'events', key)\n"
+        "def main(ch):\n"
+        "    ch.exchange_declare('events', 'topic')\n"
+        "    declare_bound(ch, 'orders', 'order.*')\n"
+        "    declare_bound(ch, 'payments', key='payment.#', durable=False)\n"
+        "    for region in ('eu', 'us'):\n"
+        "        declare_bound(ch, f'reports.{region}', f'report.{region}.#')\n"
+        "class Worker:\n"
+        "    def _queue(self, name, ttl):\n"
+        "        self.ch.queue_declare(name, arguments={'x-message-ttl': ttl})\n"
+        "    def setup(self):\n"
+        "        self._queue('w1', 1000)\n"
+        "        self._queue('w2', 2000)\n"
+        "    def public(self, name):\n"                       # 17: called from outside too: not guessed
+        "        self.ch.queue_declare(name)\n"
+        "def callback(ch, name):\n"                           # 19: also passed as a callback: not guessed
+        "    ch.queue_declare(name)\n"
+        "register(callback)\n"
+        "def from_env(ch, name):\n"
+        "    ch.queue_declare(name)\n"                        # 23
+        "from_env(None, 'a')\n"
+        "from_env(None, os.environ['Q'])\n"
+    )
+    result = scan_file(f)
+    assert _bindings(result) == [("events", "orders", "order.*"), ("events", "payments", "payment.#"),
+                                 ("events", "reports.eu", "report.eu.#"), ("events", "reports.us", "report.us.#")]
+    queues = {n: q for (_, _, n), q in result.topology.queues.items()}
+    assert sorted(queues) == ["orders", "payments", "reports.eu", "reports.us", "w1", "w2"]
+    assert queues["orders"].durable and not queues["payments"].durable
+    assert queues["w2"].arguments == {"x-message-ttl": 2000}
+    unresolved = {i.place.line: i.message.split(": ", 2)[-1] for i in result.issues if i.code == "unresolved"}
+    assert unresolved[18] == "'name' is a parameter of public()"
+    assert unresolved[20] == "'name' is a parameter of callback()"
+    assert unresolved[23] == "from the environment (Q), as 'name' of from_env() at the call on line 25"
+
+
+def test_a_helper_imported_by_another_file_says_its_calls_there_are_not_followed(tmp_path):
+    (tmp_path / "mq.py").write_text("def declare(ch, name):\n    ch.queue_declare(name)\n"
+                                    "def setup(ch):\n    declare(ch, 'local.q')\n")
+    (tmp_path / "app.py").write_text("from mq import declare\n\ndef run(ch):\n    declare(ch, 'app.q')\n")
+    result = scan_paths([str(tmp_path)])
+    assert sorted(n for (_, _, n) in result.topology.queues) == ["local.q"]
+    notes = [i for i in result.issues if i.code == "calls-elsewhere"]
+    assert len(notes) == 1 and notes[0].place.line == 1 and "app.py imports it too" in notes[0].message

@@ -104,6 +104,7 @@ class Project:
             return None
         module = ModuleInfo(shown, tree, module_name(full, self.root))
         module.abspath = path
+        module.text = text
         scanner = PythonScanner(module, text, self)
         self.by_path[path] = scanner
         self.files.append(scanner.run())
@@ -161,6 +162,37 @@ class Project:
             return target.resolver.lookup(attr, scope)
         finally:
             self._busy.discard(key)
+
+
+    def note_calls_elsewhere(self) -> None:
+        """A function whose parameters the scan took from its calls in its own file may also be
+        called from files that import it: those calls are not followed, so say so where it is."""
+        followed = {s.module.dotted.rsplit(".", 1)[-1] for s in self.by_path.values()
+                    if s is not None and s.resolver is not None and s.module is not None and s.resolver.followed}
+        if not followed:
+            return
+        noted: set = set()
+        for path, scanner in self.by_path.items():
+            if scanner is None or scanner.resolver is None or scanner.module is None:
+                continue
+            scope = scanner.module.scope
+            for spec in scope.imports.values():
+                if spec[1].rsplit(".", 1)[-1] not in followed and (spec[0] == "module" or spec[2] not in followed):
+                    continue  # imports nothing from a module with followed calls
+                target = self._find(path, spec[1], 0 if spec[0] == "module" else spec[3])
+                if target is None or target is scanner or not target.resolver.followed:
+                    continue
+                names = target.resolver.followed
+                used = [spec[2]] if spec[0] == "from" and spec[2] in names else sorted(names) if spec[0] == "module" \
+                    else []
+                for name in used:
+                    if (id(target), name, path) in noted:
+                        continue
+                    noted.add((id(target), name, path))
+                    target.scan.issues.append(Issue(
+                        "calls-elsewhere", f"{name}(): its parameters are taken from its calls in this file; "
+                        f"{scanner.module.path} imports it too, and what its calls there declare is not followed",
+                        Place(target.module.path, names[name])))
 
 
 @dataclass
@@ -232,6 +264,7 @@ def _scan(paths, cwd, vhost, version, version_source, build) -> ScanResult:
         except Unavailable:
             skipped.append(Issue("no-parser", f"not scanned: the {lang} parser is not installed "
                                               "(pip install 'topoform[scan-js]')", Place(shown, 1)))
+    project.note_calls_elsewhere()
     files.sort(key=lambda f: f.path)
     project.close()
     declarations = [d for f in files for d in f.declarations]

@@ -22,6 +22,7 @@ scan costs little more than the parse itself.
 from __future__ import annotations
 
 import ast
+import re
 from typing import Any, Callable
 
 from .model import ServerNamed, Unknown
@@ -215,6 +216,8 @@ class ModuleInfo:
         self.path, self.tree, self.dotted = path, tree, dotted
         self._scope: Scope | None = None
         self.scopes: dict[int, Scope] = {}
+        self.references: dict | None = None  # see references()
+        self.text: str | None = None  # the source, while the tree is kept
 
     @property
     def scope(self) -> Scope:
@@ -237,12 +240,104 @@ class ModuleInfo:
         scope.node = None
         self.tree = None
         self.scopes = {}
+        self.references = None
+        self.text = None
 
     def scope_for(self, node: ast.AST, kind: str, parent: Scope) -> Scope:
         found = self.scopes.get(id(node))
         if found is None:
             found = self.scopes[id(node)] = Scope(node, kind, getattr(node, "name", "<lambda>"), parent, self)
         return found
+
+
+def references(module: "ModuleInfo") -> dict[tuple, list[tuple[ast.AST, ast.Call | None, "Scope"]]]:
+    """Every use of a name (``("name", n)``) and of ``self.attr`` (``("self", attr)``) in the
+    module: ``(node, the call it is the function of or None, the scope it is in)``. Built once
+    per module, by one walk."""
+    found: dict[tuple, list] = {}
+
+    def visit(node: ast.AST, where: Scope, call: ast.Call | None) -> None:
+        t = type(node)
+        if t is ast.Name and isinstance(node.ctx, ast.Load):
+            found.setdefault(("name", node.id), []).append((node, call, where))
+        elif t is ast.Attribute and isinstance(node.value, ast.Name) and node.value.id == "self":
+            found.setdefault(("self", node.attr), []).append((node, call, where))
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                args = getattr(child, "args", None)
+                for expr in (*child.decorator_list, *(args.defaults if args else ()),
+                             *(d for d in (args.kw_defaults if args else ()) if d is not None)):
+                    visit(expr, where, None)  # evaluated where the definition is
+                inner = module.scope_for(child, "class" if isinstance(child, ast.ClassDef) else "function", where)
+                for stmt in child.body:
+                    visit(stmt, inner, None)
+            else:
+                visit(child, where, node if t is ast.Call and child is node.func else None)
+
+    visit(module.tree, module.scope, None)
+    return found
+
+
+def call_sites(scope: Scope) -> list[tuple[ast.Call, Scope]] | None:
+    """The calls of ``scope``'s function, each with the scope it is made in: by its name in the
+    scope that defines it (a module-level or nested function), or as ``self._name(...)`` in its
+    class (a method whose name starts with ``_``: others are called from outside the file too).
+    None when the function is used any other way (passed as a callback, rebound, ...), when it
+    is a public method, or when a call passes ``*args`` / ``**kwargs``."""
+    fn, parent = scope.node, scope.parent
+    module = scope.module
+    if module is None or module.tree is None or parent.node is None:
+        return None
+    method = parent.kind == "class"
+    if method and not fn.name.startswith("_"):
+        return None
+    if not method and len(parent.assigns.get(fn.name, ())) != 1:
+        return None
+    if module.text is not None and len(re.findall(rf"\b{re.escape(fn.name)}\b", module.text)) <= 1:
+        return []  # only its definition names it: never called here (skips the walk)
+    if module.references is None:
+        module.references = references(module)
+    sites: list[tuple[ast.Call, Scope]] = []
+    for node, call, where in module.references.get(("self" if method else "name", fn.name), ()):
+        inside = where
+        while inside is not None and inside is not parent:
+            inside = inside.parent
+        if inside is None:
+            continue  # another scope's own name
+        if call is None or any(isinstance(a, ast.Starred) for a in call.args) \
+                or any(k.arg is None for k in call.keywords):
+            return None  # used other than by a call (a callback, ...), or called with *args / **kwargs
+        sites.append((call, where))
+    return sites
+
+
+def argument_for(fn: ast.FunctionDef | ast.AsyncFunctionDef, call: ast.Call, name: str, method: bool) -> Any:
+    """The expression a call passes as parameter ``name`` (or its default), else Unknown."""
+    a = fn.args
+    positional = [x.arg for x in (*a.posonlyargs, *a.args)]
+    if method:
+        positional = positional[1:]
+    if a.vararg is not None and name == a.vararg.arg or a.kwarg is not None and name == a.kwarg.arg:
+        return Unknown("collected by *args or **kwargs")
+    if name in positional:
+        i = positional.index(name)
+        if i < len(call.args):
+            return call.args[i]
+        for k in call.keywords:
+            if k.arg == name:
+                return k.value
+        first_default = len(positional) - len(a.defaults)
+        if i >= first_default:
+            return a.defaults[i - first_default]
+        return Unknown("not given")
+    kwonly = [x.arg for x in a.kwonlyargs]
+    if name in kwonly:
+        for k in call.keywords:
+            if k.arg == name:
+                return k.value
+        default = a.kw_defaults[kwonly.index(name)]
+        return default if default is not None else Unknown("not given")
+    return Unknown("not a parameter")
 
 
 def dotted(node: ast.AST) -> str | None:
@@ -273,6 +368,7 @@ class Resolver:
         self.import_hook = import_hook
         self._busy: set = set()
         self._cache: dict = {}
+        self.followed: dict[str, int] = {}  # module-level functions whose parameters came from their calls: line
 
     # ------------------------------------------------------------------ names
     def lookup(self, name: str, scope: Scope, line: int | None = None) -> Any:
@@ -303,7 +399,7 @@ class Resolver:
             if loops:  # inside `for name in ...:` (the scanner walks the loop's body)
                 return self._loop(name, loops[-1], s)
             if name in s.params and name not in s.assigns:
-                return Unknown(f"'{name}' is a parameter of {s.name}()")
+                return self._param(name, s)
             values = s.assigns.get(name)
             if values is not None:
                 return self._bound(name, values, s)
@@ -345,6 +441,60 @@ class Resolver:
                 result[k] = self.eval(value_node, scope)
             return lift_dict(result)
         return result
+
+    # ------------------------------------------------------------------ parameters
+    def _param(self, name: str, scope: Scope) -> Any:
+        """A parameter of a function of this file, from its calls in this file: one value per call
+        (:class:`Many`, a turn per call, so a call's arguments stay together), when every use of
+        the function is a call whose argument is known. Otherwise Unknown."""
+        fn = scope.node
+        plain = Unknown(f"'{name}' is a parameter of {scope.name}()")
+        if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)) or scope.parent is None:
+            return plain
+        key = ("param", id(fn), name)
+        if key in self._cache:
+            return self._cache[key]
+        if key in self._busy:
+            return Unknown(f"'{name}' is a parameter of {scope.name}(), which calls itself")
+        self._busy.add(key)
+        try:
+            sites_key = ("calls", id(fn))
+            if sites_key not in self._cache:
+                self._cache[sites_key] = call_sites(scope)
+            sites = self._cache[sites_key]
+            if not sites:
+                result = plain
+            else:
+                result = self._from_calls(name, scope, sites)
+        finally:
+            self._busy.discard(key)
+        self._cache[key] = result
+        if not isinstance(result, Unknown) and scope.parent.kind == "module":
+            self.followed[fn.name] = fn.lineno
+        return result
+
+    def _from_calls(self, name: str, scope: Scope, sites: list) -> Any:
+        fn = scope.node
+        values, tags = [], []
+        turn = ("call", id(fn))
+        for i, (call, caller) in enumerate(sites):
+            expr = argument_for(fn, call, name, method=scope.parent.kind == "class")
+            if isinstance(expr, Unknown):
+                return Unknown(f"'{name}' of {fn.name}() is {expr.reason} at the call on line {call.lineno}")
+            value = self.eval(expr, scope.parent if expr in fn.args.defaults or expr in fn.args.kw_defaults
+                              else caller)
+            if isinstance(value, Unknown):
+                return Unknown(f"{value.reason}, as '{name}' of {fn.name}() at the call on line {call.lineno}")
+            if isinstance(value, Many):
+                for v, t in zip(value.values, value.tags):
+                    values.append(v)
+                    tags.append({turn: i, **t})
+            else:
+                values.append(value)
+                tags.append({turn: i})
+        if all(len(t) == 1 for t in tags) and all(v is values[0] or v == values[0] for v in values):
+            return values[0]  # the same at every call (a channel, a constant)
+        return Many(values, tags)
 
     def _loop(self, name: str, marker: Any, scope: Scope) -> Any:
         """A loop variable: each value it takes, tagged with the loop's turn (see :class:`Many`)."""

@@ -256,6 +256,12 @@ def test_arguments_built_from_a_loop_variable_follow_the_turn(tmp_path):
     assert not [i for i in result.issues if i.code == "unresolved"]
 
 
+def render_scan(result) -> str:
+    from topoform.scan.emit import render
+
+    return render(result.built, "/", [])
+
+
 def test_a_helper_s_parameters_come_from_its_calls_in_the_file(tmp_path):
     f = tmp_path / "svc.py"
     f.write_text(
@@ -292,6 +298,10 @@ def test_a_helper_s_parameters_come_from_its_calls_in_the_file(tmp_path):
     assert sorted(queues) == ["orders", "payments", "reports.eu", "reports.us", "w1", "w2"]
     assert queues["orders"].durable and not queues["payments"].durable
     assert queues["w2"].arguments == {"x-message-ttl": 2000}
+    via = {d.fields["name"]: d.place.via for d in result.declarations if d.kind == "queue" and d.resolved}
+    assert via == {"orders": (7,), "payments": (8,), "reports.eu": (10,), "reports.us": (10,), "w1": (15,),
+                   "w2": (16,)}
+    assert "svc.py:3 (called at line 7)\n      orders:" in render_scan(result)
     unresolved = {i.place.line: i.message.split(": ", 2)[-1] for i in result.issues if i.code == "unresolved"}
     assert unresolved[18] == "'name' is a parameter of public()"
     assert unresolved[20] == "'name' is a parameter of callback()"

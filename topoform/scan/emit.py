@@ -18,7 +18,7 @@ MAX_PLACES = 6
 
 def _places(places: Iterable[Place]) -> str:
     unique = sorted(set(places))
-    shown = ", ".join(str(p) for p in unique[:MAX_PLACES])
+    shown = ", ".join(p.described for p in unique[:MAX_PLACES])
     if len(unique) > MAX_PLACES:
         shown += f" and {len(unique) - MAX_PLACES} more"
     return shown

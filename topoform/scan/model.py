@@ -32,12 +32,24 @@ class Place:
     path: str
     line: int
     col: int = 1
+    via: tuple[int, ...] = ()  # a declaration inside a helper: the lines of the calls that made it
 
     def __str__(self) -> str:
         return f"{self.path}:{self.line}"
 
+    @property
+    def described(self) -> str:
+        """``svc.py:10``, or ``svc.py:10 (called at line 17)`` for a helper's declaration."""
+        if not self.via:
+            return str(self)
+        lines = ", ".join(map(str, self.via))
+        return f"{self}{' (called at line' if len(self.via) == 1 else ' (called at lines'} {lines})"
+
     def to_dict(self) -> dict:
-        return {"path": self.path, "line": self.line, "col": self.col}
+        out = {"path": self.path, "line": self.line, "col": self.col}
+        if self.via:
+            out["via"] = list(self.via)
+        return out
 
 
 class Unknown:
@@ -118,6 +130,8 @@ class Declaration:
             out["unroutable_ok"] = self.unroutable_ok
         if self.notes:
             out["notes"] = list(self.notes)
+        if self.place.via:
+            out["via"] = list(self.place.via)
         return out
 
 

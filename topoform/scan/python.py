@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import ast
 import bisect
+import dataclasses
 import os
 import re
 from typing import Any
@@ -126,6 +127,7 @@ class PythonScanner:
         self._results: dict[int, Any] = {}
         self._lines = text.splitlines()
         self._server_named = 0
+        self._scope: Scope | None = None  # the scope being walked
 
     # ------------------------------------------------------------------ walking
     def run(self) -> FileScan:
@@ -167,6 +169,13 @@ class PythonScanner:
         return i < len(lines) and lines[i] <= (node.end_lineno or node.lineno)
 
     def _walk(self, body: list, scope: Scope) -> None:
+        outer, self._scope = self._scope, scope
+        try:
+            self._walk_body(body, scope)
+        finally:
+            self._scope = outer
+
+    def _walk_body(self, body: list, scope: Scope) -> None:
         for stmt in body:
             if not self._has(stmt):
                 continue
@@ -492,24 +501,41 @@ class PythonScanner:
     def _place(self, node: ast.AST) -> Place:
         return Place(self.module.path, node.lineno, node.col_offset + 1)
 
-    def _expand(self, values: dict) -> list[dict]:
+    def _expand(self, values: dict) -> list[tuple[dict, dict]]:
+        """One set of values per combination of loop turns and calls, with those turns."""
         many = [k for k, v in values.items() if isinstance(v, Many)]
         if not many:
-            return [values]
+            return [(values, {})]
         out = []
-        for chosen, _ in joint([values[k] for k in many], limit=MAX_EXPANSION):
+        for chosen, turns in joint([values[k] for k in many], limit=MAX_EXPANSION):
             item = dict(values)
             item.update(zip(many, chosen))
-            out.append(item)
+            out.append((item, turns))
         return out
+
+    def _via(self, turns: dict) -> tuple[int, ...]:
+        """The lines of the calls that made a declaration inside helpers whose parameters came
+        from their calls: the call of each turn, or every call when the values are the same."""
+        lines: set[int] = set()
+        scope = self._scope
+        while scope is not None:
+            calls = self.resolver.call_lines.get(id(scope.node)) if scope.kind == "function" else None
+            if calls:
+                turn = turns.get(("call", id(scope.node)))
+                lines.update([calls[turn]] if turn is not None else calls)
+            scope = scope.parent
+        return tuple(sorted(lines))
 
     def _record(self, decl: Declaration, values: dict) -> list[Declaration]:
         items = self._expand(values)
         out = []
-        for i, item in enumerate(items):
-            d = decl if i == 0 else Declaration(decl.kind, decl.place, decl.library, decl.call, passive=decl.passive,
+        for i, (item, turns) in enumerate(items):
+            via = self._via(turns)
+            place = dataclasses.replace(decl.place, via=via) if via else decl.place
+            d = decl if i == 0 else Declaration(decl.kind, place, decl.library, decl.call, passive=decl.passive,
                                                 server_named=decl.server_named, unroutable_ok=decl.unroutable_ok,
                                                 unresolved=dict(decl.unresolved))
+            d.place = place
             for field, value in item.items():
                 _set(d, field, value)
             out.append(d)

@@ -369,6 +369,7 @@ class Resolver:
         self._busy: set = set()
         self._cache: dict = {}
         self.followed: dict[str, int] = {}  # module-level functions whose parameters came from their calls: line
+        self.call_lines: dict[int, list[int]] = {}  # id(function) -> the lines of its calls, in turn order
 
     # ------------------------------------------------------------------ names
     def lookup(self, name: str, scope: Scope, line: int | None = None) -> Any:
@@ -475,6 +476,7 @@ class Resolver:
 
     def _from_calls(self, name: str, scope: Scope, sites: list) -> Any:
         fn = scope.node
+        self.call_lines[id(fn)] = [call.lineno for call, _ in sites]
         values, tags = [], []
         turn = ("call", id(fn))
         for i, (call, caller) in enumerate(sites):

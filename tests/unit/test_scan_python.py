@@ -298,9 +298,9 @@ def test_a_helper_s_parameters_come_from_its_calls_in_the_file(tmp_path):
     assert sorted(queues) == ["orders", "payments", "reports.eu", "reports.us", "w1", "w2"]
     assert queues["orders"].durable and not queues["payments"].durable
     assert queues["w2"].arguments == {"x-message-ttl": 2000}
-    via = {d.fields["name"]: d.place.via for d in result.declarations if d.kind == "queue" and d.resolved}
-    assert via == {"orders": (7,), "payments": (8,), "reports.eu": (10,), "reports.us": (10,), "w1": (15,),
-                   "w2": (16,)}
+    via = {d.fields["name"]: d.place.calls() for d in result.declarations if d.kind == "queue" and d.resolved}
+    assert via == {"orders": ["line 7"], "payments": ["line 8"], "reports.eu": ["line 10"],
+                   "reports.us": ["line 10"], "w1": ["line 15"], "w2": ["line 16"]}
     assert "svc.py:3 (called at line 7)\n      orders:" in render_scan(result)
     unresolved = {i.place.line: i.message.split(": ", 2)[-1] for i in result.issues if i.code == "unresolved"}
     assert unresolved[18] == "'name' is a parameter of public()"
@@ -308,11 +308,20 @@ def test_a_helper_s_parameters_come_from_its_calls_in_the_file(tmp_path):
     assert unresolved[23] == "from the environment (Q), as 'name' of from_env() at the call on line 25"
 
 
-def test_a_helper_imported_by_another_file_says_its_calls_there_are_not_followed(tmp_path):
-    (tmp_path / "mq.py").write_text("def declare(ch, name):\n    ch.queue_declare(name)\n"
+def test_a_helper_s_calls_in_the_files_that_import_it_are_followed(tmp_path):
+    (tmp_path / "mq.py").write_text("def declare(ch, name, key='#'):\n    ch.queue_declare(name)\n"
+                                    "    ch.queue_bind(name, 'amq.topic', key)\n"
                                     "def setup(ch):\n    declare(ch, 'local.q')\n")
-    (tmp_path / "app.py").write_text("from mq import declare\n\ndef run(ch):\n    declare(ch, 'app.q')\n")
+    (tmp_path / "app.py").write_text("from mq import declare\n\ndef run(ch):\n    declare(ch, 'app.q', 'a.*')\n")
+    (tmp_path / "alias.py").write_text("from mq import (\n    declare as dq,\n)\nfor r in ['x', 'y']:\n"
+                                       "    dq(None, f'alias.{r}', key=f'{r}.#')\n")
+    (tmp_path / "whole.py").write_text("import mq\nmq.declare(None, 'whole.q')\n")
+    (tmp_path / "callback.py").write_text("from mq import declare\nregister(declare)\n")
     result = scan_paths([str(tmp_path)])
-    assert sorted(n for (_, _, n) in result.topology.queues) == ["local.q"]
+    assert _bindings(result) == [("amq.topic", "alias.x", "x.#"), ("amq.topic", "alias.y", "y.#"),
+                                 ("amq.topic", "app.q", "a.*"), ("amq.topic", "local.q", "#"),
+                                 ("amq.topic", "whole.q", "#")]
+    calls = {d.fields["name"]: d.place.calls() for d in result.declarations if d.kind == "queue"}
+    assert calls["app.q"] == [str(tmp_path / "app.py") + ":4"] and calls["local.q"] == ["line 5"]
     notes = [i for i in result.issues if i.code == "calls-elsewhere"]
-    assert len(notes) == 1 and notes[0].place.line == 1 and "app.py imports it too" in notes[0].message
+    assert len(notes) == 1 and notes[0].place.line == 1 and "callback.py uses it" in notes[0].message, notes

@@ -66,8 +66,7 @@ def _describe(decl) -> str:
         text = f"consume from {show(f.get('queue', '?'))}"
     if decl.unresolved:
         text += "; unresolved: " + ", ".join(sorted(decl.unresolved))
-    via = f", called at line{'s' if len(decl.place.via) > 1 else ''} {', '.join(map(str, decl.place.via))}" \
-        if decl.place.via else ""
+    via = f", called at {', '.join(decl.place.calls())}" if decl.place.via else ""
     return f"{decl.place}: {text}  [{decl.library} {decl.call}{via}]"
 
 

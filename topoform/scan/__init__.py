@@ -12,13 +12,14 @@ comments), ``check`` (code against topology files).
 from __future__ import annotations
 
 import ast
+import re
 import os
 from dataclasses import dataclass, field
 
 from ..errors import InputError
 from .model import Declaration, FileScan, Issue, Place
 from .python import PythonScanner, module_name, relative
-from .resolve import ModuleInfo
+from .resolve import ModuleInfo, Resolver, calls_of
 
 __all__ = ["scan_paths", "ScanResult", "discover_sources", "Declaration", "Issue", "Place"]
 
@@ -65,6 +66,10 @@ def discover_sources(paths: list[str], cwd: str) -> list[tuple[str, str, str]]:
     return [out[k] for k in sorted(out, key=lambda k: out[k][1])]
 
 
+# an import statement, parenthesised names included (``from x import (a,\n b)``)
+_IMPORT = re.compile(r"^[ \t]*(?:from[ \t]+[\w.]+[ \t]+import[ \t]+(?:\([^)]*\)|[^\n]*)|import[ \t]+[^\n]*)", re.M)
+
+
 class Project:
     """The scanned Python modules: imports between them, names of server-named queues."""
 
@@ -75,6 +80,8 @@ class Project:
         self.files: list[FileScan] = []
         self.skipped: list[Issue] = []
         self._busy: set = set()
+        self._calls_cache: dict = {}
+        self._import_index: dict[str, set[str]] | None = None
 
     def close(self) -> None:
         """Break the scanner <-> project <-> resolver cycles, so that the trees' remains are freed now
@@ -164,35 +171,88 @@ class Project:
             self._busy.discard(key)
 
 
+    def calls_from_other_files(self, module: ModuleInfo, name: str) -> tuple[list, list[str]]:
+        """The calls of ``module``'s function ``name`` in the other scanned files that import it
+        (``from module import name [as other]``), as ``(call, scope, resolver, path)``, and the
+        files that import it in a way the scan cannot follow (``import module`` and
+        ``module.name(...)``, a use other than a call)."""
+        key = (module.path, name)
+        if key in self._calls_cache:
+            return self._calls_cache[key]
+        self._calls_cache[key] = ([], [])  # a cycle of helpers: nothing more
+        stem = module.dotted.rsplit(".", 1)[-1]
+        sites: list = []
+        unfollowed: list[str] = []
+        for path in sorted(self._importers().get(stem, ())):
+            full, shown = self.sources[path]
+            if path == getattr(module, "abspath", None):
+                continue
+            text = self._read(path)
+            if text is None:
+                continue
+            try:
+                tree = ast.parse(text, filename=shown)
+            except (SyntaxError, ValueError):
+                continue
+            other = ModuleInfo(shown, tree, module_name(full, self.root))
+            other.abspath, other.text = path, text
+            scope = other.scope
+            for local, spec in scope.imports.items():
+                target = self._find(path, spec[1], 0 if spec[0] == "module" else spec[3])
+                if target is None or target.module is not module:
+                    continue
+                if spec[0] == "module":  # import mq [as m]: m.name(...)
+                    key = ("attr", local, name) if "." not in spec[1] or local != spec[1].split(".")[0] else None
+                    if key is None:
+                        if f".{name}" in text:
+                            unfollowed.append(shown)  # import pkg.mq: pkg.mq.name(...)
+                        continue
+                elif spec[2] == name:  # from mq import name [as other]
+                    key = ("name", local)
+                else:
+                    continue
+                calls = calls_of(other, key, scope)
+                if calls is None:
+                    unfollowed.append(shown)
+                    continue
+                resolver = Resolver(lambda call, where: None, self.import_hook)
+                sites += [(call, where, resolver, shown) for call, where in calls]
+        result = (sites, sorted(set(unfollowed)))
+        self._calls_cache[key] = result
+        return result
+
+    def _read(self, path: str) -> str | None:
+        try:
+            with open(self.sources[path][0], "rb") as fh:
+                return fh.read().decode("utf-8")
+        except (OSError, UnicodeDecodeError):
+            return None
+
+    def _importers(self) -> dict[str, set[str]]:
+        """Word of an import statement -> the files whose imports hold it (module and imported
+        names): which files may import a helper, without parsing them all. Built once."""
+        if self._import_index is None:
+            index: dict[str, set[str]] = {}
+            for path in self.sources:
+                text = self._read(path) or ""
+                for m in _IMPORT.finditer(text):
+                    for word in re.findall(r"\w+", m.group(0)):
+                        index.setdefault(word, set()).add(path)
+            self._import_index = index
+        return self._import_index
+
     def note_calls_elsewhere(self) -> None:
-        """A function whose parameters the scan took from its calls in its own file may also be
-        called from files that import it: those calls are not followed, so say so where it is."""
-        followed = {s.module.dotted.rsplit(".", 1)[-1] for s in self.by_path.values()
-                    if s is not None and s.resolver is not None and s.module is not None and s.resolver.followed}
-        if not followed:
-            return
-        noted: set = set()
-        for path, scanner in self.by_path.items():
+        """A helper whose parameters the scan took from its calls, that a file imports in a way
+        the scan cannot follow: say so at the helper (what the calls there declare is missing)."""
+        for scanner in self.by_path.values():
             if scanner is None or scanner.resolver is None or scanner.module is None:
                 continue
-            scope = scanner.module.scope
-            for spec in scope.imports.values():
-                if spec[1].rsplit(".", 1)[-1] not in followed and (spec[0] == "module" or spec[2] not in followed):
-                    continue  # imports nothing from a module with followed calls
-                target = self._find(path, spec[1], 0 if spec[0] == "module" else spec[3])
-                if target is None or target is scanner or not target.resolver.followed:
-                    continue
-                names = target.resolver.followed
-                used = [spec[2]] if spec[0] == "from" and spec[2] in names else sorted(names) if spec[0] == "module" \
-                    else []
-                for name in used:
-                    if (id(target), name, path) in noted:
-                        continue
-                    noted.add((id(target), name, path))
-                    target.scan.issues.append(Issue(
-                        "calls-elsewhere", f"{name}(): its parameters are taken from its calls in this file; "
-                        f"{scanner.module.path} imports it too, and what its calls there declare is not followed",
-                        Place(target.module.path, names[name])))
+            for name, (line, files) in sorted(scanner.resolver.followed.items()):
+                scanner.scan.issues.append(Issue(
+                    "calls-elsewhere", f"{name}(): its parameters are taken from its calls; "
+                    f"{', '.join(files)} use{'s' if len(files) == 1 else ''} it in a way the scan cannot follow "
+                    "(import of the module, or not a plain call), so what those calls declare is not found",
+                    Place(scanner.module.path, line)))
 
 
 @dataclass

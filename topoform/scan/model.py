@@ -32,7 +32,7 @@ class Place:
     path: str
     line: int
     col: int = 1
-    via: tuple[int, ...] = ()  # a declaration inside a helper: the lines of the calls that made it
+    via: tuple[str, ...] = ()  # a declaration inside a helper: the calls that made it ("path:line")
 
     def __str__(self) -> str:
         return f"{self.path}:{self.line}"
@@ -42,8 +42,15 @@ class Place:
         """``svc.py:10``, or ``svc.py:10 (called at line 17)`` for a helper's declaration."""
         if not self.via:
             return str(self)
-        lines = ", ".join(map(str, self.via))
-        return f"{self}{' (called at line' if len(self.via) == 1 else ' (called at lines'} {lines})"
+        return f"{self} (called at {', '.join(self.calls())})"
+
+    def calls(self) -> list[str]:
+        """The calls that made it: ``line 17`` in the same file, ``app.py:4`` in another."""
+        out = []
+        for v in self.via:
+            path, _, line = v.rpartition(":")
+            out.append(f"line {line}" if path == self.path else v)
+        return out
 
     def to_dict(self) -> dict:
         out = {"path": self.path, "line": self.line, "col": self.col}

@@ -124,6 +124,8 @@ class PythonScanner:
         self.module, self.text, self.project = module, text, project
         self.scan = FileScan(module.path, "python")
         self.resolver = Resolver(self._call_value, project.import_hook if project else None)
+        if project is not None:
+            self.resolver.foreign_calls = project.calls_from_other_files
         self._results: dict[int, Any] = {}
         self._lines = text.splitlines()
         self._server_named = 0
@@ -513,10 +515,10 @@ class PythonScanner:
             out.append((item, turns))
         return out
 
-    def _via(self, turns: dict) -> tuple[int, ...]:
+    def _via(self, turns: dict) -> tuple[str, ...]:
         """The lines of the calls that made a declaration inside helpers whose parameters came
         from their calls: the call of each turn, or every call when the values are the same."""
-        lines: set[int] = set()
+        lines: set[str] = set()
         scope = self._scope
         while scope is not None:
             calls = self.resolver.call_lines.get(id(scope.node)) if scope.kind == "function" else None

@@ -73,6 +73,7 @@ def joint(parts: list, limit: int | None = None) -> list[tuple[list, dict]]:
 
 
 _PARAM = object()
+_IN_PROGRESS = object()
 _MULTI = object()
 _MISSING_VALUE = object()
 
@@ -251,8 +252,8 @@ class ModuleInfo:
 
 
 def references(module: "ModuleInfo") -> dict[tuple, list[tuple[ast.AST, ast.Call | None, "Scope"]]]:
-    """Every use of a name (``("name", n)``) and of ``self.attr`` (``("self", attr)``) in the
-    module: ``(node, the call it is the function of or None, the scope it is in)``. Built once
+    """Every use of a name (``("name", n)``), of ``self.attr`` (``("self", attr)``) and of
+    ``name.attr`` (``("attr", name, attr)``) in the module: ``(node, the call it is the function of or None, the scope it is in)``. Built once
     per module, by one walk."""
     found: dict[tuple, list] = {}
 
@@ -260,8 +261,9 @@ def references(module: "ModuleInfo") -> dict[tuple, list[tuple[ast.AST, ast.Call
         t = type(node)
         if t is ast.Name and isinstance(node.ctx, ast.Load):
             found.setdefault(("name", node.id), []).append((node, call, where))
-        elif t is ast.Attribute and isinstance(node.value, ast.Name) and node.value.id == "self":
-            found.setdefault(("self", node.attr), []).append((node, call, where))
+        elif t is ast.Attribute and isinstance(node.value, ast.Name):
+            key = ("self", node.attr) if node.value.id == "self" else ("attr", node.value.id, node.attr)
+            found.setdefault(key, []).append((node, call, where))
         for child in ast.iter_child_nodes(node):
             if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                 args = getattr(child, "args", None)
@@ -276,6 +278,26 @@ def references(module: "ModuleInfo") -> dict[tuple, list[tuple[ast.AST, ast.Call
 
     visit(module.tree, module.scope, None)
     return found
+
+
+def calls_of(module: "ModuleInfo", key: tuple, parent: "Scope") -> list[tuple[ast.Call, Scope]] | None:
+    """The calls of the function that ``key`` (see :func:`references`: ``("name", f)``,
+    ``("attr", module, f)``) refers to in ``parent`` (a scope of ``module``), each with the
+    scope it is made in; None when it is used other than by a plain call."""
+    if module.references is None:
+        module.references = references(module)
+    sites: list[tuple[ast.Call, Scope]] = []
+    for node, call, where in module.references.get(key, ()):
+        inside = where
+        while inside is not None and inside is not parent:
+            inside = inside.parent
+        if inside is None:
+            continue  # another scope's own name
+        if call is None or any(isinstance(a, ast.Starred) for a in call.args) \
+                or any(k.arg is None for k in call.keywords):
+            return None
+        sites.append((call, where))
+    return sites
 
 
 def call_sites(scope: Scope) -> list[tuple[ast.Call, Scope]] | None:
@@ -295,10 +317,12 @@ def call_sites(scope: Scope) -> list[tuple[ast.Call, Scope]] | None:
         return None
     if module.text is not None and len(re.findall(rf"\b{re.escape(fn.name)}\b", module.text)) <= 1:
         return []  # only its definition names it: never called here (skips the walk)
+    if not method:
+        return calls_of(module, ("name", fn.name), parent)
     if module.references is None:
         module.references = references(module)
     sites: list[tuple[ast.Call, Scope]] = []
-    for node, call, where in module.references.get(("self" if method else "name", fn.name), ()):
+    for node, call, where in module.references.get(("self", fn.name), ()):
         inside = where
         while inside is not None and inside is not parent:
             inside = inside.parent
@@ -368,8 +392,11 @@ class Resolver:
         self.import_hook = import_hook
         self._busy: set = set()
         self._cache: dict = {}
-        self.followed: dict[str, int] = {}  # module-level functions whose parameters came from their calls: line
-        self.call_lines: dict[int, list[int]] = {}  # id(function) -> the lines of its calls, in turn order
+        self.followed: dict[str, tuple] = {}  # function -> (its line, files whose calls of it are not followed)
+        self.call_lines: dict[int, list[str]] = {}  # id(function) -> its calls ("path:line"), in turn order
+        # the calls of a module-level function in the other scanned files that import it:
+        # (module, name) -> ([(call, scope, resolver)], [files whose uses cannot be followed])
+        self.foreign_calls: Callable[[ModuleInfo, str], tuple[list, list[str]]] | None = None
 
     # ------------------------------------------------------------------ names
     def lookup(self, name: str, scope: Scope, line: int | None = None) -> Any:
@@ -459,34 +486,53 @@ class Resolver:
             return Unknown(f"'{name}' is a parameter of {scope.name}(), which calls itself")
         self._busy.add(key)
         try:
-            sites_key = ("calls", id(fn))
-            if sites_key not in self._cache:
-                self._cache[sites_key] = call_sites(scope)
-            sites = self._cache[sites_key]
-            if not sites:
-                result = plain
+            sites = self._sites(scope)
+            if sites is _IN_PROGRESS:
+                result = Unknown(f"'{name}' is a parameter of {scope.name}(), whose calls are being followed")
             else:
-                result = self._from_calls(name, scope, sites)
+                result = self._from_calls(name, scope, sites) if sites else plain
         finally:
             self._busy.discard(key)
         self._cache[key] = result
-        if not isinstance(result, Unknown) and scope.parent.kind == "module":
-            self.followed[fn.name] = fn.lineno
         return result
+
+    def _sites(self, scope: Scope) -> Any:
+        """Every call of ``scope``'s function, ``(call, scope, resolver, path)``: in this file and
+        in the files that import it; found once per function, so that every parameter takes
+        its values from the same calls in the same order (a turn per call)."""
+        fn = scope.node
+        key = ("sites", id(fn))
+        if key not in self._cache:
+            self._cache[key] = _IN_PROGRESS
+            local = call_sites(scope)
+            sites = None
+            if local is not None:
+                sites = [(call, where, self, scope.module.path) for call, where in local]
+                if scope.parent.kind == "module" and self.foreign_calls is not None:
+                    foreign, unfollowed = self.foreign_calls(scope.module, fn.name)
+                    sites += foreign
+                    if unfollowed:
+                        self.followed[fn.name] = (fn.lineno, unfollowed)
+                self.call_lines[id(fn)] = [f"{path}:{call.lineno}" for call, _, _, path in sites]
+            self._cache[key] = sites
+        return self._cache[key]
 
     def _from_calls(self, name: str, scope: Scope, sites: list) -> Any:
         fn = scope.node
-        self.call_lines[id(fn)] = [call.lineno for call, _ in sites]
+        here = scope.module.path
         values, tags = [], []
         turn = ("call", id(fn))
-        for i, (call, caller) in enumerate(sites):
+        for i, (call, caller, resolver, path) in enumerate(sites):
+            where = f"line {call.lineno}" if path == here else f"{path}:{call.lineno}"
             expr = argument_for(fn, call, name, method=scope.parent.kind == "class")
             if isinstance(expr, Unknown):
-                return Unknown(f"'{name}' of {fn.name}() is {expr.reason} at the call on line {call.lineno}")
-            value = self.eval(expr, scope.parent if expr in fn.args.defaults or expr in fn.args.kw_defaults
-                              else caller)
+                return Unknown(f"'{name}' of {fn.name}() is {expr.reason} at the call on {where}")
+            if expr in fn.args.defaults or expr in fn.args.kw_defaults:
+                value = self.eval(expr, scope.parent)
+            else:
+                value = resolver.eval(expr, caller)
             if isinstance(value, Unknown):
-                return Unknown(f"{value.reason}, as '{name}' of {fn.name}() at the call on line {call.lineno}")
+                return Unknown(f"{value.reason}, as '{name}' of {fn.name}() at the call on {where}")
             if isinstance(value, Many):
                 for v, t in zip(value.values, value.tags):
                     values.append(v)

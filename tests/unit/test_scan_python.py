@@ -295,10 +295,11 @@ def test_a_helper_s_parameters_come_from_its_calls_in_the_file(tmp_path):
     assert _bindings(result) == [("events", "orders", "order.*"), ("events", "payments", "payment.#"),
                                  ("events", "reports.eu", "report.eu.#"), ("events", "reports.us", "report.us.#")]
     queues = {n: q for (_, _, n), q in result.topology.queues.items()}
-    assert sorted(queues) == ["orders", "payments", "reports.eu", "reports.us", "w1", "w2"]
+    assert sorted(queues) == ["a", "orders", "payments", "reports.eu", "reports.us", "w1", "w2"]  # a: line 24
     assert queues["orders"].durable and not queues["payments"].durable
     assert queues["w2"].arguments == {"x-message-ttl": 2000}
     via = {d.fields["name"]: d.place.calls() for d in result.declarations if d.kind == "queue" and d.resolved}
+    assert via.pop("a") == ["line 24"]
     assert via == {"orders": ["line 7"], "payments": ["line 8"], "reports.eu": ["line 10"],
                    "reports.us": ["line 10"], "w1": ["line 15"], "w2": ["line 16"]}
     assert "svc.py:3 (called at line 7)\n      orders:" in render_scan(result)

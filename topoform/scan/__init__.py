@@ -17,7 +17,7 @@ import os
 from dataclasses import dataclass, field
 
 from ..errors import InputError
-from .model import Declaration, FileScan, Issue, Place
+from .model import Declaration, FileScan, Issue, Place, Unknown
 from .python import PythonScanner, module_name, relative
 from .resolve import ModuleInfo, Resolver, calls_of
 
@@ -68,6 +68,13 @@ def discover_sources(paths: list[str], cwd: str) -> list[tuple[str, str, str]]:
 
 # an import statement, parenthesised names included (``from x import (a,\n b)``)
 _IMPORT = re.compile(r"^[ \t]*(?:from[ \t]+[\w.]+[ \t]+import[ \t]+(?:\([^)]*\)|[^\n]*)|import[ \t]+[^\n]*)", re.M)
+
+
+def _computed(call: ast.Call, scope) -> Unknown:
+    """A call in a file read only for a helper's calls: its value is not followed."""
+    from .python import _source
+
+    return Unknown(lambda: f"computed by {_source(call)}")
 
 
 class Project:
@@ -215,7 +222,7 @@ class Project:
                 if calls is None:
                     unfollowed.append(shown)
                     continue
-                resolver = Resolver(lambda call, where: None, self.import_hook)
+                resolver = Resolver(_computed, self.import_hook)
                 sites += [(call, where, resolver, shown) for call, where in calls]
         result = (sites, sorted(set(unfollowed)))
         self._calls_cache[key] = result

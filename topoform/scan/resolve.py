@@ -531,8 +531,8 @@ class Resolver:
                 value = self.eval(expr, scope.parent)
             else:
                 value = resolver.eval(expr, caller)
-            if isinstance(value, Unknown):
-                return Unknown(f"{value.reason}, as '{name}' of {fn.name}() at the call on {where}")
+            if isinstance(value, Unknown):  # this call's declarations stay unresolved; the others do not
+                value = Unknown(f"{value.reason}, as '{name}' of {fn.name}() at the call on {where}")
             if isinstance(value, Many):
                 for v, t in zip(value.values, value.tags):
                     values.append(v)
@@ -540,6 +540,8 @@ class Resolver:
             else:
                 values.append(value)
                 tags.append({turn: i})
+        if all(isinstance(v, Unknown) for v in values):
+            return values[0]
         if all(len(t) == 1 for t in tags) and all(v is values[0] or v == values[0] for v in values):
             return values[0]  # the same at every call (a channel, a constant)
         return Many(values, tags)
@@ -810,7 +812,7 @@ def lift(fn, parts: list) -> Any:
     if not any(isinstance(p, Many) for p in parts):
         return fn(*parts)
     combos = joint(parts)
-    results = [fn(*chosen) for chosen, _ in combos]
+    results = [next((c for c in chosen if isinstance(c, Unknown)), None) or fn(*chosen) for chosen, _ in combos]
     for r in results:
         if isinstance(r, Unknown):
             return r

@@ -282,8 +282,9 @@ def references(module: "ModuleInfo") -> dict[tuple, list[tuple[ast.AST, ast.Call
 
 def calls_of(module: "ModuleInfo", key: tuple, parent: "Scope") -> list[tuple[ast.Call, Scope]] | None:
     """The calls of the function that ``key`` (see :func:`references`: ``("name", f)``,
-    ``("attr", module, f)``) refers to in ``parent`` (a scope of ``module``), each with the
-    scope it is made in; None when it is used other than by a plain call."""
+    ``("self", f)``, ``("attr", module, f)``) refers to in ``parent`` (a scope of ``module``),
+    each with the scope it is made in; None when it is used other than by a plain call (a
+    callback, ...) or called with ``*args`` / ``**kwargs``."""
     if module.references is None:
         module.references = references(module)
     sites: list[tuple[ast.Call, Scope]] = []
@@ -317,22 +318,7 @@ def call_sites(scope: Scope) -> list[tuple[ast.Call, Scope]] | None:
         return None
     if module.text is not None and len(re.findall(rf"\b{re.escape(fn.name)}\b", module.text)) <= 1:
         return []  # only its definition names it: never called here (skips the walk)
-    if not method:
-        return calls_of(module, ("name", fn.name), parent)
-    if module.references is None:
-        module.references = references(module)
-    sites: list[tuple[ast.Call, Scope]] = []
-    for node, call, where in module.references.get(("self", fn.name), ()):
-        inside = where
-        while inside is not None and inside is not parent:
-            inside = inside.parent
-        if inside is None:
-            continue  # another scope's own name
-        if call is None or any(isinstance(a, ast.Starred) for a in call.args) \
-                or any(k.arg is None for k in call.keywords):
-            return None  # used other than by a call (a callback, ...), or called with *args / **kwargs
-        sites.append((call, where))
-    return sites
+    return calls_of(module, ("self" if method else "name", fn.name), parent)
 
 
 def argument_for(fn: ast.FunctionDef | ast.AsyncFunctionDef, call: ast.Call, name: str, method: bool) -> Any:

@@ -32,10 +32,9 @@ from typing import Any
 
 from . import yamlstyle
 from .errors import InputError
+from .yamlstyle import FLOW_WIDTH  # the layout rules every writer shares (topoform/yamlstyle.py)
 
 __all__ = ["format_text", "FormatResult", "FLOW_WIDTH", "same_meaning"]
-
-from .yamlstyle import FLOW_WIDTH  # the layout rules every writer shares (topoform/yamlstyle.py)
 
 # Canonical field order per context; a context maps a key to the context of its value.
 ORDER = {

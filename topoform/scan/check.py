@@ -51,12 +51,15 @@ class Disagreement:
     code_value: object = None
 
     def format(self) -> str:
-        return f"{self.place}: {self.message}"
+        return f"{getattr(self.place, 'described', self.place)}: {self.message}"  # a helper's: (called at ...)
 
     def to_dict(self) -> dict:
-        return {"place": str(self.place), "path": self.place.path, "line": self.place.line, "kind": self.kind,
-                "name": self.name, "code": self.code, "message": self.message, "field": self.field,
-                "verdict": self.verdict, "files_value": _json(self.files_value), "code_value": _json(self.code_value)}
+        out = {"place": str(self.place), "path": self.place.path, "line": self.place.line, "kind": self.kind,
+               "name": self.name, "code": self.code, "message": self.message, "field": self.field,
+               "verdict": self.verdict, "files_value": _json(self.files_value), "code_value": _json(self.code_value)}
+        if getattr(self.place, "via", ()):
+            out["via"] = list(self.place.via)
+        return out
 
 
 def _json(value):

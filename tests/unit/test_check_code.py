@@ -136,3 +136,15 @@ def test_the_tutorial_programs_agree_with_the_tutorial_topology():
     assert sorted(u["place"].rsplit("/", 1)[1] for u in doc["unchecked"]) == [
         "emit_log_direct.py:14", "emit_log_topic.py:14", "receive_logs_direct.py:21", "receive_logs_topic.py:21",
         "rpc_server.py:28"]
+
+
+def test_a_disagreement_inside_a_helper_names_the_call_behind_it(tmp_path):
+    (tmp_path / "topology.yaml").write_text("version: 1\nvhosts:\n  /:\n    queues:\n      good:\n"
+                                            "        durable: true\n      bad:\n        durable: false\n")
+    (tmp_path / "mq.py").write_text("def declare(ch, name):\n    ch.queue_declare(name, durable=True)\n")
+    (tmp_path / "app.py").write_text("from mq import declare\ndeclare(None, 'good')\ndeclare(None, 'bad')\n")
+    res = run_cli(["check-code", str(tmp_path), "-f", str(tmp_path / "topology.yaml")])
+    assert res.code == 3, res
+    assert f"mq.py:2 (called at {tmp_path / 'app.py'}:3): queue_declare: queue 'bad' durable" in res.out, res.out
+    doc = json.loads(run_cli(["check-code", str(tmp_path), "-f", str(tmp_path / "topology.yaml"), "--json"]).out)
+    assert [d["via"] for d in doc["disagreements"]] == [[f"{tmp_path / 'app.py'}:3"]]

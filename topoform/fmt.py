@@ -114,7 +114,7 @@ def _yaml():
     y.preserve_quotes = True
     y.indent(mapping=2, sequence=4, offset=2)
     y.brace_single_entry_mapping_in_flow_sequence = True  # [{a: 1}], not [a: 1]: as PyYAML writes it
-    y.width = 4096  # never fold a line: flow style is chosen here, by FLOW_WIDTH
+    y.width = 2 ** 30  # never fold a line (as import writes): flow style is chosen here, by FLOW_WIDTH
     y.allow_duplicate_keys = False  # a duplicate key is an error (validate shows both places)
     return y
 

@@ -175,3 +175,11 @@ def test_long_names_stay_simple_keys():
     assert "? " not in text
     assert _load(text) == t
     assert format_text(text).text == text  # fmt keeps them simple keys too
+
+
+def test_long_strings_are_never_folded_by_import_or_fmt():
+    t = Topology.build([Vhost("v", description=" ".join(["word"] * 1500)), Queue("v", "q", True, arguments=Args(
+        {"x-note": "n " * 3000}))])
+    text = dump_topology(t)
+    assert len(text.splitlines()) == 9 and _load(text) == t
+    assert format_text(text).text == text

@@ -326,3 +326,11 @@ def test_a_helper_s_calls_in_the_files_that_import_it_are_followed(tmp_path):
     assert calls["app.q"] == [str(tmp_path / "app.py") + ":4"] and calls["local.q"] == ["line 5"]
     notes = [i for i in result.issues if i.code == "calls-elsewhere"]
     assert len(notes) == 1 and notes[0].place.line == 1 and "callback.py uses it" in notes[0].message, notes
+
+
+def test_a_loop_over_unusable_values_warns_once(tmp_path):
+    f = tmp_path / "svc.py"
+    f.write_text("PAIRS = [('a', 1), ('b', 2)]\nfor p in PAIRS:\n    ch.queue_declare(p)\n")
+    result = scan_file(f)
+    assert len(result.declarations) == 2
+    assert [(i.place.line, i.field) for i in result.issues if i.code == "unresolved"] == [(3, "name")]

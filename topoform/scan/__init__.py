@@ -278,7 +278,8 @@ class ScanResult:
     @property
     def issues(self) -> list[Issue]:
         found = [i for f in self.files for i in f.issues] + list(self.skipped) + list(self.built.issues)
-        return sorted(found, key=lambda i: (i.place or Place("", 0), i.code))
+        unique = list(dict.fromkeys(found))  # one declaration a loop expands: its warning once
+        return sorted(unique, key=lambda i: (i.place or Place("", 0), i.code))
 
     @property
     def conflicts(self) -> list[Issue]:

@@ -33,6 +33,7 @@ class FakeConnection:
         self.is_open = True
 
     def channel(self):
+        self.opened = getattr(self, "opened", 0) + 1
         return FakeChannel(self)
 
     def close(self):
@@ -77,8 +78,10 @@ def test_locks_are_exclusive_queues_taken_in_sorted_order(fake):
     assert name == "topoform.lock" and kw["exclusive"] is True and kw["arguments"] == {"x-topoform-holder": "me"}
     lock.release()
     assert not any(c.is_open for c in made)
-    # the lock queue is deleted before its connection closes (4.x drops it only later)
+    # the lock queue is deleted before its connection closes (4.x drops it only later), on the
+    # lock's own channel: one more would be refused under a user's max-channels
     assert all(c.deletes == ["topoform.lock"] for c in made)
+    assert [c.opened for c in made] == [1, 1]
 
 
 def test_waits_for_the_holder_then_takes_the_lock(fake):

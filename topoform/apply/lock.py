@@ -65,6 +65,7 @@ class BrokerLock:
         self.clock = clock
         self.sleep = sleep
         self.connections: dict[str, object] = {}
+        self.channels: dict[str, object] = {}  # the channel each lock was declared on
         self.stranded: set[str] = set()  # vhosts whose lock queue sits on a lost cluster node (still ours)
 
     @property
@@ -105,6 +106,7 @@ class BrokerLock:
                     self.sleep(min(self.poll, max(0.0, deadline - self.clock())))
                     continue
                 self.connections[vhost] = connection
+                self.channels[vhost] = channel  # release() deletes the lock on it: no extra channel
                 connection = None
                 return
         except pex.AMQPConnectionError as exc:
@@ -136,6 +138,7 @@ class BrokerLock:
                     alive = False
             if not alive:
                 del self.connections[vhost]
+                self.channels.pop(vhost, None)
                 try:
                     self._acquire_one(vhost, timeout)
                 except LockError:
@@ -147,14 +150,20 @@ class BrokerLock:
 
     def release(self) -> None:
         connections, self.connections = self.connections, {}
-        for connection in connections.values():
+        channels, self.channels = self.channels, {}
+        for vhost, connection in connections.items():
             try:
                 if connection.is_open:
                     # Delete the lock queue first: 4.x removes an exclusive queue only some
                     # time after its connection closed, and a lock that outlives its apply
-                    # would hold back the next one and show up in listings.
+                    # would hold back the next one and show up in listings. On the lock's own
+                    # channel: under a user's max-channels, one more channel is refused (530)
+                    # and the broker closes the connection instead.
+                    channel = channels.get(vhost)
                     try:
-                        connection.channel().queue_delete(LOCK_QUEUE)
+                        if channel is None or not getattr(channel, "is_open", True):
+                            channel = connection.channel()
+                        channel.queue_delete(LOCK_QUEUE)
                     except (pex.AMQPError, OSError):
                         pass
                     connection.close()

@@ -174,6 +174,15 @@ def test_a_user_channel_limit_narrows_the_session_to_the_channels_that_opened(te
     assert "the channel limit of user 'alice' (4) is reached" in err.message and "max-channels" in err.hint
 
 
+def test_more_channels_opened_than_the_limit_allows_narrow_to_the_limit_beside_the_lock():
+    # 4.x counts a user's channels with some delay: 9 had opened when the limit of 5 closed the connection
+    session = _session_with_lanes(opened=9, unopened=20)
+    text = "NOT_ALLOWED - number of channels opened for user 'alice' has reached the maximum allowed user limit of 5"
+    with pytest.raises(amqp.ConnectionLost) as info:
+        session._connection_failed(pex.ConnectionClosedByBroker(530, text))  # noqa: SLF001
+    assert session.width == 4 and "4 channel(s) from now on" in info.value.message
+
+
 def test_other_connection_closes_do_not_narrow_the_session():
     session = _session_with_lanes(opened=3, unopened=5)
     with pytest.raises(amqp.ConnectionLost):

@@ -692,7 +692,10 @@ class Session:
                 raise BrokerError(f"the broker refused a channel to vhost '{self.vhost}': the channel limit of user "
                                   f"'{user}' ({limit.number}) is reached by its other channels",
                                   code="channel-limit", hint=limit_hint(limit, user))
-            self.width = min(self.width, opened)
+            # 4.x counts a user's channels with some delay, so more than fit may have opened
+            # before the refusal: never more than the limit leaves beside the apply lock's channel
+            ceiling = max(1, int(limit.number) - 1) if limit.number.isdigit() else opened
+            self.width = min(self.width, opened, ceiling)
             text = f"{text}; {self.width} channel(s) from now on"
         inflight = [op for lane in self._lanes for op in lane.ops] + self._inflight_lost
         for lane in self._lanes:

@@ -26,7 +26,6 @@ from .model import Binding, Exchange, Policy, Queue, RouteTest, Topology, Vhost,
 __all__ = ["dump_topology", "dump_vhosts", "skipped_comment", "not_managed_comment", "vhost_filename"]
 
 # Layout and quoting: one set of rules with ``fmt`` (topoform/yamlstyle.py).
-_AWKWARD = yamlstyle.AWKWARD
 _UNLIMITED = 2 ** 30  # lines are never folded: a collection is one flow line or block style
 
 

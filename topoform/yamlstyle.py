@@ -38,9 +38,10 @@ _SIMPLE = re.compile(r"[A-Za-z_][A-Za-z0-9_./-]*")
 # files also read back right in editors and other tools.
 _NUMBERISH = re.compile(r"[-+]?(\.?[0-9][0-9_a-zA-Z.:+-]*|\.(inf|Inf|INF|nan|NaN|NAN))")
 _WORDS = {"y", "n", "yes", "no", "on", "off", "true", "false", "null", "~", ""}
-# line breaks, tabs, control and non-printable characters: only double quotes can hold them
-AWKWARD = re.compile("[^\x20-\x7e\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]|[\x85\u2028\u2029\ufeff]|^ | $")
+# characters only double quotes can hold (line breaks, tabs, control and non-printable ones)
 _ESCAPED = re.compile("[^\x20-\x7e\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]|[\x85\u2028\u2029\ufeff]")
+# ... and what else no plain scalar can be: a leading or trailing space
+AWKWARD = re.compile(_ESCAPED.pattern + "|^ | $")
 _ASTRAL = re.compile("[\U00010000-\U0010ffff]")
 _RESOLVER = yaml.resolver.Resolver()
 

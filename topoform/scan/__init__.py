@@ -183,10 +183,10 @@ class Project:
         (``from module import name [as other]``), as ``(call, scope, resolver, path)``, and the
         files that import it in a way the scan cannot follow (``import module`` and
         ``module.name(...)``, a use other than a call)."""
-        key = (module.path, name)
-        if key in self._calls_cache:
-            return self._calls_cache[key]
-        self._calls_cache[key] = ([], [])  # a cycle of helpers: nothing more
+        cache_key = (module.path, name)
+        if cache_key in self._calls_cache:
+            return self._calls_cache[cache_key]
+        self._calls_cache[cache_key] = ([], [])  # a cycle of helpers: nothing more
         stem = module.dotted.rsplit(".", 1)[-1]
         sites: list = []
         unfollowed: list[str] = []
@@ -225,7 +225,7 @@ class Project:
                 resolver = Resolver(_computed, self.import_hook)
                 sites += [(call, where, resolver, shown) for call, where in calls]
         result = (sites, sorted(set(unfollowed)))
-        self._calls_cache[key] = result
+        self._calls_cache[cache_key] = result
         return result
 
     def _read(self, path: str) -> str | None:

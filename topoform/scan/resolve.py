@@ -253,8 +253,8 @@ class ModuleInfo:
 
 def references(module: "ModuleInfo") -> dict[tuple, list[tuple[ast.AST, ast.Call | None, "Scope"]]]:
     """Every use of a name (``("name", n)``), of ``self.attr`` (``("self", attr)``) and of
-    ``name.attr`` (``("attr", name, attr)``) in the module: ``(node, the call it is the function of or None, the scope it is in)``. Built once
-    per module, by one walk."""
+    ``name.attr`` (``("attr", name, attr)``) in the module: ``(node, the call it is the
+    function of or None, the scope it is in)``. Built once per module, by one walk."""
     found: dict[tuple, list] = {}
 
     def visit(node: ast.AST, where: Scope, call: ast.Call | None) -> None:
@@ -553,8 +553,8 @@ class Resolver:
                 and not iterable.keywords and iterable.func.attr in ("items", "keys", "values")):
             table = self.eval(iterable.func.value, scope)
             if isinstance(table, dict):
-                return {"items": lambda: list(table.items()), "keys": lambda: list(table),
-                        "values": lambda: list(table.values())}[iterable.func.attr]()
+                attr = iterable.func.attr
+                return list(table.items() if attr == "items" else table.values() if attr == "values" else table)
             if isinstance(table, Unknown):
                 return table
         values = self.eval(iterable, scope)

@@ -50,6 +50,15 @@ class Finding:
             text += f" ({self.hint})"
         return text
 
+    def as_json(self, redact=lambda text: text) -> dict:
+        """The JSON form of ``validate --json`` and of an error's ``findings`` (``hint`` only when given)."""
+        pos = self.position
+        out = {"code": self.code, "severity": self.severity, "message": redact(self.message),
+               "path": pos.path if pos else None, "line": pos.line if pos else None, "col": pos.col if pos else None}
+        if self.hint:
+            out["hint"] = redact(self.hint)
+        return out
+
     def sort_key(self):
         pos = self.position
         return (pos.path, pos.line, pos.col) if pos else ("", 0, 0)

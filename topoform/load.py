@@ -795,5 +795,10 @@ def _config(state: _State):
     from .config.load import check_references
 
     config = state.config.finish()
-    check_references(config, lambda code, message, pos: state.findings.append(Finding(code, message, position=pos)))
+    from .config.load import Known
+
+    def report(code, message, pos, severity="error", hint=""):
+        state.findings.append(Finding(code, message, severity=severity, position=pos, hint=hint))
+
+    check_references(config, report, Known(state.known_vhosts, state.known_queues, state.known_exchanges))
     return config

@@ -167,6 +167,8 @@ def test_a_file_that_is_not_a_plan_says_so(broker, tmp_path, name, content, says
     r = run(["apply", name], cwd=tmp_path)
     assert r.code == 1 and says in r.err and "not a plan file saved by 'topoform plan --out'" in r.err, r
     assert len(r.err.strip().splitlines()) == 1 and broker["executed"] == []
+    if name.endswith(".yaml"):  # the error's hint is printed with it, on the same line
+        assert "(hint: apply topology files with 'topoform apply -f FILE'" in r.err, r
 
 
 def test_ctrl_c_stops_cleanly_and_says_what_was_done(broker, tmp_path):

@@ -262,3 +262,17 @@ def test_urls_are_checked_up_front_without_echoing_credentials(tmp_path, flag, u
     assert "s3cret-pw" not in r.err + r.out and len(r.err.strip().splitlines()) == 1
     r = run_cli(["plan"], cwd=tmp_path, environ={"TOPOFORM_URL" if flag == "--url" else "TOPOFORM_MANAGEMENT_URL": url})
     assert r.code == 1 and says in r.err and "TOPOFORM_" in r.err and "s3cret-pw" not in r.err, r
+
+
+@pytest.mark.parametrize("argv, hint", [
+    (["validate", "topo.yaml"], "topology files are given with -f: topoform validate -f topo.yaml"),
+    (["plan", "a.yaml", "b.YML"], "topology files are given with -f: topoform plan -f a.yaml -f b.YML"),
+])
+def test_a_topology_file_given_without_f_gets_the_command_to_write(tmp_path, argv, hint):
+    r = run_cli(argv, cwd=tmp_path)
+    assert r.code == 1 and "unrecognized arguments" in r.err and f"(hint: {hint})" in r.err, r
+
+
+def test_other_stray_words_keep_the_help_hint(tmp_path):
+    r = run_cli(["validate", "extra"], cwd=tmp_path)
+    assert r.code == 1 and "(hint: see 'topoform validate --help')" in r.err, r

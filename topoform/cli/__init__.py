@@ -69,9 +69,16 @@ class _Parser(argparse.ArgumentParser):
         if extras:
             command = getattr(namespace, "command", None)
             where = f"{command}: " if command else ""
-            raise UsageError(f"{where}unrecognized arguments: {describe_extras(extras)}",
-                             hint=f"see '{self.prog}{' ' + command if command else ''} --help'")
+            hint = f"see '{self.prog}{' ' + command if command else ''} --help'"
+            paths = [x for x in extras if x.lower().endswith(_FILE_SUFFIXES) and not x.startswith("-")]
+            if paths and hasattr(namespace, "files"):
+                # `topoform validate topo.yaml`: the files are given with -f
+                hint = f"topology files are given with -f: {self.prog} {command} " + " ".join(f"-f {p}" for p in paths)
+            raise UsageError(f"{where}unrecognized arguments: {describe_extras(extras)}", hint=hint)
         return namespace
+
+
+_FILE_SUFFIXES = (".yaml", ".yml")
 
 
 def describe_extras(extras: Sequence[str]) -> str:
@@ -223,7 +230,7 @@ def _main(argv: list[str], env: Environment, debug: bool, json_errors: bool = Fa
     except InputError as exc:
         for finding in exc.findings:
             env.err(redact(finding.format()))
-        env.err(f"topoform: error: {redact(exc.message)}")
+        env.err(redact(f"topoform: error: {exc.message}" + (f" (hint: {exc.hint})" if exc.hint else "")))
         return _json_error(env, json_errors, exc, ExitCode.ERROR)
     except BlockedPlanError as exc:
         env.err(f"topoform: {redact(exc.message)}")
@@ -294,10 +301,7 @@ def error_document(exc: BaseException) -> dict:
     error: dict = {"code": code, "message": redact(message), "hint": redact(hint) if hint else None,
                    "detail": redact(detail)}
     if isinstance(exc, InputError) and exc.findings:
-        error["findings"] = [{"code": f.code, "severity": f.severity, "message": redact(f.message),
-                              "path": f.position.path if f.position else None,
-                              "line": f.position.line if f.position else None,
-                              "col": f.position.col if f.position else None} for f in exc.findings]
+        error["findings"] = [f.as_json(redact) for f in exc.findings]
     return {"format_version": 1, "error": error}
 
 

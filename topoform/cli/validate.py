@@ -90,10 +90,7 @@ def _validate(args, env: Environment, paths, target, variables, label: str | Non
             "rabbitmq_version_source": result.version_source,
             "files": list(result.files),
             "counts": counts,
-            "findings": [{"code": f.code, "severity": f.severity, "message": f.message,
-                          "path": f.position.path if f.position else None,
-                          "line": f.position.line if f.position else None,
-                          "col": f.position.col if f.position else None} for f in result.findings],
+            "findings": [f.as_json() for f in result.findings],
         }))
         return ExitCode.OK if result.ok else ExitCode.ERROR
     for finding in result.findings:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping
+from urllib.parse import quote, unquote, urlsplit
 
 from ..errors import Finding, InputError, Position
 from ..model import Args, freeze
@@ -77,7 +78,7 @@ def _refs(obj: ConfigObject) -> dict:
     return {k: (s.ref, s.hash, s.algorithm) for k, s in obj.secrets.items()}
 
 
-Report = Callable[[str, str, Any], None]
+Report = Callable[..., None]  # report(code, message, position, severity='error', hint='')
 
 
 def map_file(acc: Accumulator, data: Mapping, locate, report: Report, base_dir: str, bad: set) -> None:
@@ -246,8 +247,14 @@ _VHOST_MAPPERS = {
 }
 
 
-def check_references(state: ConfigState, report: Report) -> None:
-    """Upstream sets name upstreams of their vhost (or of the broker: warn only when absent from the files)."""
+def check_references(state: ConfigState, report: Report, known: "Known | None" = None) -> None:
+    """Upstream sets name upstreams of their vhost; shovels that work inside this broker name its objects.
+
+    ``known``: what the topology files declare (vhosts, ``(vhost, queue)``, ``(vhost, exchange)``),
+    for :func:`check_shovels`; without it only the upstream sets are checked.
+    """
+    if known is not None:
+        check_shovels(state, report, known)
     upstreams = {(o.vhost, o.name) for o in state.objects.values() if o.kind == "federation_upstream"}
     managed = {m[1] for m in state.managed if m[0] == "federation_upstream"}
     for key, obj in state.objects.items():
@@ -258,6 +265,93 @@ def check_references(state: ConfigState, report: Report) -> None:
             if up and (obj.vhost, up) not in upstreams:
                 report("undeclared-upstream", f"federation upstream set {obj.name!r} names upstream {up!r}, which "
                        f"vhost {obj.vhost!r} does not declare", state.positions.get(key))
+
+
+@dataclass(frozen=True)
+class Known:
+    """The topology files' names: vhosts, ``(vhost, queue)`` and ``(vhost, exchange)`` pairs."""
+
+    vhosts: frozenset | set
+    queues: frozenset | set
+    exchanges: frozenset | set
+
+
+def local_vhost(uri: Any) -> str | None:
+    """The vhost a shovel URI without a host works in (``amqp://`` is ``/``), or None for a remote one.
+
+    A URI with no host is the broker's direct connection to itself, in the vhost its path names;
+    with no path at all that is the default vhost ``/``, not the shovel's own (measured on 3.10.8,
+    4.0.5 and 4.3.6: ``tests/integration/test_shovel_uris.py``).
+    """
+    if not isinstance(uri, str):
+        return None
+    try:
+        parts = urlsplit(uri)
+    except ValueError:
+        return None
+    if parts.scheme not in ("amqp", "amqps") or parts.hostname:
+        return None
+    return unquote(parts.path[1:]) if parts.path else "/"
+
+
+_SHOVEL_ENDS = (("src", "src-uri", "src-queue", "src-exchange"), ("dest", "dest-uri", "dest-queue", "dest-exchange"))
+
+
+def check_shovels(state: ConfigState, report: Report, known: Known) -> None:
+    """Warn where a shovel inside this broker would not work on the files' objects.
+
+    * a host-less URI without a path works in vhost ``/``, whatever vhost the shovel is in
+      (``shovel-default-vhost``); ``amqp:///`` names the vhost ``''``, which the broker refuses
+      (``shovel-empty-vhost``, an error);
+    * in a vhost the files declare, a ``src-queue`` / ``dest-queue`` they do not declare is
+      declared by the broker itself as a durable classic queue no file manages, and an
+      exchange they do not declare is not there to consume from or publish to
+      (``shovel-undeclared-queue``, ``shovel-undeclared-exchange``).
+    """
+    from ..routing.super_streams import partitions
+
+    streams = {(o.vhost, s) for o in state.objects.values() if o.kind == "super_stream"
+               for _, s in partitions(o.name, o.fields)}
+    supers = {(o.vhost, o.name) for o in state.objects.values() if o.kind == "super_stream"}
+    for key, obj in state.objects.items():
+        if obj.kind != "shovel":
+            continue
+        pos = state.positions.get(key)
+        for _end, uri_key, queue_key, exchange_key in _SHOVEL_ENDS:
+            uris = obj.fields.get(uri_key)
+            uris = list(uris) if isinstance(uris, (list, tuple)) else [uris]
+            vhosts = {v for v in map(local_vhost, uris) if v is not None}
+            if len(vhosts) != 1 or len(uris) != 1:
+                continue  # remote, a secret, or several URIs: nothing certain to check
+            vhost = vhosts.pop()
+            if vhost == "":
+                report("shovel-empty-vhost", f"shovel {obj.name!r}: {uri_key} {uris[0]!r} names the empty vhost '', "
+                       "which the broker refuses (measured on 3.10, 4.0 and 4.3)", pos,
+                       hint=f"write {'amqp:///' + quote(obj.vhost, safe='')!r} for the shovel's own vhost, or "
+                            "'amqp://' for '/'")
+                continue
+            if obj.vhost != "/" and not urlsplit(uris[0]).path:
+                report("shovel-default-vhost",
+                       f"shovel {obj.name!r} in vhost {obj.vhost!r}: {uri_key} {uris[0]!r} names no vhost, so it "
+                       f"works in vhost '/', not {obj.vhost!r}", pos, severity="warning",
+                       hint=f"write {'amqp:///' + quote(obj.vhost, safe='')!r} for the shovel's own vhost, or "
+                            "'amqp:///%2F' to mean '/'")
+            if vhost not in known.vhosts:
+                continue
+            queue, exchange = obj.fields.get(queue_key), obj.fields.get(exchange_key)
+            if isinstance(queue, str) and queue and (vhost, queue) not in known.queues \
+                    and (vhost, queue) not in streams:
+                report("shovel-undeclared-queue",
+                       f"shovel {obj.name!r}: {queue_key} {queue!r} is not declared in vhost {vhost!r}; the broker "
+                       "then declares it itself, as a durable classic queue that no file manages", pos,
+                       severity="warning", hint=f"declare queue {queue!r} in vhost {vhost!r}, or name the queue "
+                                                "the shovel is meant for")
+            if isinstance(exchange, str) and exchange and not exchange.startswith("amq.") \
+                    and (vhost, exchange) not in known.exchanges and (vhost, exchange) not in supers:
+                report("shovel-undeclared-exchange",
+                       f"shovel {obj.name!r}: {exchange_key} {exchange!r} is not declared in vhost {vhost!r}, and "
+                       "the broker does not declare exchanges for a shovel", pos, severity="warning",
+                       hint=f"declare exchange {exchange!r} in vhost {vhost!r}")
 
 
 # ---------------------------------------------------------------------- secrets at plan time

@@ -228,8 +228,8 @@ def data_loss_reason(name: str, messages: int | None, source: str = "broker") ->
         why = ("the state file has no message counts" if source == "state-file"
                else "the broker has not reported its message count yet")
         return f"Queue {name} may hold messages ({why}); deleting it could lose them (use --allow-data-loss)."
-    plural = "message" if messages == 1 else "messages"
-    return f"Queue {name} holds {messages} {plural}; deleting it would lose them (use --allow-data-loss)."
+    held = "1 message; deleting it would lose it" if messages == 1 else f"{messages} messages; deleting it would lose them"
+    return f"Queue {name} holds {held} (use --allow-data-loss)."
 
 
 def rows_for_replay() -> list[Rule]:

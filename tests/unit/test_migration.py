@@ -71,6 +71,17 @@ def test_queue_with_consumers_is_refused_without_force_and_cancelled_with_it():
     assert "2 consumers will be cancelled" in forced.reason
 
 
+def test_a_refused_migration_replaces_the_advice_to_use_migrate_and_speaks_of_one_consumer_as_it():
+    before, after = q(), q(arguments={"x-message-ttl": 1000})
+    change = Change(Action.BLOCKED, "queue", V, "orders", before=before, after=after, diff=("arguments.x-message-ttl",),
+                    reason="Cannot change arguments.x-message-ttl in place: 406; use --migrate to recreate the queue "
+                           "and move its messages.")
+    refused = m.expand_migration(change, Topology(), live_with(before), {before.key: Stats(5, 1)})
+    assert refused.reason == ("Cannot change arguments.x-message-ttl in place: 406; --migrate cannot either: Queue "
+                              "orders has 1 consumer: a migration deletes the queue under it (field consumers); "
+                              "stop it, or use --force to cancel it.")
+
+
 @pytest.mark.parametrize("before,after,field", [
     (q(arguments={"x-queue-type": "stream"}), q(), "arguments.x-queue-type"),
     (q(), q(arguments={"x-queue-type": "stream"}), "arguments.x-queue-type"),

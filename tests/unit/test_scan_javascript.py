@@ -121,6 +121,32 @@ def test_values_of_one_loop_are_combined_turn_by_turn(tmp_path):
                    ("events", "orders", "orders.#")]
 
 
+def test_object_entries_destructuring_and_a_loop_over_the_outer_turns_array(tmp_path):
+    f = tmp_path / "svc.js"
+    f.write_text(
+        "const QUEUES = {'payments.captured': ['payment.captured', 'payment.settled'],\n"
+        "                'payments.refunds': ['payment.refunded']};\n"
+        "async function main(ch) {\n"
+        "  await ch.assertExchange('payments', 'topic'); await ch.assertExchange('audit', 'fanout');\n"
+        "  for (const [name, keys] of Object.entries(QUEUES)) {\n"
+        "    await ch.assertQueue(name);\n"
+        "    for (const key of keys) { await ch.bindQueue(name, 'payments', key); }\n"
+        "  }\n"
+        "  for (const q of Object.keys(QUEUES)) { await ch.bindQueue(q, 'audit', '#'); }\n"
+        "  for (const [a, b] of [['x', 1], ['y']]) { await ch.assertQueue(a); }\n"
+        "}\n"
+    )
+    result = scan_paths([str(f)])
+    got = sorted((b.source, b.destination, b.routing_key) for b in result.topology.bindings)
+    assert got == [("audit", "payments.captured", "#"), ("audit", "payments.refunds", "#"),
+                   ("payments", "payments.captured", "payment.captured"),
+                   ("payments", "payments.captured", "payment.settled"),
+                   ("payments", "payments.refunds", "payment.refunded")]
+    assert sorted(n for (_, _, n) in result.topology.queues) == ["payments.captured", "payments.refunds"]
+    reasons = [i.message for i in result.issues if i.code == "unresolved"]
+    assert len(reasons) == 1 and "'a' unpacks items that are not all 2-element arrays" in reasons[0], reasons
+
+
 def test_options_built_from_a_loop_variable_follow_the_turn(tmp_path):
     f = tmp_path / "svc.js"
     f.write_text(

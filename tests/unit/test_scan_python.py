@@ -205,6 +205,34 @@ def _bindings(result) -> list[tuple]:
     return sorted((b.source, b.destination, b.routing_key) for b in result.topology.bindings)
 
 
+def test_a_loop_over_an_outer_loops_list_keeps_each_item_with_its_own_turn(tmp_path):
+    f = tmp_path / "svc.py"
+    f.write_text(
+        "QUEUES = {'payments.captured': ['payment.captured', 'payment.settled'],\n"
+        "          'payments.refunds': ['payment.refunded']}\n"
+        "LAYOUT = [('eu', {'a': 1}), ('us', {'b': 2, 'c': 3})]\n"
+        "ch.exchange_declare('payments', 'topic')\n"
+        "for name, keys in QUEUES.items():\n"
+        "    ch.queue_declare(name)\n"
+        "    for key in keys:\n"                                   # the outer turn's list only
+        "        ch.queue_bind(name, 'payments', key)\n"
+        "for region, table in LAYOUT:\n"
+        "    for q in table:\n"                                    # the outer turn's dict: its keys
+        "        ch.queue_declare(f'{region}.{q}')\n"
+        "for n, k in QUEUES.items():\n"
+        "    for part in n:\n"                                     # a string is no list of names
+        "        ch.queue_declare(part)\n"
+    )
+    result = scan_file(f)
+    assert _bindings(result) == [("payments", "payments.captured", "payment.captured"),
+                                 ("payments", "payments.captured", "payment.settled"),
+                                 ("payments", "payments.refunds", "payment.refunded")]
+    names = sorted(n for (_, _, n) in result.topology.queues)
+    assert names == ["eu.a", "payments.captured", "payments.refunds", "us.b", "us.c"]
+    unresolved = [(i.place.line, i.message.split(": ", 2)[-1]) for i in result.issues if i.code == "unresolved"]
+    assert unresolved == [(14, "'part' loops over a value that is not a known list")]
+
+
 def test_values_of_one_loop_are_combined_turn_by_turn_never_crosswise(tmp_path):
     f = tmp_path / "svc.py"
     f.write_text(

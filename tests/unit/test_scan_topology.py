@@ -100,3 +100,17 @@ def test_credentials_in_the_code_never_reach_the_output(tmp_path):
         assert "s3cr3t-pw" not in res.out + res.err
         assert "computed by lookup(" in res.out + res.err
     assert "s3cr3t-pw" not in (tmp_path / "out.yaml").read_text()
+
+
+def test_a_passive_declare_is_listed_by_name_only(tmp_path):
+    (tmp_path / "svc.py").write_text(
+        "import aio_pika\n"
+        "async def main(channel):\n"
+        "    await channel.declare_exchange('payments', aio_pika.ExchangeType.TOPIC, durable=True)\n"
+        "    await channel.get_exchange('payments')\n"
+        "    await channel.get_queue('jobs')\n")
+    res = run_cli(["scan", "svc.py"], cwd=tmp_path)
+    lines = res.out.splitlines()
+    assert "svc.py:4: passive exchange 'payments'  [aio-pika get_exchange]" in lines, res.out
+    assert "svc.py:5: passive queue 'jobs'  [aio-pika get_queue]" in lines, res.out
+    assert "svc.py:3: exchange 'payments' (topic; durable)  [aio-pika declare_exchange]" in lines, res.out

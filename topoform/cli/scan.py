@@ -56,6 +56,8 @@ def _describe(decl) -> str:
         bits += [k for k in ("durable", "exclusive", "auto_delete", "internal") if f.get(k) is True]
         if f.get("arguments"):
             bits.append(", ".join(f"{k}={v!r}" for k, v in sorted(f["arguments"].items())))
+        if decl.passive:
+            bits = []  # a passive declare only checks the name: the broker ignores type, flags and arguments
         text = f"{'passive ' if decl.passive else ''}{decl.kind} {name}" + (f" ({'; '.join(bits)})" if bits else "")
     elif decl.kind == "binding":
         text = (f"binding {show(f.get('source', '?'))} -> {f.get('destination_type', 'queue')} "

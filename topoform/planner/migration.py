@@ -221,9 +221,9 @@ def queue_refusal(before: Queue, after: Queue, stats: Any = None, *, force: bool
                 "back would drop or refuse the rest (field arguments.x-max-length).")
     consumers = getattr(stats, "consumers", None)
     if consumers and not force:
-        plural = "consumer" if consumers == 1 else "consumers"
-        return (f"Queue {name} has {consumers} {plural}: a migration deletes the queue under them "
-                f"(field consumers); stop them, or use --force to cancel them.")
+        them = "it" if consumers == 1 else "them"
+        return (f"Queue {name} has {consumers} consumer{'' if consumers == 1 else 's'}: a migration deletes the "
+                f"queue under {them} (field consumers); stop {them}, or use --force to cancel {them}.")
     return None
 
 
@@ -344,17 +344,25 @@ def expand_migration(change: Change, desired: Topology, live: Topology,
         stats = queue_stats.get(before.key)
         refusal = queue_refusal(before, after, stats, force=force)
         if refusal:
-            return replace(change, reason=f"{change.reason} {refusal}".strip() if change.reason else refusal)
+            return replace(change, reason=_refused(change.reason, refusal))
         return replace(change, action=Action.MIGRATE, reason=_queue_reason(after, stats, change.diff),
                        steps=queue_steps(before, after, live, stats))
     if change.kind == "exchange":
         before, after = change.before, change.after
         refusal = exchange_refusal(before, after)
         if refusal:
-            return replace(change, reason=f"{change.reason} {refusal}".strip() if change.reason else refusal)
+            return replace(change, reason=_refused(change.reason, refusal))
         return replace(change, action=Action.MIGRATE, reason=_exchange_reason(after, live, change.diff),
                        steps=exchange_steps(before, after, live))
     return change
+
+
+def _refused(reason: str, refusal: str) -> str:
+    """The blocked change's reason with --migrate's refusal in place of its advice to use --migrate."""
+    head, advice, _ = (reason or "").rpartition("; use --migrate to ")
+    if not advice:
+        return f"{reason} {refusal}".strip()
+    return f"{head}; --migrate cannot either: {refusal}"
 
 
 @dataclass(frozen=True)

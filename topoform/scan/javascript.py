@@ -19,7 +19,9 @@ source, pattern, args)``, ``publish(exchange, routingKey, content)``,
 Values: literals, template strings and ``+`` of constants, ``const``/``let`` names
 assigned once, object literals (shorthand and spread of known objects), the result of
 ``assertQueue`` (``q.queue``, also as the callback's or ``then``'s parameter),
-``for (const k of [...])`` and ``[...].forEach(k => ...)`` over literal arrays.
+``for (const k of [...])`` and ``[...].forEach(k => ...)`` over literal arrays,
+``for (const [k, v] of Object.entries(o))`` (and ``Object.keys`` / ``Object.values``) over known
+objects, and a loop over an outer loop's variable (one turn's items at a time).
 ``process.env`` and ``process.argv`` are reported as the environment and the command line.
 """
 from __future__ import annotations
@@ -147,6 +149,12 @@ class Scope:
                 is_of = any(c.type == "of" for c in n.children)
                 if left is not None and left.type == "identifier":
                     self.assigns.setdefault(_text(left), []).append(("loop" if is_of else "assigned", right))
+                elif left is not None and left.type == "array_pattern" and is_of:
+                    # for (const [name, keys] of Object.entries(QUEUES)): one loop variable per place
+                    items = [c for c in left.named_children if c.type != "comment"]
+                    for i, item in enumerate(items):
+                        if item.type == "identifier":
+                            self.assigns.setdefault(_text(item), []).append(("loop", right, (i, len(items))))
             stack.extend(n.children)
 
 
@@ -227,11 +235,7 @@ class JavaScriptScanner:
         finally:
             self._busy.discard(key)
         if kind == "loop":
-            if isinstance(value, list) and value and all(not isinstance(v, (Unknown, Many)) for v in value):
-                return Many(value, [{("js", node.id): i} for i in range(len(value))])  # one turn per value
-            if isinstance(value, Unknown):
-                return Unknown(f"{value.reason}, through the loop variable '{name}'")
-            return Unknown(f"'{name}' is a loop variable")
+            return self._loop(name, value, node, values[0][2] if len(values[0]) > 2 else None)
         if kind == "member":
             attr = values[0][2]
             if isinstance(value, Obj) and attr in value.attrs:
@@ -240,6 +244,30 @@ class JavaScriptScanner:
                 return value[attr]
             return Unknown(f"'{name}' is read from a value known only at run time")
         return value
+
+    def _loop(self, name: str, value: Any, node, place: tuple | None) -> Any:
+        """A ``for ... of`` variable: one turn per item (see resolve.Many), ``place`` = (index, width)
+        for a destructured ``[a, b]``; a loop over an outer loop's variable keeps each outer turn."""
+        tags = None
+        if isinstance(value, Many):
+            flat, tags = [], []
+            for items, outer in zip(value.values, value.tags):
+                if not isinstance(items, (list, dict)):
+                    return Unknown(f"'{name}' loops over a value that is not a known array")
+                for item in items:
+                    tags.append({**outer, ("js", node.id): len(flat)})
+                    flat.append(item)
+            value = flat
+        if isinstance(value, list) and value and place is not None:
+            index, width = place
+            if not all(isinstance(v, list) and len(v) == width for v in value):
+                return Unknown(f"'{name}' unpacks items that are not all {width}-element arrays")
+            value = [v[index] for v in value]
+        if isinstance(value, list) and value and all(not isinstance(v, (Unknown, Many)) for v in value):
+            return Many(value, tags or [{("js", node.id): i} for i in range(len(value))])  # one turn per value
+        if isinstance(value, Unknown):
+            return Unknown(f"{value.reason}, through the loop variable '{name}'")
+        return Unknown(f"'{name}' is a loop variable")
 
     def _param(self, name: str, scope: Scope) -> Any:
         fn = scope.node
@@ -422,11 +450,23 @@ class JavaScriptScanner:
         self._results[node.id] = value
         return value
 
+    def _object_items(self, node, method: str) -> Any:
+        """``Object.entries(o)`` (``[key, value]`` arrays), ``Object.keys(o)``, ``Object.values(o)``."""
+        args_node = node.child_by_field_name("arguments")
+        args = [c for c in args_node.named_children if c.type != "comment"] if args_node is not None else []
+        table = self.eval(args[0]) if len(args) == 1 else Unknown(f"{_short(node)} with other than one argument")
+        if isinstance(table, dict):
+            return ([[k, v] for k, v in table.items()] if method == "entries"
+                    else list(table) if method == "keys" else list(table.values()))
+        return table if isinstance(table, Unknown) else Unknown(f"{_short(node)} of a value that is not an object")
+
     def _dispatch(self, node) -> Any:
         f = node.child_by_field_name("function")
         if f is None or f.type != "member_expression":
             return None
         method = _text(f.child_by_field_name("property"))
+        if _text(f.child_by_field_name("object")) == "Object" and method in ("entries", "keys", "values"):
+            return self._object_items(node, method)
         if method not in CALLS:
             return None
         if method in ("publish", "consume") and not self._amqplib_channel(f.child_by_field_name("object")):

@@ -536,12 +536,25 @@ class Resolver:
         """A loop variable: each value it takes, tagged with the loop's turn (see :class:`Many`)."""
         iterable, position, width = marker if isinstance(marker, tuple) else (marker, None, None)
         values = self._iterate(iterable, scope)
+        tags = None
+        if isinstance(values, Many):
+            # a loop over another loop's variable (``for key in keys`` inside ``for name, keys in
+            # ROUTES.items()``): each turn of the outer loop gives its own items, and each item
+            # keeps the outer turn it came from, so ``name`` and ``key`` combine within one turn
+            flat, tags = [], []
+            for items, outer in zip(values.values, values.tags):
+                if not isinstance(items, (list, tuple, dict)):
+                    return Unknown(f"'{name}' loops over a value that is not a known list")
+                for item in items:
+                    tags.append({**outer, id(iterable): len(flat)})
+                    flat.append(item)
+            values = flat
         if isinstance(values, (list, tuple)) and values and position is not None:
             if not all(isinstance(v, (list, tuple)) and len(v) == width for v in values):
                 return Unknown(f"'{name}' unpacks items that are not all {width}-tuples")
             values = [v[position] for v in values]
         if isinstance(values, (list, tuple)) and values and all(known(v) for v in values):
-            return Many(list(values), [{id(iterable): i} for i in range(len(values))])
+            return Many(list(values), tags or [{id(iterable): i} for i in range(len(values))])
         if isinstance(values, Unknown):
             return Unknown(f"{values.reason}, through the loop variable '{name}'")
         return Unknown(f"'{name}' is a loop variable")

@@ -54,3 +54,29 @@ def test_queue_unbind_is_left_to_pika():
 def test_a_name_longer_than_255_bytes_is_refused():
     with pytest.raises(ValueError):
         amqp.raw_frame(1, amqp.op_declare_queue("é" * 200, durable=True, auto_delete=False, arguments=None))
+
+
+def _pika_publish(channel, exchange, key, props, body, body_max, mandatory):
+    """What pika's Connection._send_message writes for Channel.basic_publish (its own code path)."""
+    frames = [frame.Method(channel, spec.Basic.Publish(exchange=exchange, routing_key=key, mandatory=mandatory)).marshal(),
+              frame.Header(channel, len(body), props).marshal()]
+    for start in range(0, len(body), body_max):
+        frames.append(frame.Body(channel, body[start:start + body_max]).marshal())
+    return b"".join(frames)
+
+
+FULL = spec.BasicProperties(content_type="application/json", content_encoding="gzip",
+                            headers={"x-topoform-mid": "r.1.2", "n": 7, "l": [1, "é"], "t": {"k": None}},
+                            delivery_mode=2, priority=3, correlation_id="c", reply_to="r", expiration="6000",
+                            message_id="m", timestamp=1700000000, type="t", user_id="guest", app_id="a",
+                            cluster_id="")
+
+
+@pytest.mark.parametrize("props", [spec.BasicProperties(), spec.BasicProperties(delivery_mode=2), FULL],
+                         ids=["none", "persistent", "every-field"])
+@pytest.mark.parametrize("size", [0, 5, 100, 101, 250])
+@pytest.mark.parametrize("mandatory", [True, False])
+def test_raw_publish_is_pikas_publish(props, size, mandatory):
+    body = bytes(range(256))[:size]
+    got = amqp.raw_publish(3, "ex.é", "rk", props, body, 100, mandatory=mandatory)
+    assert got == _pika_publish(3, "ex.é", "rk", props, body, 100, mandatory)

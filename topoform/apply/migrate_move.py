@@ -35,6 +35,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import struct
 import time
 import uuid
 from collections import Counter
@@ -586,10 +587,7 @@ class Mover:
             entry["dst_before"] = dst[0]
         self._publish_journal(entry)
         pause(f"{self.label_op}:{k}:journaled", self.environ)
-        for props, body in out:
-            self.seq += 1
-            self.pending.add(self.seq)
-            self.pch.basic_publish("", self.dst, body, props, mandatory=True)
+        self._publish_batch(out)
         pause(f"{self.label_op}:{k}:published", self.environ)
         self._pump(lambda: not self.pending, f"waiting for confirms from queue '{self.dst}'")
         pause(f"{self.label_op}:{k}:confirmed", self.environ)
@@ -598,6 +596,33 @@ class Mover:
         return len(batch)
 
     label_op = ""
+
+    def _publish_batch(self, out: list) -> None:
+        """Publish ``out`` ((properties, body) pairs) to the destination, each tracked for its confirm.
+
+        The frames are encoded by ``amqp.raw_publish`` (byte for byte pika's) and written at
+        once: pika's own path per message cost more client CPU than the broker's work on two
+        cores. Anything pika would refuse to encode goes through pika, which says why.
+        """
+        impl = self._impl()
+        data = None
+        if out and self.pch.is_open and not self.failure:
+            number, body_max = self.pch.channel_number, impl._body_max_length  # noqa: SLF001
+            try:
+                data = b"".join([amqp.raw_publish(number, "", self.dst, props, body, body_max, mandatory=True)
+                                 for props, body in out])
+            except (ValueError, TypeError, struct.error, pex.AMQPError):
+                data = None
+        if data is None:
+            for props, body in out:
+                self.seq += 1
+                self.pending.add(self.seq)
+                self.pch.basic_publish("", self.dst, body, props, mandatory=True)
+            return
+        first = self.seq + 1
+        self.seq += len(out)
+        self.pending.update(range(first, self.seq + 1))
+        impl._output_marshaled_frames([data])  # noqa: SLF001 - one write for the batch
 
     def _stop(self) -> None:
         self.failure = None

@@ -43,7 +43,7 @@ from pika.adapters.utils.connection_workflow import AMQPConnectorException
 from pika.compat import long
 
 from ..errors import BrokerError
-from .amqp_frames import RAW_METHODS, raw_frame  # noqa: F401 - raw_frame is part of this module's API
+from .amqp_frames import RAW_METHODS, raw_frame, raw_publish  # noqa: F401 - raw_frame, raw_publish are part of this module's API
 from .settings import BrokerSettings, redact, tls_failure_reason
 
 # pika logs every broker refusal as a WARNING; without a handler Python's last-resort

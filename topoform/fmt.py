@@ -376,10 +376,14 @@ def format_file(path: str, display: str | None = None) -> FormatResult:
         raise InputError(f"{display or path}: not UTF-8 text") from None
     except OSError as exc:
         raise InputError(f"cannot read {display or path}: {exc.strerror or exc}") from None
+    bom = "\ufeff" if text.startswith("\ufeff") else ""  # a UTF-8 byte order mark stays, as CRLF does
+    text = text[len(bom):]
     if "\r\n" in text:
         result = format_text(text.replace("\r\n", "\n"), display or path)
-        return FormatResult(result.text.replace("\n", "\r\n"), result.changed)
-    return format_text(text, display or path)
+        result = FormatResult(result.text.replace("\n", "\r\n"), result.changed)
+    else:
+        result = format_text(text, display or path)
+    return FormatResult(bom + result.text, result.changed) if bom else result
 
 
 def write_atomically(path: str, text: str) -> None:

@@ -151,6 +151,18 @@ def test_crlf_files_keep_crlf(tmp_path):
     assert data.startswith(b"version: 1\r\n") and b"\n" not in data.replace(b"\r\n", b"")
 
 
+@pytest.mark.parametrize("newline", [b"\n", b"\r\n"])
+def test_a_byte_order_mark_is_kept_and_check_passes_on_the_result(tmp_path, newline):
+    path = tmp_path / "t.yaml"
+    path.write_bytes(b"\xef\xbb\xbf" + newline.join([b"vhosts:", b"  /:", b"    queues:", b"      q:",
+                                                      b"        durable: true", b"version: 1", b""]))
+    assert run_cli(["fmt", "-f", path]).code == 0
+    data = path.read_bytes()
+    assert data.startswith(b"\xef\xbb\xbfversion: 1" + newline), data
+    assert run_cli(["fmt", "--check", "-f", path]).code == 0
+    assert run_cli(["validate", "-f", path]).code == 0
+
+
 # ---------------------------------------------------------------------- property: any topology
 _names = st.text(alphabet="abcxyz.-_0123456789", min_size=1, max_size=12).filter(lambda s: s.strip() == s)
 _tricky = st.sampled_from(["yes", "no", "on", "off", "null", "~", "true", "1e3", "0x1f", "010", "12:30", "#", "*.a",

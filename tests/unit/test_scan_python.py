@@ -356,6 +356,22 @@ def test_a_helper_s_calls_in_the_files_that_import_it_are_followed(tmp_path):
     assert len(notes) == 1 and notes[0].place.line == 1 and "callback.py uses it" in notes[0].message, notes
 
 
+def test_a_helper_of_a_package_module_imported_whole_is_followed(tmp_path):
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("")
+    (tmp_path / "pkg" / "mq.py").write_text("def declare(ch, name):\n    ch.queue_declare(name, durable=True)\n")
+    (tmp_path / "app.py").write_text("import pkg.mq\n\ndef run(ch):\n    pkg.mq.declare(ch, 'pkg.q')\n")
+    (tmp_path / "alias.py").write_text("import pkg.mq as m\nm.declare(None, 'alias.q')\n")
+    (tmp_path / "pkg" / "names.py").write_text("QUEUE = 'const.q'\n")
+    (tmp_path / "consts.py").write_text("import pkg.names\nch.queue_declare(pkg.names.QUEUE)\n")
+    result = scan_paths([str(tmp_path)])
+    queues = sorted(n for (_, _, n) in result.topology.queues)
+    assert queues == ["alias.q", "const.q", "pkg.q"], [i.message for i in result.issues]
+    calls = {d.fields["name"]: d.place.calls() for d in result.declarations if d.kind == "queue"}
+    assert calls["pkg.q"] == [str(tmp_path / "app.py") + ":4"]
+    assert not [i for i in result.issues if i.code in ("calls-elsewhere", "unresolved")]
+
+
 def test_a_loop_over_unusable_values_warns_once(tmp_path):
     f = tmp_path / "svc.py"
     f.write_text("PAIRS = [('a', 1), ('b', 2)]\nfor p in PAIRS:\n    ch.queue_declare(p)\n")

@@ -180,9 +180,9 @@ class Project:
 
     def calls_from_other_files(self, module: ModuleInfo, name: str) -> tuple[list, list[str]]:
         """The calls of ``module``'s function ``name`` in the other scanned files that import it
-        (``from module import name [as other]``), as ``(call, scope, resolver, path)``, and the
-        files that import it in a way the scan cannot follow (``import module`` and
-        ``module.name(...)``, a use other than a call)."""
+        (``from module import name [as other]``, ``import module [as m]`` then ``m.name(...)``,
+        ``import pkg.module`` then ``pkg.module.name(...)``), as ``(call, scope, resolver, path)``,
+        and the files that use it in a way the scan cannot follow (other than by a call)."""
         cache_key = (module.path, name)
         if cache_key in self._calls_cache:
             return self._calls_cache[cache_key]
@@ -208,12 +208,8 @@ class Project:
                 target = self._find(path, spec[1], 0 if spec[0] == "module" else spec[3])
                 if target is None or target.module is not module:
                     continue
-                if spec[0] == "module":  # import mq [as m]: m.name(...)
-                    key = ("attr", local, name) if "." not in spec[1] or local != spec[1].split(".")[0] else None
-                    if key is None:
-                        if f".{name}" in text:
-                            unfollowed.append(shown)  # import pkg.mq: pkg.mq.name(...)
-                        continue
+                if spec[0] == "module":  # import mq [as m]: m.name(...); import pkg.mq: pkg.mq.name(...)
+                    key = ("attr", local, name)
                 elif spec[2] == name:  # from mq import name [as other]
                     key = ("name", local)
                 else:

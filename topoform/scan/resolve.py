@@ -185,6 +185,10 @@ class Scope:
                     if t is ast.Import:
                         local = alias.asname or alias.name.split(".")[0]
                         self.imports[local] = ("module", alias.name if alias.asname else alias.name.split(".")[0])
+                        if not alias.asname and "." in alias.name:
+                            # import pkg.mq binds pkg; pkg.mq.f(...) is found under the whole name
+                            # (a dotted key, never a name a lookup asks for)
+                            self.imports[alias.name] = ("module", alias.name)
                     else:
                         local = alias.asname or alias.name
                         self.imports[local] = ("from", stmt.module or "", alias.name, stmt.level)
@@ -253,7 +257,7 @@ class ModuleInfo:
 
 def references(module: "ModuleInfo") -> dict[tuple, list[tuple[ast.AST, ast.Call | None, "Scope"]]]:
     """Every use of a name (``("name", n)``), of ``self.attr`` (``("self", attr)``) and of
-    ``name.attr`` (``("attr", name, attr)``) in the module: ``(node, the call it is the
+    ``name.attr`` or ``a.b.attr`` (``("attr", "a.b", attr)``) in the module: ``(node, the call it is the
     function of or None, the scope it is in)``. Built once per module, by one walk."""
     found: dict[tuple, list] = {}
 
@@ -264,6 +268,10 @@ def references(module: "ModuleInfo") -> dict[tuple, list[tuple[ast.AST, ast.Call
         elif t is ast.Attribute and isinstance(node.value, ast.Name):
             key = ("self", node.attr) if node.value.id == "self" else ("attr", node.value.id, node.attr)
             found.setdefault(key, []).append((node, call, where))
+        elif t is ast.Attribute and isinstance(node.value, ast.Attribute):
+            base = dotted(node.value)  # pkg.mq.declare(...) after import pkg.mq
+            if base is not None:
+                found.setdefault(("attr", base, node.attr), []).append((node, call, where))
         for child in ast.iter_child_nodes(node):
             if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                 args = getattr(child, "args", None)
@@ -697,6 +705,8 @@ class Resolver:
                     found = self.import_hook(scope.module, ("from", base.attrs["name"], node.attr, 0), node.attr)
                     if found is not None:
                         return found
+                if self._imports_module(full, scope):  # import pkg.names, then pkg.names.X
+                    return Obj("module", name=full)
                 return Unknown(f"'{full}' is read from another module the scan could not resolve")
             if node.attr in base.attrs:
                 return base.attrs[node.attr]
@@ -707,6 +717,15 @@ class Resolver:
         if isinstance(base, dict):
             return Unknown(lambda: f"'{_text_node(node)}' is an attribute of a mapping")
         return Unknown(lambda: f"'{_text_node(node)}' is known only at run time")
+
+    @staticmethod
+    def _imports_module(full: str, scope: Scope) -> bool:
+        s: Scope | None = scope
+        while s is not None:
+            if full in s.imports:
+                return True
+            s = s.parent
+        return False
 
     def _self_attr(self, attr: str, scope: Scope) -> Any:
         s: Scope | None = scope

@@ -441,8 +441,8 @@ class _State:
         self.config = Accumulator()  # the config kinds of SPEC section 8 (topoform/config/)
 
     def add(self, code: str, message: str, position: Position | None, severity: str = "error",
-            subject: str = "") -> None:
-        self.findings.append(Finding(code, message, severity=severity, position=position, subject=subject))
+            subject: str = "", hint: str = "") -> None:
+        self.findings.append(Finding(code, message, severity=severity, position=position, subject=subject, hint=hint))
 
 
 Target = Union[None, str, tuple, Callable[[Optional[str]], tuple]]

@@ -274,6 +274,47 @@ def _check_test(state, t: RouteTest, doc, path: tuple) -> None:
                                           f"{MAX_SHORTSTR} can be sent", doc.locate(path + ("routing_key",)))
 
 
+_BUILTIN_TYPES = {"amq.topic": "topic", "amq.direct": "direct", "amq.fanout": "fanout", "amq.headers": "headers",
+                  "amq.match": "headers"}
+_WILDCARD_INSIDE = re.compile(r"[^.*#][*#]|[*#][^.*#]")
+
+
+def _check_binding_key(state, key: str, exchange_type: str | None, exchange: str, position) -> None:
+    """Binding keys that route other than they read: the typos that lose messages without a word.
+
+    * topic: ``*`` and ``#`` are wildcards only as a whole word (``order#``, ``order.*created`` are
+      literal words), and an empty word (``a..b``, a leading or trailing dot) matches only an empty
+      word of the routing key;
+    * direct: ``*`` and ``#`` are no wildcards at all;
+    * any exchange that reads the key: spaces around it are part of it.
+    (Routing as measured: RABBITMQ-SEMANTICS 3 and tests/integration/test_routing_broker.py.)
+    """
+    if exchange_type in ("fanout", "headers") or not key:
+        return
+    quoted = _clip(key)
+    if key != key.strip():
+        state.add("suspicious-binding-key", f"binding key '{quoted}' of exchange '{exchange}' has spaces around it, "
+                  f"which the broker matches as part of the key", position, severity="warning",
+                  hint=f"write '{_clip(key.strip())}'")
+    words = key.split(".")
+    if exchange_type == "topic":
+        mixed = [w for w in words if _WILDCARD_INSIDE.search(w)]
+        if mixed:
+            fixed = ".".join(p for w in words for p in re.split(r"([*#])", w) if p)
+            state.add("suspicious-binding-key", f"topic binding key '{quoted}' of exchange '{exchange}' has "
+                      f"'{mixed[0]}', a literal word: '*' and '#' are wildcards only as a whole word between dots",
+                      position, severity="warning", hint=f"did you mean '{_clip(fixed)}'?")
+        elif "" in words:
+            state.add("suspicious-binding-key", f"topic binding key '{quoted}' of exchange '{exchange}' has an empty "
+                      "word (two dots in a row, or a dot at an end): it matches only routing keys with an empty word "
+                      "there", position, severity="warning",
+                      hint=f"did you mean '{_clip('.'.join(w for w in words if w))}'?")
+    elif exchange_type == "direct" and ("*" in words or "#" in words):
+        state.add("suspicious-binding-key", f"binding key '{quoted}' of direct exchange '{exchange}' uses '*' or '#', "
+                  "which a direct exchange matches literally (only a topic exchange treats them as wildcards)",
+                  position, severity="warning", hint="make the exchange type topic, or bind the exact keys")
+
+
 def _check_bindings(state, version) -> None:
     exchanges = state.exchanges
     strict_hashes = has(version, "topic_max_two_hash")
@@ -320,6 +361,9 @@ def _check_bindings(state, version) -> None:
                               f"topic binding key '{_clip(key)}' has more than two '#' words; RabbitMQ {since} and "
                               f"later refuse it (target {_v(version)})", doc.locate(path + ("routing_key",)),
                               severity="warning")
+        ex = exchanges.get(("exchange", vhost, b.source))
+        _check_binding_key(state, key, _BUILTIN_TYPES.get(b.source) or (ex.type if ex is not None else None),
+                           b.source, doc.locate(path + ("routing_key",)))
         for name, value in b.arguments.items():
             if value == "undefined":
                 # the management API renders this string exactly as it renders null (void)

@@ -315,3 +315,34 @@ def test_cc_and_bcc_headers_match_the_broker(amqp, vhost, broker_version):
     received = drain(amqp, ch, queues, settled_counts(ch, queues))
     assert {m: tuple(sorted(received.get(m, ()))) for m in predicted} == predicted
     assert predicted["0"] == () and predicted["1"] == ("cc-present",) and predicted["3"] == ("k1", "k2")
+
+
+def test_the_binding_keys_validate_warns_about_route_as_it_says(amqp, vhost):
+    """validate's suspicious-binding-key warnings (validate_rules._check_binding_key), on the broker:
+    each key reaches its queue with the literal key and never with the key the warning suggests."""
+    from topoform.load import load_text
+
+    cases = [("topic", "order#", "order.x", "order#"), ("topic", "order.*created", "order.x.created", "order.*created"),
+             ("topic", "order..created", "order.created", "order..created"),
+             ("topic", "order.created.", "order.created", "order.created."),
+             ("topic", " order.created", "order.created", " order.created"),
+             ("direct", "order.*", "order.x", "order.*")]
+    ch = amqp.channel()
+    files = {"topic": "t", "direct": "d"}
+    for xtype, name in files.items():
+        ch.exchange_declare(name, xtype)
+    lines = [f"vhosts:\n  {vhost}:\n    exchanges: {{t: {{type: topic}}, d: {{type: direct}}}}\n    queues:\n"]
+    for i, (xtype, key, intended, literal) in enumerate(cases):
+        ch.queue_declare(f"q{i}")
+        ch.queue_bind(f"q{i}", files[xtype], key)
+        lines.append(f"      q{i}: {{durable: true, bindings: [{{exchange: {files[xtype]}, routing_key: {key!r}}}]}}\n")
+        ch.basic_publish(files[xtype], intended, b"intended")
+        ch.basic_publish(files[xtype], literal, b"literal")
+    warned = {f.position.line for f in load_text("".join(lines)).findings if f.code == "suspicious-binding-key"}
+    assert warned == set(range(5, 5 + len(cases))), warned
+    settled_counts(ch, [f"q{i}" for i in range(len(cases))])
+    for i in range(len(cases)):
+        bodies = []
+        while (got := ch.basic_get(f"q{i}", auto_ack=True))[0] is not None:
+            bodies.append(got[2])
+        assert bodies == [b"literal"], (cases[i], bodies)

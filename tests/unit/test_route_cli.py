@@ -198,3 +198,11 @@ def test_test_command_without_tests_and_with_invalid_files(tmp_path):
     (tmp_path / "bad.yaml").write_text("vhosts:\n  /:\n    queues:\n      q: {bogus: 1}\n")
     bad = run_cli(["test", "-f", tmp_path / "bad.yaml"])
     assert bad.code == 1 and "bad.yaml:" in bad.err
+
+
+@pytest.mark.parametrize("key, noted", [("lazy.#", True), ("*.orange.*", True), ("lazy.pink.rabbit", False),
+                                        ("a#", False)])
+def test_a_binding_pattern_given_as_the_routing_key_gets_a_note(key, noted):
+    r = run_cli(["test-route", "-f", TUTORIAL, "topic_logs", key])
+    assert r.code == 0, r
+    assert ("note: the routing key" in r.err) is noted, r.err

@@ -194,6 +194,11 @@ def _run(args, env: Environment) -> int:
     router = Router(with_super_streams(loaded.topology, loaded.config), version=loaded.rabbitmq_version)
     vhost = args.vhost if args.vhost is not None else pick_vhost(loaded.topology, args.exchange)
     result = router.route(vhost, args.exchange, args.routing_key, headers)
+    words = args.routing_key.split(".")
+    if "*" in words or "#" in words:
+        # a common slip: a binding pattern given as the message's key
+        env.err(f"note: the routing key '{args.routing_key}' is the message's own key, where '*' and '#' are "
+                "literal; pass a key a publisher sends (order.created), not a binding pattern")
     held = expect is None or tuple(sorted(set(result.queues))) == expect
     if args.json:
         doc = {"format_version": 1, **result.to_dict()}

@@ -73,3 +73,33 @@ def test_validate_errors_are_exactly_what_the_broker_refuses(case, vhost, mgmt, 
         assert errors, f"RabbitMQ {full} refused it ({refused}) but validate found no error"
     else:
         assert not errors, f"RabbitMQ {full} accepted it but validate says: {errors}"
+
+
+def test_at_least_once_dead_lettering_without_reject_publish_drops_like_at_most_once(vhost, amqp, mgmt):
+    """The evidence behind the dead-letter-strategy-ineffective warning: a quorum queue with
+    x-dead-letter-strategy: at-least-once keeps a message it cannot dead-letter only with
+    x-overflow: reject-publish; with the default drop-head it drops it, as at-most-once does."""
+    import time
+
+    from topoform.load import load_text
+
+    ch = amqp.channel()
+    ch.exchange_declare("dlx", "fanout", durable=True)  # bound to nothing: every dead letter is unroutable
+    base = {"x-queue-type": "quorum", "x-dead-letter-exchange": "dlx", "x-message-ttl": 100,
+            "x-dead-letter-strategy": "at-least-once"}
+    variants = {"with-reject-publish": {**base, "x-overflow": "reject-publish"}, "drop-head": base}
+    for name, args in variants.items():
+        ch.queue_declare(name, durable=True, arguments=args)
+        ch.basic_publish("", name, b"expires")
+    deadline, counts = time.monotonic() + 30, {}
+    while time.monotonic() < deadline:
+        rows = mgmt.request("GET", f"/api/queues/{quote_segment(vhost)}?columns=name,messages,messages_dlx").json()
+        counts = {r["name"]: (r.get("messages"), r.get("messages_dlx")) for r in rows}
+        if counts.get("with-reject-publish") == (1, 1) and counts.get("drop-head") == (0, 0):
+            break
+        time.sleep(0.5)
+    assert counts == {"with-reject-publish": (1, 1), "drop-head": (0, 0)}, counts
+    text = (f"vhosts:\n  {vhost}:\n    exchanges: {{dlx: {{type: fanout, durable: true}}}}\n    queues:\n"
+            + "".join(f"      {n}: {{durable: true, arguments: {dict(a)!r}}}\n" for n, a in variants.items()))
+    warned = [f.message for f in load_text(text).findings if f.code == "dead-letter-strategy-ineffective"]
+    assert len(warned) == 1 and "'drop-head'" in warned[0], warned

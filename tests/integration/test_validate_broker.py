@@ -9,7 +9,9 @@ is read from the broker, so each version's answer is asserted.
 from __future__ import annotations
 
 import textwrap
+import time
 
+import pika
 import pytest
 
 from topoform.broker.settings import quote_segment
@@ -79,8 +81,6 @@ def test_at_least_once_dead_lettering_without_reject_publish_drops_like_at_most_
     """The evidence behind the dead-letter-strategy-ineffective warning: a quorum queue with
     x-dead-letter-strategy: at-least-once keeps a message it cannot dead-letter only with
     x-overflow: reject-publish; with the default drop-head it drops it, as at-most-once does."""
-    import time
-
     from topoform.load import load_text
 
     ch = amqp.channel()
@@ -103,3 +103,42 @@ def test_at_least_once_dead_lettering_without_reject_publish_drops_like_at_most_
             + "".join(f"      {n}: {{durable: true, arguments: {dict(a)!r}}}\n" for n, a in variants.items()))
     warned = [f.message for f in load_text(text).findings if f.code == "dead-letter-strategy-ineffective"]
     assert len(warned) == 1 and "'drop-head'" in warned[0], warned
+
+
+def test_reject_publish_dlx_on_a_quorum_queue_works_as_drop_head(vhost, amqp):
+    """The evidence behind overflow-not-for-queue-type: on a full quorum queue, reject-publish-dlx
+    dead-letters the oldest message and confirms the new one (drop-head); a classic queue refuses
+    the new publish (nack) and dead-letters it."""
+    from topoform.load import load_text
+
+    ch = amqp.channel()
+    ch.confirm_delivery()
+    ch.exchange_declare("dlx", "fanout", durable=True)
+    ch.queue_declare("dead", durable=True)
+    ch.queue_bind("dead", "dlx")
+    seen = {}
+    for qtype in ("quorum", "classic"):
+        ch.queue_declare(qtype, durable=True, arguments={"x-queue-type": qtype, "x-max-length": 1,
+                                                          "x-overflow": "reject-publish-dlx",
+                                                          "x-dead-letter-exchange": "dlx"})
+        answers = []
+        for body in (b"first", b"second"):
+            try:
+                ch.basic_publish("", qtype, body)
+                answers.append("ack")
+            except pika.exceptions.NackError:
+                answers.append("nack")
+        dead = None
+        for _ in range(50):  # dead-lettering is asynchronous
+            method, _props, dead = ch.basic_get("dead", auto_ack=True)
+            if method is not None:
+                break
+            time.sleep(0.1)
+        seen[qtype] = (answers, ch.basic_get(qtype, auto_ack=True)[2], dead)
+    assert seen == {"quorum": (["ack", "ack"], b"second", b"first"),
+                    "classic": (["ack", "nack"], b"first", b"second")}, seen
+    text = (f"vhosts:\n  {vhost}:\n    exchanges: {{dlx: {{type: fanout, durable: true}}}}\n    queues:\n"
+            + "".join(f"      {t}: {{durable: true, arguments: {{x-queue-type: {t}, x-max-length: 1, "
+                      "x-overflow: reject-publish-dlx, x-dead-letter-exchange: dlx}}\n" for t in ("quorum", "classic")))
+    warned = [f.message for f in load_text(text).findings if f.code == "overflow-not-for-queue-type"]
+    assert len(warned) == 1 and warned[0].startswith("quorum queue 'quorum'"), warned

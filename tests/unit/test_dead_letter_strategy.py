@@ -45,3 +45,13 @@ def test_complete_or_at_most_once_settings_are_quiet(arguments):
 def test_a_matching_policy_that_may_set_the_keys_leaves_it_to_the_broker(policy, quiet):
     got = _codes("x-dead-letter-strategy: at-least-once, x-dead-letter-exchange: dlx", f"    {policy}\n")
     assert (got == []) is quiet, got
+
+
+@pytest.mark.parametrize("qtype, warned", [("quorum", True), ("classic", False)])
+def test_reject_publish_dlx_is_a_warning_on_a_quorum_queue_only(qtype, warned):
+    loaded = load_text(f"vhosts:\n  v:\n    queues:\n      q: {{durable: true, arguments: {{x-queue-type: {qtype}, "
+                       "x-max-length: 10, x-overflow: reject-publish-dlx}}\n")
+    found = [f for f in loaded.findings if f.code == "overflow-not-for-queue-type"]
+    assert bool(found) is warned and loaded.ok
+    if found:
+        assert "as drop-head does" in found[0].message and found[0].hint.startswith("use reject-publish")

@@ -378,3 +378,35 @@ def test_a_loop_over_unusable_values_warns_once(tmp_path):
     result = scan_file(f)
     assert len(result.declarations) == 2
     assert [(i.place.line, i.field) for i in result.issues if i.code == "unresolved"] == [(3, "name")]
+
+
+def test_declarations_on_the_two_sides_of_an_if_are_a_warning_not_a_conflict(tmp_path):
+    f = tmp_path / "svc.py"
+    f.write_text(
+        "import os\n"
+        "if os.environ.get('ENV') == 'prod':\n"
+        "    ch.queue_declare('jobs', durable=True, arguments={'x-queue-type': 'quorum'})\n"
+        "elif os.environ.get('ENV') == 'dev':\n"
+        "    ch.queue_declare('jobs', durable=True, arguments={'x-message-ttl': 5})\n"
+        "else:\n"
+        "    ch.queue_declare('jobs', durable=True)\n"
+        "match os.environ.get('MODE'):\n"
+        "    case 'a':\n"
+        "        ch.exchange_declare('ev', 'topic')\n"
+        "    case _:\n"
+        "        ch.exchange_declare('ev', 'fanout')\n"
+        "if True:\n"
+        "    ch.queue_declare('same-side', durable=True)\n"
+        "    ch.queue_declare('same-side')\n"
+        "ch.queue_declare('outside', durable=True)\n"
+        "if True:\n"
+        "    ch.queue_declare('outside')\n"
+    )
+    result = scan_file(f)
+    conflicts = sorted((c.place.line, c.other.line) for c in result.conflicts)
+    assert conflicts == [(14, 15), (16, 18)]  # same side of one if, or one side and outside: both run
+    warned = sorted({(i.place.line, i.other.line) for i in result.issues if i.code == "conditional-declaration"})
+    assert warned == [(3, 5), (3, 7), (10, 12)], [i.message for i in result.issues]
+    first = next(i for i in result.issues if i.code == "conditional-declaration")
+    assert "on the two sides of the if at " in first.message and first.severity == "warning"
+    assert result.topology.queues[("queue", "/", "jobs")].arguments == {"x-queue-type": "quorum"}

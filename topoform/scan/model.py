@@ -33,6 +33,9 @@ class Place:
     line: int
     col: int = 1
     via: tuple[str, ...] = ()  # a declaration inside a helper: the calls that made it ("path:line")
+    # the branches it sits in: ((line, col) of an if or match, which side), innermost last; two
+    # declarations on different sides of one if never run in one process (not compared)
+    branches: tuple = field(default=(), compare=False)
 
     def __str__(self) -> str:
         return f"{self.path}:{self.line}"
@@ -43,6 +46,16 @@ class Place:
         if not self.via:
             return str(self)
         return f"{self} (called at {', '.join(self.calls())})"
+
+    def exclusive_with(self, other: "Place") -> tuple | None:
+        """The ``(line, col)`` of an if (or match) that puts ``self`` and ``other`` on different sides."""
+        if self.path != other.path:
+            return None
+        theirs = dict(other.branches)
+        for at, side in self.branches:
+            if at in theirs and theirs[at] != side:
+                return at
+        return None
 
     def calls(self) -> list[str]:
         """The calls that made it: ``line 17`` in the same file, ``app.py:4`` in another."""

@@ -130,6 +130,7 @@ class PythonScanner:
         self._lines = text.splitlines()
         self._server_named = 0
         self._scope: Scope | None = None  # the scope being walked
+        self._branches: list = []  # ((line, col) of an if or match, side) around the statement walked
 
     # ------------------------------------------------------------------ walking
     def run(self) -> FileScan:
@@ -186,7 +187,16 @@ class PythonScanner:
                 self._walk(stmt.body, self.module.scope_for(stmt, "function", scope))
             elif t is ast.ClassDef:
                 self._walk(stmt.body, self.module.scope_for(stmt, "class", scope))
-            elif t in (ast.If, ast.While):
+            elif t is ast.If:
+                self._calls(stmt.test, scope)
+                at = (stmt.lineno, stmt.col_offset + 1)
+                for side, body in (("if", stmt.body), ("else", stmt.orelse)):
+                    self._branches.append((at, side))
+                    try:
+                        self._walk(body, scope)
+                    finally:
+                        self._branches.pop()
+            elif t is ast.While:
                 self._calls(stmt.test, scope)
                 self._walk(stmt.body, scope)
                 self._walk(stmt.orelse, scope)
@@ -214,8 +224,13 @@ class PythonScanner:
                 self._walk(stmt.orelse, scope)
                 self._walk(stmt.finalbody, scope)
             elif t.__name__ == "Match":
-                for case in stmt.cases:
-                    self._walk(case.body, scope)
+                at = (stmt.lineno, stmt.col_offset + 1)
+                for i, case in enumerate(stmt.cases):
+                    self._branches.append((at, f"case {i + 1}"))
+                    try:
+                        self._walk(case.body, scope)
+                    finally:
+                        self._branches.pop()
             else:
                 self._calls(stmt, scope)
 
@@ -501,7 +516,7 @@ class PythonScanner:
 
     # ------------------------------------------------------------------ declarations
     def _place(self, node: ast.AST) -> Place:
-        return Place(self.module.path, node.lineno, node.col_offset + 1)
+        return Place(self.module.path, node.lineno, node.col_offset + 1, branches=tuple(self._branches))
 
     def _expand(self, values: dict) -> list[tuple[dict, dict]]:
         """One set of values per combination of loop turns and calls, with those turns."""

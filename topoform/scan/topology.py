@@ -13,6 +13,8 @@ is reported, with file:line.
 """
 from __future__ import annotations
 
+import dataclasses
+
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -176,7 +178,12 @@ def build(declarations: list[Declaration], vhost: str, version: str | None) -> B
             continue
         entry = entries[key]
         entry.places.append(decl.place)
-        conflicts.extend(_conflicts(first, decl, vhost, vt))
+        found = _conflicts(first, decl, vhost, vt)
+        at = first.place.exclusive_with(decl.place)
+        if at is None:
+            conflicts.extend(found)
+        else:  # if prod: declare(..., quorum) else: declare(...): one process runs one side
+            issues.extend(_branch_issue(c, at) for c in found)
         # a field the first declaration left unresolved, known here: take it
         for fld in list(entry.unresolved):
             if fld not in decl.unresolved and fld in decl.fields:
@@ -251,6 +258,17 @@ def build(declarations: list[Declaration], vhost: str, version: str | None) -> B
         test_places[len(tests) - 1] = [decl.place]
     topology = Topology.build(resources, tests=tests)
     return Built(topology, entries, binding_places, test_places, issues, conflicts)
+
+
+def _branch_issue(conflict: Issue, at: tuple) -> Issue:
+    """A conflict between the two sides of one ``if``: a warning, since one process runs one side;
+    two processes that take different sides against one broker still conflict."""
+    where = f"{conflict.place.path}:{at[0]}"
+    message = (conflict.message.replace(" is declared differently at ", " is declared differently on the two "
+                                        f"sides of the if at {where}: ", 1)
+               + f"; one process runs one side, but two that take different sides conflict on one broker, and "
+                 f"the topology takes {conflict.place}")
+    return dataclasses.replace(conflict, code="conditional-declaration", message=message, severity="warning")
 
 
 def _first_reason(decl: Declaration) -> str:

@@ -318,6 +318,10 @@ def _message(error) -> list[SchemaProblem]:
                 continue
             close = difflib.get_close_matches(str(key), known, n=1)
             hint = f"did you mean '{close[0]}'? " if close else ""
+            if not path and str(key).startswith("x-") and not close:
+                # docker-compose's x-* extension keys hold anchors to merge; topoform has none
+                hint = ("topoform has no x-* extension keys: put the anchor on the first object that uses it, "
+                        "'orders: &quorum {...}', and merge it into the others, '<<: *quorum'; ")
             argument = _as_argument(str(key)) if "arguments" in known and not close else None
             if argument:
                 value = inst[key] if isinstance(inst[key], (str, int, float, bool)) else "..."

@@ -191,3 +191,16 @@ def test_the_vhost_default_never_makes_an_auto_delete_or_exclusive_queue_quorum(
     result = run_cli(["validate", "-f", str(path), "--rabbitmq-version", version, "--json"])
     assert result.code == 0, result
     assert [f for f in result.json["findings"] if f["severity"] == "error"] == []
+
+
+def test_an_x_extension_key_at_the_top_is_refused_with_the_anchor_to_use_instead(tmp_path):
+    f = write(tmp_path / "t.yaml", "x-defaults: &qq {durable: true}\nvhosts:\n  v:\n    queues:\n"
+                                   "      a: {<<: *qq}\n")
+    result = run_cli(["validate", "-f", str(f)])
+    assert result.code == 1, result
+    assert "unknown key 'x-defaults' in the top level (topoform has no x-* extension keys: put the anchor on " \
+           "the first object" in result.err
+    f = write(tmp_path / "ok.yaml", "vhosts:\n  v:\n    queues:\n      a: &qq {durable: true, arguments: "
+                                    "{x-queue-type: quorum}}\n      b: {<<: *qq, exclusive: false}\n")
+    result = run_cli(["validate", "-f", str(f), "--json"])
+    assert result.code == 0 and result.json["counts"]["queue"] == 2, result

@@ -324,15 +324,16 @@ def check_shovels(state: ConfigState, report: Report, known: Known) -> None:
             if len(vhosts) != 1 or len(uris) != 1:
                 continue  # remote, a secret, or several URIs: nothing certain to check
             vhost = vhosts.pop()
+            shown = redact_uri(uris[0])  # never credentials in a message (they are refused in plain text anyway)
             if vhost == "":
-                report("shovel-empty-vhost", f"shovel {obj.name!r}: {uri_key} {uris[0]!r} names the empty vhost '', "
+                report("shovel-empty-vhost", f"shovel {obj.name!r}: {uri_key} {shown!r} names the empty vhost '', "
                        "which the broker refuses (measured on 3.10, 4.0 and 4.3)", pos,
                        hint=f"write {'amqp:///' + quote(obj.vhost, safe='')!r} for the shovel's own vhost, or "
                             "'amqp://' for '/'")
                 continue
             if obj.vhost != "/" and not urlsplit(uris[0]).path:
                 report("shovel-default-vhost",
-                       f"shovel {obj.name!r} in vhost {obj.vhost!r}: {uri_key} {uris[0]!r} names no vhost, so it "
+                       f"shovel {obj.name!r} in vhost {obj.vhost!r}: {uri_key} {shown!r} names no vhost, so it "
                        f"works in vhost '/', not {obj.vhost!r}", pos, severity="warning",
                        hint=f"write {'amqp:///' + quote(obj.vhost, safe='')!r} for the shovel's own vhost, or "
                             "'amqp:///%2F' to mean '/'")

@@ -48,7 +48,9 @@ def test_same_topology_in_every_form_is_no_change(name, tmp_path):
     for old, new in [(yaml_file, yaml_file), (folder, yaml_file), (yaml_file, folder), (export, yaml_file)]:
         r = run_cli(["diff", old, new])
         assert r.code == 0, (old, new, r)
-        assert "No changes" in r.out
+        assert r.out == "No changes. OLD and NEW describe the same topology.\n"  # no broker is involved
+    md = run_cli(["diff", yaml_file, yaml_file, "--format", "markdown"])
+    assert "**No changes.** OLD and NEW describe the same topology." in md.out
 
 
 def test_changes_exit_2_and_blocked_exit_3(tmp_path):

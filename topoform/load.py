@@ -763,13 +763,25 @@ def _target(target: Target, files_version: str | None) -> tuple[str, str]:
     return (files_version, "files") if files_version else (_versions.DEFAULT, "default")
 
 
+_UNSET_VARIABLE = ("undefined-variable", "variable-without-value")
+
+
+def _without_echoes(findings: list) -> list:
+    """Without the checks of a value that is an unset variable's reference: ``"${tll}"`` is reported
+    as the undefined variable it is, not also as a string where an integer belongs."""
+    unset = {f.position for f in findings if f.code in _UNSET_VARIABLE and f.position is not None}
+    if not unset:
+        return findings
+    return [f for f in findings if f.code in _UNSET_VARIABLE or f.position not in unset]
+
+
 def _finish(state: _State, target: Target = None) -> LoadResult:
     files_version = _files_version(state)
     version, source = _target(target, files_version)
     run_checks(state, _versions.parse_version(version))
     config = _config(state)
     ownership = _ownership(state)
-    findings = tuple(sorted(state.findings, key=lambda f: (f.sort_key(), f.severity, f.message)))
+    findings = tuple(sorted(_without_echoes(state.findings), key=lambda f: (f.sort_key(), f.severity, f.message)))
     topology = Topology(vhosts=state.vhosts, exchanges=state.exchanges, queues=state.queues,
                         bindings=frozenset(state.bindings), policies=state.policies, tests=tuple(state.tests))
     for doc in state.docs:

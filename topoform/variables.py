@@ -23,6 +23,8 @@ Imports: yaml and ``errors`` only. Never prints.
 """
 from __future__ import annotations
 
+import difflib
+
 import os
 import re
 from dataclasses import dataclass, field
@@ -357,8 +359,11 @@ class Variables:
             return False, None
         self.used.add(name)
         if name not in self.decls:
+            close = difflib.get_close_matches(name, list(self.decls), n=1)
+            hint = (f"did you mean '{close[0]}'?" if close else
+                    f"declare it under variables: as {name}: {{default: VALUE}}, or pass --var {name}=VALUE")
             self.findings.append(Finding("undefined-variable", f"undefined variable '{name}'", position=where,
-                                         hint=f"declare it under variables: as {name}: {{default: VALUE}}, or pass --var {name}=VALUE"))
+                                         hint=hint))
             return False, None
         ok, value = self.value_of(name)
         if not ok:
@@ -418,9 +423,11 @@ class Variables:
         for name, given in sorted(self.given.items()):
             if name not in self.decls:
                 where = "" if given.position else f" (from {given.origin})"
+                close = difflib.get_close_matches(name, list(self.decls), n=1)
+                hint = (f"did you mean '{close[0]}'?" if close
+                        else "declare it under 'variables:' in the files, or remove it")
                 out.append(Finding("unknown-variable", f"{given.origin} sets variable '{name}'{where}, which no file "
-                                   "declares", position=given.position,
-                                   hint=f"declare it under 'variables:' in the files, or remove it"))
+                                   "declares", position=given.position, hint=hint))
         return out
 
 

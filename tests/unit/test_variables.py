@@ -112,3 +112,17 @@ def test_plan_records_the_environment_and_apply_refuses_another(tmp_path):
     r = run_cli(["apply", "p.json", "--env", "dev", "--auto-approve"], cwd=tmp_path,
                 environ={"TOPOFORM_URL": "amqp://guest:guest@127.0.0.1:1/"})
     assert r.code == 1 and "made for environment 'prod', not 'dev'" in r.err, r
+
+
+def test_a_misspelt_variable_gets_did_you_mean_and_no_second_error_for_its_value(tmp_path):
+    (tmp_path / "environments").mkdir()
+    (tmp_path / "topoform.yaml").write_text(
+        "variables:\n  ttl: {default: 60000}\n  region: {default: eu}\nvhosts:\n  'shop-${region}':\n    queues:\n"
+        "      orders: {durable: true, arguments: {x-message-ttl: '${tll}'}}\n")
+    (tmp_path / "environments" / "dev.yaml").write_text("variables: {regoin: dev}\n")
+    r = run_cli(["validate", "--json"], cwd=tmp_path)
+    assert r.code == 1, r
+    errors = [(f["code"], f["line"], f.get("hint")) for f in r.json["findings"] if f["severity"] == "error"]
+    assert errors == [("undefined-variable", 7, "did you mean 'ttl'?")]  # not also "must be an integer"
+    r = run_cli(["validate", "--env", "dev"], cwd=tmp_path)
+    assert "environment dev sets variable 'regoin', which no file declares (did you mean 'region'?)" in r.err, r

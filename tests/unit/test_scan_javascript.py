@@ -160,3 +160,36 @@ def test_options_built_from_a_loop_variable_follow_the_turn(tmp_path):
     got = {n: dict(q.arguments) for (_, _, n), q in result.topology.queues.items()}
     assert got == {"orders.work": {"x-dead-letter-exchange": "orders.dlx", "x-note": "orders"},
                    "billing.work": {"x-dead-letter-exchange": "billing.dlx", "x-note": "billing"}}
+
+
+def test_a_helper_s_parameters_come_from_its_calls_in_the_file(tmp_path):
+    f = tmp_path / "svc.ts"
+    f.write_text(
+        "async function declareWorker(ch: any, name: string, key: string = '#') {\n"
+        "  await ch.assertQueue(name, { durable: true });\n"
+        "  await ch.bindQueue(name, 'amq.topic', key);\n"
+        "}\n"
+        "const dlx = async (ch, queue) => { await ch.assertExchange(`${queue}.dlx`, 'fanout'); };\n"
+        "async function main(ch) {\n"
+        "  await declareWorker(ch, 'orders', 'order.*');\n"
+        "  await declareWorker(ch, 'audit');\n"
+        "  for (const q of ['a', 'b']) { await dlx(ch, q); }\n"
+        "  await declareWorker(ch, process.env.Q);\n"
+        "}\n"
+        "export function exported(ch, name) { return ch.assertQueue(name); }\n"
+        "exported(null, 'not-followed');\n"
+        "function passed(ch, name) { return ch.assertQueue(name); }\n"
+        "register(passed);\n"
+    )
+    result = scan_paths([str(f)])
+    got = sorted((b.source, b.destination, b.routing_key) for b in result.topology.bindings)
+    assert got == [("amq.topic", "audit", "#"), ("amq.topic", "orders", "order.*")]
+    assert sorted(n for (_, _, n) in result.topology.queues) == ["audit", "orders"]
+    assert sorted(n for (_, _, n) in result.topology.exchanges) == ["a.dlx", "b.dlx"]
+    via = {d.fields["name"]: d.place.calls() for d in result.declarations if d.kind == "queue" and d.resolved}
+    assert via == {"orders": ["line 7"], "audit": ["line 8"]}
+    reasons = sorted(i.message.split(": ", 2)[-1] for i in result.issues if i.code == "unresolved")
+    assert reasons == ["'name' is a parameter of exported(), which is exported in this file",
+                       "'name' is a parameter of passed(), which is used other than by a call in this file",
+                       "from the environment (Q), as 'name' of declareWorker() at the call on line 10",
+                       "from the environment (Q), as 'name' of declareWorker() at the call on line 10"], reasons

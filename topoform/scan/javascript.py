@@ -26,6 +26,8 @@ objects, and a loop over an outer loop's variable (one turn's items at a time).
 """
 from __future__ import annotations
 
+import dataclasses
+
 from typing import Any
 
 from .model import (BINDING, CONSUME, EXCHANGE, PUBLISH, QUEUE, UNROUTABLE_OK, Declaration, FileScan, Issue,
@@ -167,6 +169,9 @@ class JavaScriptScanner:
         self._busy: set = set()
         self._lines = source.decode("utf-8", "replace").splitlines()
         self._server_named = 0
+        self._plain_calls: dict[str, list] = {}  # name -> its calls by that name (f(...)), in file order
+        self._uses: dict[str, int] = {}  # name -> how often it appears at all
+        self._call_lines: dict[int, list[str]] = {}  # helper function node id -> "path:line" of each call
 
     def run(self) -> FileScan:
         tree = parser_for(self.language).parse(self.source)
@@ -185,7 +190,14 @@ class JavaScriptScanner:
                     prop = f.child_by_field_name("property")
                     if prop is not None and _text(prop) in CALLS:
                         calls.append(n)
+                elif f is not None and f.type == "identifier":
+                    self._plain_calls.setdefault(_text(f), []).append(n)
+            elif n.type in ("identifier", "shorthand_property_identifier"):
+                word = _text(n)
+                self._uses[word] = self._uses.get(word, 0) + 1
             stack.extend(reversed(n.children))
+        for found in self._plain_calls.values():
+            found.sort(key=lambda c: c.start_byte)
         for call in sorted(calls, key=lambda c: c.start_byte):
             self._call(call)
         return self.scan
@@ -290,7 +302,67 @@ class JavaScriptScanner:
                 inner = f.child_by_field_name("object")
                 if inner is not None and inner.type == "call_expression":
                     return self._call(inner)
+        helper = self._helper_name(fn)
+        if helper is not None:
+            return self._from_calls(name, fn, helper, index)
         return Unknown(f"'{name}' is a parameter of a function")
+
+    # ------------------------------------------------------------------ helpers of one's own
+    def _helper_name(self, fn) -> str | None:
+        """The name a function is called by in this file: ``function declare(...)`` or
+        ``const declare = (...) => ...``; None for any other function."""
+        if fn.type == "function_declaration":
+            name = fn.child_by_field_name("name")
+            return _text(name) if name is not None else None
+        parent = fn.parent
+        if fn.type in ("arrow_function", "function_expression") and parent is not None \
+                and parent.type == "variable_declarator" and parent.child_by_field_name("value") == fn:
+            name = parent.child_by_field_name("name")
+            return _text(name) if name is not None and name.type == "identifier" else None
+        return None
+
+    def _from_calls(self, name: str, fn, helper: str, index: int) -> Any:
+        """A helper's parameter: its value at each call of the helper in this file, one turn per call
+        (as Python helpers: resolve.Resolver._from_calls). Not followed when the helper is exported
+        or used other than by a call: it may be called with anything."""
+        sites = self._plain_calls.get(helper, [])
+        exported = fn.parent is not None and fn.parent.type == "export_statement" or (
+            fn.parent is not None and fn.parent.parent is not None
+            and fn.parent.parent.parent is not None and fn.parent.parent.parent.type == "export_statement")
+        if not sites or exported or self._uses.get(helper, 0) != len(sites) + 1:
+            why = ("is exported" if exported else "is used other than by a call"
+                   if self._uses.get(helper, 0) != len(sites) + 1 else "is never called")
+            return Unknown(f"'{name}' is a parameter of {helper}(), which {why} in this file")
+        self._call_lines.setdefault(fn.id, [f"{self.path}:{c.start_point[0] + 1}" for c in sites])
+        values, tags = [], []
+        for i, call in enumerate(sites):
+            args_node = call.child_by_field_name("arguments")
+            args = [c for c in args_node.named_children if c.type != "comment"] if args_node is not None else []
+            where = f"line {call.start_point[0] + 1}"
+            if any(a.type == "spread_element" for a in args[:index + 1]):
+                return Unknown(f"'{name}' of {helper}() is spread at the call on {where}")
+            value = self.eval(args[index]) if index < len(args) else self._default(fn, index)
+            if isinstance(value, Unknown):
+                value = Unknown(f"{value.reason}, as '{name}' of {helper}() at the call on {where}")
+            if isinstance(value, Many):
+                for v, t in zip(value.values, value.tags):
+                    values.append(v)
+                    tags.append({("jscall", fn.id): i, **t})
+            else:
+                values.append(value)
+                tags.append({("jscall", fn.id): i})
+        return Many(values, tags)
+
+    def _default(self, fn, index: int) -> Any:
+        params = fn.child_by_field_name("parameters")
+        items = list(params.named_children) if params is not None else []
+        item = items[index] if index < len(items) else None
+        if item is not None and item.type == "assignment_pattern":
+            return self.eval(item.child_by_field_name("right"))
+        if item is not None and item.type in ("required_parameter", "optional_parameter") \
+                and item.child_by_field_name("value") is not None:  # TypeScript: name: string = '#'
+            return self.eval(item.child_by_field_name("value"))
+        return None  # undefined
 
     # ------------------------------------------------------------------ values
     def eval(self, node) -> Any:
@@ -560,11 +632,14 @@ class JavaScriptScanner:
         from .python import _set
 
         many = [k for k, v in values.items() if isinstance(v, Many)]
-        combos = [chosen for chosen, _ in joint([values[k] for k in many], limit=MAX_EXPANSION)] if many else [()]
-        for combo in combos:
+        combos = joint([values[k] for k in many], limit=MAX_EXPANSION) if many else [((), {})]
+        for combo, turns in combos:
             item = dict(values)
             item.update(zip(many, combo))
-            d = Declaration(decl.kind, decl.place, decl.library, decl.call, passive=decl.passive,
+            via = tuple(sorted({self._call_lines[key[1]][turn] for key, turn in turns.items()
+                                if key[0] == "jscall" and key[1] in self._call_lines}))
+            place = dataclasses.replace(decl.place, via=via) if via else decl.place
+            d = Declaration(decl.kind, place, decl.library, decl.call, passive=decl.passive,
                             server_named=decl.server_named, unroutable_ok=decl.unroutable_ok)
             for field, value in item.items():
                 if isinstance(value, Obj):

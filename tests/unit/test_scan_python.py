@@ -410,3 +410,41 @@ def test_declarations_on_the_two_sides_of_an_if_are_a_warning_not_a_conflict(tmp
     first = next(i for i in result.issues if i.code == "conditional-declaration")
     assert "on the two sides of the if at " in first.message and first.severity == "warning"
     assert result.topology.queues[("queue", "/", "jobs")].arguments == {"x-queue-type": "quorum"}
+
+
+def test_settings_of_a_plain_class_or_dataclass_instance_and_exchange_type_value(tmp_path):
+    f = tmp_path / "svc.py"
+    f.write_text(
+        "from dataclasses import dataclass, field\n"
+        "from pika.exchange_type import ExchangeType\n"
+        "from pydantic_settings import BaseSettings\n"
+        "@dataclass(frozen=True)\n"
+        "class Cfg:\n"
+        "    queue: str = 'orders.work'\n"
+        "    ttl: int = 60000\n"
+        "    keys: list = field(default_factory=list)\n"
+        "class Plain:\n"
+        "    QUEUE = 'plain.q'\n"
+        "    moved = 'old'\n"
+        "class WithInit:\n"
+        "    q = 'x'\n"
+        "    def __init__(self): self.q = 'y'\n"
+        "class Env(BaseSettings):\n"
+        "    queue: str = 'env.q'\n"
+        "cfg, plain, init, env, given = Cfg(), Plain(), WithInit(), Env(), Cfg(queue='given.q')\n"
+        "plain.moved = 'new'\n"
+        "ch.exchange_declare('ev', ExchangeType.topic.value)\n"
+        "ch.queue_declare(cfg.queue, arguments={'x-message-ttl': cfg.ttl})\n"
+        "ch.queue_declare(plain.QUEUE)\n"
+        "ch.queue_declare(plain.moved)\n"    # set elsewhere in the file: not guessed
+        "ch.queue_declare(init.q)\n"         # __init__: run time
+        "ch.queue_declare(env.queue)\n"      # a base class (settings from the environment): run time
+        "ch.queue_declare(given.queue)\n"    # constructed with arguments: run time
+    )
+    result = scan_file(f)
+    queues = {n: q for (_, _, n), q in result.topology.queues.items()}
+    assert sorted(queues) == ["orders.work", "plain.q"]
+    assert queues["orders.work"].arguments == {"x-message-ttl": 60000}
+    assert result.topology.exchanges[("exchange", "/", "ev")].type == "topic"
+    unresolved = sorted(i.place.line for i in result.issues if i.code == "unresolved")
+    assert unresolved == [22, 23, 24, 25], [i.message for i in result.issues]

@@ -304,11 +304,49 @@ class PythonScanner:
                 return self._kombu_queue(node, scope)
             if name in ("kombu.binding", "kombu.entity.binding"):
                 return self._kombu_binding(node, scope)
+        if isinstance(target, Obj) and target.kind == "class" and target.attrs.get("node") is not None \
+                and not node.args and not node.keywords:
+            return self._instance(target.attrs["node"])
         if isinstance(target, Obj) and target.kind == "function" and target.attrs["name"] == "dict":
             return None
         if isinstance(func, ast.Name) and func.id == "dict" and not node.args:
             return {k.arg: self.resolver.eval(k.value, scope) for k in node.keywords if k.arg}
         return None
+
+    def _instance(self, cls: ast.ClassDef) -> Any:
+        """``Cfg()`` of a module's own plain class or dataclass, without arguments: its class-level
+        values (``queue: str = "orders"``). Not for a class with bases (pydantic settings read the
+        environment), another decorator, an ``__init__``, or an attribute that a method or any
+        ``x.attr = ...`` in the file sets: those are known only at run time."""
+        if cls not in self.module.tree.body or cls.bases or cls.keywords:
+            return None
+        for deco in cls.decorator_list:
+            target = deco.func if isinstance(deco, ast.Call) else deco
+            if _source(target) not in ("dataclass", "dataclasses.dataclass"):
+                return None
+        if any(isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef)) and s.name in ("__init__", "__post_init__",
+                                                                                      "__new__") for s in cls.body):
+            return None
+        scope = self.module.scope_for(cls, "class", self.module.scope)
+        changed = set(scope.instance_attributes()) | self._set_attributes()
+        attrs = {}
+        for stmt in cls.body:
+            target = stmt.targets[0] if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 else \
+                stmt.target if isinstance(stmt, ast.AnnAssign) and stmt.value is not None else None
+            if isinstance(target, ast.Name) and target.id not in changed:
+                attrs[target.id] = self.resolver.eval(stmt.value, scope)
+        return Obj("instance", **attrs)
+
+    def _set_attributes(self) -> set:
+        """Every attribute name assigned anywhere in the file (``x.attr = ...``, ``x.attr += ...``)."""
+        found = getattr(self, "_attribute_sets", None)
+        if found is None:
+            found = self._attribute_sets = set()
+            for sub in ast.walk(self.module.tree):
+                targets = sub.targets if isinstance(sub, ast.Assign) else [sub.target] \
+                    if isinstance(sub, (ast.AugAssign, ast.AnnAssign)) else []
+                found.update(t.attr for t in targets if isinstance(t, ast.Attribute))
+        return found
 
     def _bind(self, node: ast.Call, params: tuple, scope: Scope, skip: int = 0) -> dict:
         """Arguments by parameter name (``_MISSING`` when not given; Unknown for ``*args``/``**kw``)."""

@@ -687,6 +687,8 @@ class Resolver:
             tail = name.rsplit(".", 2)
             if len(tail) >= 2 and tail[-2] == "ExchangeType":
                 return node.attr.lower()
+            if len(tail) == 3 and tail[-3].rsplit(".", 1)[-1] == "ExchangeType" and tail[-1] == "value":
+                return tail[-2].lower()  # ExchangeType.topic.value
         if isinstance(node.value, ast.Name) and node.value.id == "self":
             return self._self_attr(node.attr, scope)
         base = self.eval(node.value, scope)

@@ -158,6 +158,15 @@ def _check_policy(state, policy: Policy, doc, path: tuple, version) -> None:
                       f"policy '{policy.name}' key '{key}' is deprecated from RabbitMQ {_since(entry.deprecated_by)} "
                       f"and refused from {_since(entry.refused_by)} (target {_v(version)}): {entry.remedy}", where,
                       severity="warning")
+    if policy.definition.get("dead-letter-strategy") == "at-least-once" and \
+            policy.definition.get("overflow") != "reject-publish" and \
+            policy.apply_to not in ("exchanges", "classic_queues", "streams"):
+        state.add("dead-letter-strategy-ineffective",
+                  f"policy '{policy.name}' sets dead-letter-strategy: at-least-once without overflow: reject-publish: "
+                  "the quorum queues it applies to dead-letter at most once, without an error, unless their own "
+                  "x-overflow is reject-publish (measured on 3.10, 4.0 and 4.3)",
+                  doc.locate(path + ("definition", "dead-letter-strategy"), True), severity="warning",
+                  hint="add overflow: reject-publish to the definition")
     for key in policy.definition:  # policy keys a plugin provides (topoform/plugins.py)
         if policy_key_plugin(key):
             state.add("plugin-policy-key", f"policy '{policy.name}' key '{key}' needs the {policy_key_plugin(key)} "

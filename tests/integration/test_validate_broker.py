@@ -142,3 +142,27 @@ def test_reject_publish_dlx_on_a_quorum_queue_works_as_drop_head(vhost, amqp):
                       "x-overflow: reject-publish-dlx, x-dead-letter-exchange: dlx}}\n" for t in ("quorum", "classic")))
     warned = [f.message for f in load_text(text).findings if f.code == "overflow-not-for-queue-type"]
     assert len(warned) == 1 and warned[0].startswith("quorum queue 'quorum'"), warned
+
+
+def test_a_policy_asking_for_at_least_once_without_reject_publish_drops_too(vhost, amqp, mgmt):
+    """The policy form of dead-letter-strategy-ineffective: the same keys from a policy."""
+    v = quote_segment(vhost)
+    base = {"dead-letter-strategy": "at-least-once", "dead-letter-exchange": "dlx", "message-ttl": 100}
+    mgmt.request("PUT", f"/api/policies/{v}/drop", {"pattern": "^drop", "apply-to": "queues", "definition": base})
+    mgmt.request("PUT", f"/api/policies/{v}/keep", {"pattern": "^keep", "apply-to": "queues",
+                                                    "definition": {**base, "overflow": "reject-publish"}})
+    ch = amqp.channel()
+    ch.exchange_declare("dlx", "fanout", durable=True)
+    for name in ("drop", "keep"):
+        ch.queue_declare(name, durable=True, arguments={"x-queue-type": "quorum"})
+    time.sleep(1)  # the policies reach the new queues
+    for name in ("drop", "keep"):
+        ch.basic_publish("", name, b"expires")
+    deadline, counts = time.monotonic() + 30, {}
+    while time.monotonic() < deadline:
+        rows = mgmt.request("GET", f"/api/queues/{v}?columns=name,messages,messages_dlx").json()
+        counts = {r["name"]: (r.get("messages"), r.get("messages_dlx")) for r in rows}
+        if counts == {"keep": (1, 1), "drop": (0, 0)}:
+            break
+        time.sleep(0.5)
+    assert counts == {"keep": (1, 1), "drop": (0, 0)}, counts

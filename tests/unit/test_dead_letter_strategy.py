@@ -55,3 +55,19 @@ def test_reject_publish_dlx_is_a_warning_on_a_quorum_queue_only(qtype, warned):
     assert bool(found) is warned and loaded.ok
     if found:
         assert "as drop-head does" in found[0].message and found[0].hint.startswith("use reject-publish")
+
+
+@pytest.mark.parametrize("definition, apply_to, warned", [
+    ("{dead-letter-strategy: at-least-once, dead-letter-exchange: dlx}", "queues", True),
+    ("{dead-letter-strategy: at-least-once, dead-letter-exchange: dlx}", "quorum_queues", True),
+    ("{dead-letter-strategy: at-least-once, dead-letter-exchange: dlx, overflow: reject-publish}", "queues", False),
+    ("{dead-letter-strategy: at-least-once}", "exchanges", False),
+    ("{dead-letter-exchange: dlx}", "queues", False),
+])
+def test_a_policy_asking_for_at_least_once_without_reject_publish_warns(definition, apply_to, warned):
+    loaded = load_text(f"vhosts:\n  v:\n    policies:\n      p: {{pattern: ^q, apply_to: {apply_to}, "
+                       f"definition: {definition}}}\n")
+    found = [f for f in loaded.findings if f.code == "dead-letter-strategy-ineffective"]
+    assert bool(found) is warned, found
+    if found:
+        assert found[0].message.startswith("policy 'p' sets dead-letter-strategy") and "overflow" in found[0].hint

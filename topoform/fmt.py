@@ -228,8 +228,8 @@ def _set_style(node: Any, context: str | None) -> None:
 def _reorder(node: Any, order: tuple[str, ...]) -> None:
     keys = list(node.keys())
     known = [k for k in order if k in node]
-    rest = [k for k in keys if not (isinstance(k, str) and k in order)]
-    wanted = known + rest
+    rest = [k for k in keys if not (isinstance(k, str) and k in order) and k != "<<"]
+    wanted = (["<<"] if "<<" in keys else []) + known + rest  # a merge key (<<: *defaults) first, as written
     if wanted == keys:
         return
     for k in wanted:

@@ -163,6 +163,16 @@ def test_a_byte_order_mark_is_kept_and_check_passes_on_the_result(tmp_path, newl
     assert run_cli(["validate", "-f", path]).code == 0
 
 
+def test_a_merge_key_stays_first_in_its_mapping(tmp_path):
+    path = tmp_path / "t.yaml"
+    path.write_text("vhosts:\n  v:\n    queues:\n      a: &qq\n        durable: true\n      b:\n"
+                    "        <<: *qq\n        bindings: []\n        arguments: {x-max-length: 5}\n")
+    assert run_cli(["fmt", "-f", path]).code == 0
+    assert path.read_text().endswith("      b:\n        <<: *qq\n        arguments: {x-max-length: 5}\n"
+                                      "        bindings: []\n"), path.read_text()
+    assert run_cli(["fmt", "--check", "-f", path]).code == 0
+
+
 # ---------------------------------------------------------------------- property: any topology
 _names = st.text(alphabet="abcxyz.-_0123456789", min_size=1, max_size=12).filter(lambda s: s.strip() == s)
 _tricky = st.sampled_from(["yes", "no", "on", "off", "null", "~", "true", "1e3", "0x1f", "010", "12:30", "#", "*.a",

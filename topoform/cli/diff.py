@@ -14,7 +14,7 @@ import os
 from ..errors import InputError, UsageError
 from .common import load_files, target_resolver
 from .env import Environment, ExitCode
-from .plan_output import add_format_arguments, output_format, render_plan
+from .plan_output import add_format_arguments, output_format, print_plan
 
 
 def register(subparsers, parents):
@@ -152,12 +152,8 @@ def run(args, env: Environment) -> int:
     plan, old_only = diff_plan(args, env)
     for v in old_only:
         env.err(f"note: vhost {v!r} is only in OLD; diff compares the vhosts of NEW")
-    fmt = output_format(args)
-    text = render_plan(plan, fmt, summary=getattr(args, "summary", False), color=env.color and fmt == "text",
-                       title="topoform diff")
-    if not plan.changes and fmt != "json":  # no broker here: OLD and NEW are both files or exports
-        text = text.replace("The broker matches the files.", "OLD and NEW describe the same topology.")
-    env.stdout.write(text)
+    # no broker here: OLD and NEW are both files or exports
+    print_plan(plan, args, env, title="topoform diff", same="OLD and NEW describe the same topology.")
     if plan.blocked:
         return ExitCode.BLOCKED
     return ExitCode.CHANGES if plan.has_changes else ExitCode.OK

@@ -33,21 +33,22 @@ def output_format(args) -> str:
     return fmt or "text"
 
 
-def render_plan(plan, fmt: str, *, summary: bool = False, color: bool = False, title: str = "topoform plan") -> str:
-    """The plan in ``fmt`` as text ending with a newline."""
-    from ..planner.render import render_json, render_text
+def render_plan(plan, fmt: str, *, summary: bool = False, color: bool = False, title: str = "topoform plan",
+                same: str | None = None) -> str:
+    """The plan in ``fmt`` as text ending with a newline; ``same``: what an empty plan means
+    (default: the broker matches the files)."""
+    from ..planner.render import SAME, render_json, render_text
     from ..planner.render_markdown import render_markdown, render_summary, summary_document
 
+    same = same or SAME
     if fmt == "json":
         return dump_json(summary_document(plan) if summary else render_json(plan)) + "\n"
     if fmt == "markdown":
-        if summary:
-            return render_markdown(plan, title=title, details=False)
-        return render_markdown(plan, title=title)
-    return render_summary(plan) if summary else render_text(plan, color=color)
+        return render_markdown(plan, title=title, details=not summary, same=same)
+    return render_summary(plan, same) if summary else render_text(plan, color=color, same=same)
 
 
-def print_plan(plan, args, env: Environment, *, title: str = "topoform plan") -> None:
+def print_plan(plan, args, env: Environment, *, title: str = "topoform plan", same: str | None = None) -> None:
     fmt = output_format(args)
     env.stdout.write(render_plan(plan, fmt, summary=getattr(args, "summary", False),
-                                 color=env.color and fmt == "text", title=title))
+                                 color=env.color and fmt == "text", title=title, same=same))

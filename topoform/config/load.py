@@ -294,7 +294,7 @@ def local_vhost(uri: Any) -> str | None:
     return unquote(parts.path[1:]) if parts.path else "/"
 
 
-_SHOVEL_ENDS = (("src", "src-uri", "src-queue", "src-exchange"), ("dest", "dest-uri", "dest-queue", "dest-exchange"))
+_SHOVEL_ENDS = (("src-uri", "src-queue", "src-exchange"), ("dest-uri", "dest-queue", "dest-exchange"))
 
 
 def check_shovels(state: ConfigState, report: Report, known: Known) -> None:
@@ -317,26 +317,23 @@ def check_shovels(state: ConfigState, report: Report, known: Known) -> None:
         if obj.kind != "shovel":
             continue
         pos = state.positions.get(key)
-        for _end, uri_key, queue_key, exchange_key in _SHOVEL_ENDS:
-            uris = obj.fields.get(uri_key)
-            uris = list(uris) if isinstance(uris, (list, tuple)) else [uris]
-            vhosts = {v for v in map(local_vhost, uris) if v is not None}
-            if len(vhosts) != 1 or len(uris) != 1:
-                continue  # remote, a secret, or several URIs: nothing certain to check
-            vhost = vhosts.pop()
-            shown = redact_uri(uris[0])  # never credentials in a message (they are refused in plain text anyway)
+        own = "amqp:///" + quote(obj.vhost, safe="")  # the URI of the shovel's own vhost
+        for uri_key, queue_key, exchange_key in _SHOVEL_ENDS:
+            uri = obj.fields.get(uri_key)
+            vhost = local_vhost(uri)
+            if vhost is None:
+                continue  # remote, a secret or a list of URIs: nothing certain to check
+            shown = redact_uri(uri)  # never credentials in a message (they are refused in plain text anyway)
             if vhost == "":
                 report("shovel-empty-vhost", f"shovel {obj.name!r}: {uri_key} {shown!r} names the empty vhost '', "
                        "which the broker refuses (measured on 3.10, 4.0 and 4.3)", pos,
-                       hint=f"write {'amqp:///' + quote(obj.vhost, safe='')!r} for the shovel's own vhost, or "
-                            "'amqp://' for '/'")
+                       hint=f"write {own!r} for the shovel's own vhost, or 'amqp://' for '/'")
                 continue
-            if obj.vhost != "/" and not urlsplit(uris[0]).path:
+            if obj.vhost != "/" and not urlsplit(uri).path:
                 report("shovel-default-vhost",
                        f"shovel {obj.name!r} in vhost {obj.vhost!r}: {uri_key} {shown!r} names no vhost, so it "
                        f"works in vhost '/', not {obj.vhost!r}", pos, severity="warning",
-                       hint=f"write {'amqp:///' + quote(obj.vhost, safe='')!r} for the shovel's own vhost, or "
-                            "'amqp:///%2F' to mean '/'")
+                       hint=f"write {own!r} for the shovel's own vhost, or 'amqp:///%2F' to mean '/'")
             if vhost not in known.vhosts:
                 continue
             queue, exchange = obj.fields.get(queue_key), obj.fields.get(exchange_key)

@@ -23,7 +23,8 @@ from .plan import Action, Change, Plan
 
 __all__ = ["render_text", "render_json", "summary_line", "format_value"]
 
-NO_CHANGES = "No changes. The broker matches the files."
+SAME = "The broker matches the files."  # what "No changes." means; diff has no broker (cli/diff.py)
+NO_CHANGES = f"No changes. {SAME}"
 MAX_LABEL = 40
 WRAP = 72  # attribute lines wrap at about this many characters
 REASON_WRAP = 80
@@ -146,7 +147,7 @@ def _group(items: Iterable, vhost_of) -> dict[str, list]:
     return groups
 
 
-def render_text(plan: Plan, *, color: bool = False) -> str:
+def render_text(plan: Plan, *, color: bool = False, same: str = SAME) -> str:
     """The plan for people, as SPEC section 4 describes it. Ends with a newline.
 
     Example::
@@ -190,7 +191,7 @@ def render_text(plan: Plan, *, color: bool = False) -> str:
     if plan.changes:
         out.append(summary_line(plan))
     else:
-        out.append(NO_CHANGES)
+        out.append(f"No changes. {same}")
     return "\n".join(out) + "\n"
 
 

@@ -23,7 +23,7 @@ import re
 from typing import Iterable
 
 from .plan import FORMAT_VERSION, Change, Plan
-from .render import render_text, summary_line
+from .render import SAME, render_text, summary_line
 
 __all__ = ["render_markdown", "render_summary", "summary_counts", "summary_document", "COLLAPSE_OVER"]
 
@@ -65,7 +65,7 @@ def _counts_text(row: dict[str, int]) -> str:
     return ", ".join(f"{row[a]} {words[a]}" for a in ACTIONS if row[a])
 
 
-def render_summary(plan: Plan) -> str:
+def render_summary(plan: Plan, same: str = SAME) -> str:
     """``plan --summary``: counts per vhost and kind, then every blocked line, then the summary line."""
     counts = summary_counts(plan)
     out: list[str] = []
@@ -80,7 +80,7 @@ def render_summary(plan: Plan) -> str:
     if plan.unmanaged:
         n = len(plan.unmanaged)
         out.append(f"Unmanaged: {n} object{'s' if n != 1 else ''} on the broker but not in the files (left alone).")
-    out.append(summary_line(plan) if plan.changes else "No changes. The broker matches the files.")
+    out.append(summary_line(plan) if plan.changes else f"No changes. {same}")
     return "\n".join(out) + "\n"
 
 
@@ -154,7 +154,7 @@ def _vhost_lines(plan: Plan, vhost: str, changes: list[Change]) -> list[str]:
 
 
 def render_markdown(plan: Plan, *, title: str = "topoform plan", collapse_over: int = COLLAPSE_OVER,
-                    details: bool = True) -> str:
+                    details: bool = True, same: str = SAME) -> str:
     """The plan as GitHub-flavoured Markdown. Ends with a newline.
 
     ``details=False`` (``--summary``) stops after the table and the blocked changes.
@@ -164,7 +164,7 @@ def render_markdown(plan: Plan, *, title: str = "topoform plan", collapse_over: 
         out += ["Narrowed to " + ", ".join(code(str(t)) for t in plan.options["targets"])
                 + " (other changes are not part of this plan).", ""]
     if not plan.changes:
-        out.append("**No changes.** The broker matches the files.")
+        out.append(f"**No changes.** {same}")
     else:
         out.append(f"**{summary_line(plan)}**")
         out += ["", *_table(summary_counts(plan), plan)]

@@ -32,7 +32,7 @@ from typing import Any
 
 from .model import (BINDING, CONSUME, EXCHANGE, PUBLISH, QUEUE, UNROUTABLE_OK, Declaration, FileScan, Issue,
                     Place, ServerNamed, Unknown)
-from .resolve import Many, joint, lift, lift_dict
+from .resolve import Many, inner_turns, joint, lift, lift_dict
 
 EXTENSIONS = {".js": "javascript", ".mjs": "javascript", ".cjs": "javascript", ".jsx": "javascript",
               ".ts": "typescript", ".mts": "typescript", ".cts": "typescript", ".tsx": "tsx"}
@@ -262,14 +262,9 @@ class JavaScriptScanner:
         for a destructured ``[a, b]``; a loop over an outer loop's variable keeps each outer turn."""
         tags = None
         if isinstance(value, Many):
-            flat, tags = [], []
-            for items, outer in zip(value.values, value.tags):
-                if not isinstance(items, (list, dict)):
-                    return Unknown(f"'{name}' loops over a value that is not a known array")
-                for item in items:
-                    tags.append({**outer, ("js", node.id): len(flat)})
-                    flat.append(item)
-            value = flat
+            value, tags = inner_turns(value, ("js", node.id), (list, dict))
+            if value is None:
+                return Unknown(f"'{name}' loops over a value that is not a known array")
         if isinstance(value, list) and value and place is not None:
             index, width = place
             if not all(isinstance(v, list) and len(v) == width for v in value):
@@ -326,18 +321,20 @@ class JavaScriptScanner:
         (as Python helpers: resolve.Resolver._from_calls). Not followed when the helper is exported
         or used other than by a call: it may be called with anything."""
         sites = self._plain_calls.get(helper, [])
-        exported = fn.parent is not None and fn.parent.type == "export_statement" or (
-            fn.parent is not None and fn.parent.parent is not None
-            and fn.parent.parent.parent is not None and fn.parent.parent.parent.type == "export_statement")
-        if not sites or exported or self._uses.get(helper, 0) != len(sites) + 1:
-            why = ("is exported" if exported else "is used other than by a call"
-                   if self._uses.get(helper, 0) != len(sites) + 1 else "is never called")
+        # export function f / export const f = ...: the statement one or three levels up
+        up, n = [], fn.parent
+        while n is not None and len(up) < 3:
+            up.append(n)
+            n = n.parent
+        exported = any(up[i].type == "export_statement" for i in (0, 2) if i < len(up))
+        only_called = self._uses.get(helper, 0) == len(sites) + 1  # its own name, then each call
+        if not sites or exported or not only_called:
+            why = "is exported" if exported else "is never called" if only_called else "is used other than by a call"
             return Unknown(f"'{name}' is a parameter of {helper}(), which {why} in this file")
         self._call_lines.setdefault(fn.id, [f"{self.path}:{c.start_point[0] + 1}" for c in sites])
         values, tags = [], []
         for i, call in enumerate(sites):
-            args_node = call.child_by_field_name("arguments")
-            args = [c for c in args_node.named_children if c.type != "comment"] if args_node is not None else []
+            args = _arguments_of(call)
             where = f"line {call.start_point[0] + 1}"
             if any(a.type == "spread_element" for a in args[:index + 1]):
                 return Unknown(f"'{name}' of {helper}() is spread at the call on {where}")
@@ -524,8 +521,7 @@ class JavaScriptScanner:
 
     def _object_items(self, node, method: str) -> Any:
         """``Object.entries(o)`` (``[key, value]`` arrays), ``Object.keys(o)``, ``Object.values(o)``."""
-        args_node = node.child_by_field_name("arguments")
-        args = [c for c in args_node.named_children if c.type != "comment"] if args_node is not None else []
+        args = _arguments_of(node)
         table = self.eval(args[0]) if len(args) == 1 else Unknown(f"{_short(node)} with other than one argument")
         if isinstance(table, dict):
             return ([[k, v] for k, v in table.items()] if method == "entries"
@@ -543,8 +539,7 @@ class JavaScriptScanner:
             return None
         if method in ("publish", "consume") and not self._amqplib_channel(f.child_by_field_name("object")):
             return None
-        args_node = node.child_by_field_name("arguments")
-        args = [c for c in args_node.named_children if c.type != "comment"] if args_node is not None else []
+        args = _arguments_of(node)
 
         def arg(i):
             if i >= len(args):
@@ -653,6 +648,12 @@ class JavaScriptScanner:
             if n < len(self._lines) and UNROUTABLE_OK in self._lines[n]:
                 return True
         return False
+
+
+def _arguments_of(call) -> list:
+    """A call's argument nodes, comments left out."""
+    node = call.child_by_field_name("arguments")
+    return [c for c in node.named_children if c.type != "comment"] if node is not None else []
 
 
 def _arguments(options: dict, own: dict) -> Any:

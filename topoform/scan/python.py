@@ -131,6 +131,7 @@ class PythonScanner:
         self._server_named = 0
         self._scope: Scope | None = None  # the scope being walked
         self._branches: list = []  # ((line, col) of an if or match, side) around the statement walked
+        self._attribute_sets: set | None = None  # attribute names assigned anywhere in the file
 
     # ------------------------------------------------------------------ walking
     def run(self) -> FileScan:
@@ -339,7 +340,7 @@ class PythonScanner:
 
     def _set_attributes(self) -> set:
         """Every attribute name assigned anywhere in the file (``x.attr = ...``, ``x.attr += ...``)."""
-        found = getattr(self, "_attribute_sets", None)
+        found = self._attribute_sets
         if found is None:
             found = self._attribute_sets = set()
             for sub in ast.walk(self.module.tree):

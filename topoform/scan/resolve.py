@@ -72,6 +72,21 @@ def joint(parts: list, limit: int | None = None) -> list[tuple[list, dict]]:
     return combos
 
 
+def inner_turns(outer: Many, loop: Any, kinds: tuple) -> tuple[list | None, list]:
+    """A loop over another loop's variable (``for key in keys`` inside ``for name, keys in
+    ROUTES.items()``): each outer turn gives its own items (each of type ``kinds``), and each item
+    keeps the outer turn it came from, so ``name`` and ``key`` combine within one turn. The
+    items and their tags (``loop`` numbers the inner turns); (None, []) when a turn is no list."""
+    flat, tags = [], []
+    for items, turn in zip(outer.values, outer.tags):
+        if not isinstance(items, kinds):
+            return None, []
+        for item in items:
+            tags.append({**turn, loop: len(flat)})
+            flat.append(item)
+    return flat, tags
+
+
 _PARAM = object()
 _IN_PROGRESS = object()
 _MULTI = object()
@@ -546,17 +561,9 @@ class Resolver:
         values = self._iterate(iterable, scope)
         tags = None
         if isinstance(values, Many):
-            # a loop over another loop's variable (``for key in keys`` inside ``for name, keys in
-            # ROUTES.items()``): each turn of the outer loop gives its own items, and each item
-            # keeps the outer turn it came from, so ``name`` and ``key`` combine within one turn
-            flat, tags = [], []
-            for items, outer in zip(values.values, values.tags):
-                if not isinstance(items, (list, tuple, dict)):
-                    return Unknown(f"'{name}' loops over a value that is not a known list")
-                for item in items:
-                    tags.append({**outer, id(iterable): len(flat)})
-                    flat.append(item)
-            values = flat
+            values, tags = inner_turns(values, id(iterable), (list, tuple, dict))
+            if values is None:
+                return Unknown(f"'{name}' loops over a value that is not a known list")
         if isinstance(values, (list, tuple)) and values and position is not None:
             if not all(isinstance(v, (list, tuple)) and len(v) == width for v in values):
                 return Unknown(f"'{name}' unpacks items that are not all {width}-tuples")

@@ -94,3 +94,42 @@ def test_validate_json_carries_the_hint_and_matches_its_schema(tmp_path):
     assert finding["code"] == "shovel-default-vhost" and finding["hint"].startswith("write 'amqp:///shop'")
     text = run_cli(["validate"], cwd=tmp_path)
     assert f"({finding['hint']})" in text.err
+
+
+# ---------------------------------------------------------------- federation upstream URIs
+def _federation(upstreams: str, vhost: str = "shop") -> list[tuple[str, str]]:
+    loaded = load_text(f"vhosts:\n  {vhost!r}:\n    exchanges: {{events: {{type: topic}}}}\n"
+                       f"    federation_upstreams:\n{upstreams}")
+    return sorted((f.code, f.severity) for f in loaded.findings if f.code.startswith("federation-"))
+
+
+@pytest.mark.parametrize("uri, vhost, expected", [
+    ("amqp://", "shop", [("federation-self-upstream", "warning")]),  # no path: the upstream's own vhost
+    ("amqp://", "/", [("federation-self-upstream", "warning")]),
+    ("amqp:///shop", "shop", [("federation-self-upstream", "warning")]),
+    ("amqp:///%2F", "/", [("federation-self-upstream", "warning")]),
+    ("amqp:///%2F", "shop", []),  # another vhost of this broker: a real upstream
+    ("amqp:///other", "shop", []),
+    ("amqp:///", "shop", [("federation-empty-vhost", "error")]),
+    ("amqps://far.example/shop", "shop", []),  # remote
+])
+def test_a_federation_upstream_uri_without_a_host(uri, vhost, expected):
+    assert _federation(f"      up: {{uri: {uri!r}}}\n", vhost=vhost) == expected
+
+
+def test_an_upstream_naming_its_own_exchange_or_queue_is_not_federation_from_itself():
+    assert _federation("      a: {uri: 'amqp://', exchange: events.src}\n"
+                       "      b: {uri: 'amqp://', queue: orders.src}\n") == []
+
+
+def test_the_self_upstream_warning_names_the_vhost_and_the_uris_to_write():
+    loaded = load_text("vhosts:\n  shop:\n    federation_upstreams:\n      self: {uri: 'amqp://', expires: 1000}\n")
+    (finding,) = [f for f in loaded.findings if f.code.startswith("federation-")]
+    assert "vhost 'shop' itself" in finding.message and "twice" in finding.message
+    assert "'amqp:///shop'" in finding.hint and "amqp://host/vhost" in finding.hint
+    assert finding.position is not None and finding.position.line == 4
+    assert loaded.ok
+
+
+def test_an_upstream_uri_from_the_environment_is_not_checked():
+    assert _federation("      up: {uri: {env: UPSTREAM_URI}}\n") == []

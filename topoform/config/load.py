@@ -255,6 +255,7 @@ def check_references(state: ConfigState, report: Report, known: "Known | None" =
     """
     if known is not None:
         check_shovels(state, report, known)
+    check_federation_uris(state, report)
     upstreams = {(o.vhost, o.name) for o in state.objects.values() if o.kind == "federation_upstream"}
     managed = {m[1] for m in state.managed if m[0] == "federation_upstream"}
     for key, obj in state.objects.items():
@@ -350,6 +351,41 @@ def check_shovels(state: ConfigState, report: Report, known: Known) -> None:
                        f"shovel {obj.name!r}: {exchange_key} {exchange!r} is not declared in vhost {vhost!r}, and "
                        "the broker does not declare exchanges for a shovel", pos, severity="warning",
                        hint=f"declare exchange {exchange!r} in vhost {vhost!r}")
+
+
+def check_federation_uris(state: ConfigState, report: Report) -> None:
+    """Warn where a federation upstream inside this broker federates its vhost from itself.
+
+    Unlike a shovel's, a federation upstream's host-less URI without a path (``amqp://``) is the
+    upstream's *own* vhost, so every exchange federated from it gets each message twice: once
+    published, once from the link (``federation-self-upstream``; measured on 3.10, 4.0 and 4.3:
+    ``tests/integration/test_federation_uris.py``). An upstream with its own ``exchange`` or
+    ``queue`` key federates from another object and is left alone. ``amqp:///`` names the vhost
+    ``''``: 4.3 refuses the upstream, 3.10 and 4.0 accept it and its links fail with
+    ``not_allowed`` (``federation-empty-vhost``, an error).
+    """
+    for key, obj in state.objects.items():
+        if obj.kind != "federation_upstream":
+            continue
+        uri = obj.fields.get("uri")
+        vhost = local_vhost(uri)
+        if vhost is None:
+            continue
+        shown, pos = redact_uri(uri), state.positions.get(key)
+        if isinstance(uri, str) and not urlsplit(uri).path:
+            vhost = obj.vhost
+        own = "amqp:///" + quote(obj.vhost, safe="")
+        if vhost == "":
+            report("federation-empty-vhost", f"federation upstream {obj.name!r}: uri {shown!r} names the empty "
+                   "vhost '', which 4.3 refuses and whose links fail with not_allowed on 3.10 and 4.0", pos,
+                   hint="name the upstream broker's host and vhost (amqp://host/vhost)")
+        elif vhost == obj.vhost and not obj.fields.get("exchange") and not obj.fields.get("queue"):
+            report("federation-self-upstream",
+                   f"federation upstream {obj.name!r} in vhost {obj.vhost!r}: uri {shown!r} is this broker's vhost "
+                   f"{obj.vhost!r} itself, so an exchange federated from it receives every message twice",
+                   pos, severity="warning",
+                   hint="name the upstream broker's host (amqp://host/vhost); a host-less federation URI without "
+                        f"a vhost means the upstream's own vhost ({own!r}), not '/'")
 
 
 # ---------------------------------------------------------------------- secrets at plan time

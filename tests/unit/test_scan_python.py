@@ -448,3 +448,37 @@ def test_settings_of_a_plain_class_or_dataclass_instance_and_exchange_type_value
     assert result.topology.exchanges[("exchange", "/", "ev")].type == "topic"
     unresolved = sorted(i.place.line for i in result.issues if i.code == "unresolved")
     assert unresolved == [22, 23, 24, 25], [i.message for i in result.issues]
+
+
+def test_imports_of_a_package_scanned_from_inside_it_src_layout(tmp_path):
+    # the scan's common folder is src/myapp itself: absolute imports name the package above it
+    pkg = tmp_path / "src" / "myapp"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "settings.py").write_text("QUEUE = 'myapp.jobs'\nEXCHANGE = 'myapp.events'\n")
+    (pkg / "mq.py").write_text("def declare(ch, name):\n    ch.queue_declare(name, durable=True)\n")
+    (pkg / "consumer.py").write_text(
+        "from myapp.settings import QUEUE\n"
+        "from myapp import settings\n"
+        "from . import settings as s2\n"
+        "from myapp import mq\n"
+        "import myapp.settings as s3\n"
+        "ch.queue_declare(QUEUE)\n"
+        "ch.queue_declare(settings.QUEUE + '.retry')\n"
+        "ch.exchange_declare(s2.EXCHANGE, 'topic')\n"
+        "ch.queue_declare(s3.QUEUE + '.dlq')\n"
+        "mq.declare(ch, 'myapp.helper')\n")
+    for scanned in (pkg, tmp_path / "src", tmp_path):
+        result = scan_paths([str(scanned)])
+        queues = sorted(n for (_, _, n) in result.topology.queues)
+        assert queues == ["myapp.helper", "myapp.jobs", "myapp.jobs.dlq", "myapp.jobs.retry"], (
+            scanned, [i.message for i in result.issues])
+        assert [n for (_, _, n) in result.topology.exchanges] == ["myapp.events"]
+        assert not [i for i in result.issues if i.code in ("unresolved", "calls-elsewhere")], scanned
+
+
+def test_a_package_name_that_is_not_a_scanned_module_stays_unresolved(tmp_path):
+    (tmp_path / "app.py").write_text("from config import settings\nch.queue_declare(settings.QUEUE)\n")
+    result = scan_paths([str(tmp_path)])
+    (issue,) = [i for i in result.issues if i.code == "unresolved"]
+    assert "imported from config" in issue.message

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from ..errors import InputError
 from .model import Declaration, FileScan, Issue, Place, Unknown
 from .python import PythonScanner, module_name, relative
-from .resolve import ModuleInfo, Resolver, calls_of
+from .resolve import ModuleInfo, Obj, Resolver, calls_of
 
 __all__ = ["scan_paths", "ScanResult", "discover_sources", "Declaration", "Issue", "Place"]
 
@@ -138,8 +138,12 @@ class Project:
         return f"{stem}.server-named" + (f"-{n}" if n > 1 else "")
 
     def _find(self, importer: str, module: str, level: int) -> PythonScanner | None:
+        """The scanned file an import names, from the importer's folder: ``level`` folders up for a
+        relative import; for an absolute one, each folder above the importer's (the scan's common
+        folder may be inside the package, as with ``src/myapp`` scanned alone), the first that has
+        the module."""
         parts = [p for p in module.split(".") if p]
-        if not parts:
+        if not parts and not level:
             return None
         if level:
             base = os.path.dirname(importer)
@@ -150,32 +154,40 @@ class Project:
             bases, base = [], os.path.dirname(importer)
             while True:
                 bases.append(base)
-                if not base or os.path.normpath(base) == os.path.normpath(self.root) or os.path.dirname(base) == base:
+                if not base or os.path.dirname(base) == base:
                     break
                 base = os.path.dirname(base)
         for base in bases:
-            for candidate in (os.path.join(base, *parts) + ".py", os.path.join(base, *parts, "__init__.py")):
+            tail = (os.path.join(base, *parts) + ".py",) if parts else ()
+            for candidate in tail + (os.path.join(base, *parts, "__init__.py"),):
                 candidate = os.path.normpath(candidate)
                 if candidate in self.sources:
                     return self.load(candidate)
         return None
 
     def import_hook(self, module: ModuleInfo, spec: tuple, attr: str):
-        _, name, _, level = spec
-        target = self._find(module.abspath, name, level)
-        if target is None:
-            return None
-        key = (target.module.path, attr)
-        if key in self._busy:
-            return None
-        self._busy.add(key)
-        try:
-            scope = target.module.scope
-            if attr not in scope.assigns:
+        """The value of ``attr`` imported as ``spec``: a constant of the named module, or, for
+        ``from pkg import mod`` (``from . import mod``), the scanned module ``pkg/mod.py`` itself.
+        A ``("file", path, ...)`` spec names a module already found (``mod.X`` after that import)."""
+        kind, name, _, level = spec
+        target = self.load(name) if kind == "file" else self._find(module.abspath, name, level)
+        if target is not None:
+            key = (target.module.path, attr)
+            if key in self._busy:
                 return None
-            return target.resolver.lookup(attr, scope)
-        finally:
-            self._busy.discard(key)
+            self._busy.add(key)
+            try:
+                scope = target.module.scope
+                if attr in scope.assigns:
+                    return target.resolver.lookup(attr, scope)
+            finally:
+                self._busy.discard(key)
+        if kind == "file":
+            return None
+        sub = self._find(module.abspath, f"{name}.{attr}" if name else attr, level)
+        if sub is None or sub.module.abspath is None:
+            return None
+        return Obj("module", name=f"{name}.{attr}" if name else attr, file=sub.module.abspath)
 
 
     def calls_from_other_files(self, module: ModuleInfo, name: str) -> tuple[list, list[str]]:
@@ -206,13 +218,16 @@ class Project:
             scope = other.scope
             for local, spec in scope.imports.items():
                 target = self._find(path, spec[1], 0 if spec[0] == "module" else spec[3])
-                if target is None or target.module is not module:
-                    continue
                 if spec[0] == "module":  # import mq [as m]: m.name(...); import pkg.mq: pkg.mq.name(...)
                     key = ("attr", local, name)
-                elif spec[2] == name:  # from mq import name [as other]
+                elif target is not None and target.module is module and spec[2] == name:  # from mq import name [as other]
                     key = ("name", local)
+                elif spec[2] == stem:  # from pkg import mq [as m] (from . import mq): m.name(...)
+                    target = self._find(path, f"{spec[1]}.{stem}" if spec[1] else stem, spec[3])
+                    key = ("attr", local, name)
                 else:
+                    continue
+                if target is None or target.module is not module:
                     continue
                 calls = calls_of(other, key, scope)
                 if calls is None:

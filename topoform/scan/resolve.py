@@ -711,7 +711,8 @@ class Resolver:
                 if full.split(".")[0] in ("os", "sys", "pika", "aio_pika", "kombu"):
                     return Obj("module", name=full)
                 if self.import_hook is not None:
-                    found = self.import_hook(scope.module, ("from", base.attrs["name"], node.attr, 0), node.attr)
+                    spec = ("file", base.attrs["file"]) if "file" in base.attrs else ("from", base.attrs["name"])
+                    found = self.import_hook(scope.module, spec + (node.attr, 0), node.attr)
                     if found is not None:
                         return found
                 if self._imports_module(full, scope):  # import pkg.names, then pkg.names.X

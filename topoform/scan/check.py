@@ -28,6 +28,7 @@ from ..model import Args, Binding, Topology
 from ..planner.diff import field_diffs
 from ..planner.normalize import effective_queue_type, normalize_queue
 from ..planner.rules import IGNORES, LOCKS, REJECTS, rule_for
+from ..routing.index import SIMULATED_TYPES
 from .model import BINDING, CONSUME, EXCHANGE, PUBLISH, QUEUE, Declaration, ServerNamed
 from .topology import _show, _value, exchange_of, queue_of, version_tuple
 
@@ -95,7 +96,11 @@ def check(declarations: list[Declaration], files: Topology, vhost: str, version:
     def bad(decl, kind, name, code, message, **kw):
         out.disagreements.append(Disagreement(decl.place, kind, name, code, message, **kw))
 
-    def unchecked(decl, kind, name):
+    def unchecked(decl, kind, name, why: str | None = None):
+        if why is not None:  # known, but beyond what the offline router simulates
+            out.unchecked.append(Disagreement(decl.place, kind, str(name), "unsimulated",
+                                              f"{decl.call}: not checked: {why}"))
+            return
         fld, reason = sorted(decl.unresolved.items())[0]
         out.unchecked.append(Disagreement(decl.place, kind, str(name), "unresolved",
                                           f"{decl.call}: not checked: {fld} is known only at run time ({reason})",
@@ -238,6 +243,26 @@ def _check_binding(decl, files: Topology, vhost: str, bad, unchecked) -> None:
             "(the code would create it; add it to the files)")
 
 
+def _unsimulated(files: Topology, vhost: str, exchange: str) -> tuple[str, str] | None:
+    """The first exchange a publish to ``exchange`` may pass through (itself, the exchanges bound
+    to it, alternate exchanges) whose type the router does not simulate: ``(name, type)``."""
+    seen, todo = set(), [exchange]
+    while todo:
+        name = todo.pop(0)
+        if name in seen:
+            continue
+        seen.add(name)
+        x = files.exchange(vhost, name)
+        if x is None:
+            continue
+        if x.type not in SIMULATED_TYPES:
+            return name, x.type
+        todo += [b.destination for b in files.bindings_from(vhost, name) if b.destination_type == "exchange"]
+        if x.alternate_exchange:
+            todo.append(x.alternate_exchange)
+    return None
+
+
 def _check_publish(decl, files: Topology, vhost: str, router, RoutingError, bad, unchecked) -> None:  # noqa: N803
     exchange = decl.fields.get("exchange")
     if "exchange" in decl.unresolved:
@@ -261,6 +286,13 @@ def _check_publish(decl, files: Topology, vhost: str, router, RoutingError, bad,
         out_reason = "the scan does not read message headers"
         decl.unresolved.setdefault("headers", out_reason)
         unchecked(decl, "publish", exchange)
+        return
+    plugin = _unsimulated(files, vhost, exchange) if exchange else None
+    if plugin is not None:  # x-delayed-message, x-consistent-hash, ...: the router cannot follow it
+        name, xtype = plugin
+        unchecked(decl, "publish", exchange, f"exchange '{name}'" + (f" (reached from '{exchange}')"
+                  if name != exchange else "") + f" has type '{xtype}', which the route simulator cannot "
+                  f"follow (it simulates {', '.join(SIMULATED_TYPES)})")
         return
     try:
         result = router.route(vhost, exchange, key)

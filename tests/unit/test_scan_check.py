@@ -38,3 +38,44 @@ def test_a_publish_through_a_bound_plugin_exchange_is_unchecked(tmp_path):
     res = run_cli(["check-code", "p.py", "-f", "t.yaml"], cwd=tmp_path)
     assert res.code == 0, res
     assert "exchange 'delayed' (reached from 'front') has type 'x-delayed-message'" in res.err
+
+
+AMQ = ("ch.exchange_declare(exchange='amq.topic', exchange_type='topic')\n"           # durable=False: 406
+       "ch.exchange_declare('amq.direct', 'fanout', durable=True)\n"                  # another type: 406
+       "ch.exchange_declare('amq.custom', 'direct', durable=True)\n"                  # reserved prefix: 403
+       "ch.exchange_declare('amq.fanout', 'fanout', durable=True)\n"                  # the built-in as it is
+       "ch.exchange_declare('amq.headers', passive=True)\n"                           # passive: fine
+       "ch.exchange_declare('amq.rabbitmq.trace', 'topic', durable=True, internal=True)\n")
+
+
+def test_amq_declares_other_than_the_built_ins_as_they_are_are_refused(tmp_path):
+    (tmp_path / "a.py").write_text(AMQ)
+    res = run_cli(["scan", "a.py", "--json"], cwd=tmp_path)
+    assert res.code == 0, res
+    issues = [(i["place"], i["code"], i["severity"]) for i in json.loads(res.out)["issues"]]
+    assert issues == [("a.py:1", "refused", "warning"), ("a.py:2", "refused", "warning"),
+                      ("a.py:3", "refused", "warning"), ("a.py:4", "builtin", "note"),
+                      ("a.py:6", "builtin", "note")]
+    text = run_cli(["scan", "a.py"], cwd=tmp_path).err
+    assert ("a.py:1: warning: exchange_declare: built-in exchange 'amq.topic' has durable true, the code declares "
+            "false; the broker rejects the declare with 406 PRECONDITION_FAILED (inequivalent arg 'durable'") in text
+    assert "a.py:2: warning: exchange_declare: built-in exchange 'amq.direct' has type 'direct'" in text
+    assert "a.py:3: warning: exchange_declare: exchange 'amq.custom': names starting with 'amq.' are reserved" in text
+    (tmp_path / "t.yaml").write_text("version: 1\nvhosts:\n  /: {}\n")
+    res = run_cli(["check-code", "a.py", "-f", "t.yaml", "--json"], cwd=tmp_path)
+    doc = json.loads(res.out)
+    assert res.code == 3, res
+    assert [(d["line"], d["code"]) for d in doc["disagreements"]] == [(1, "refused"), (2, "refused"), (3, "refused")]
+    assert "403 ACCESS_REFUSED" in doc["disagreements"][2]["message"]
+    assert doc["summary"]["agree"] == 3
+
+
+def test_binds_and_publishes_to_an_amq_name_that_is_no_built_in_need_the_exchange(tmp_path):
+    (tmp_path / "a.py").write_text("ch.queue_declare('q', durable=True)\n"
+                                   "ch.queue_bind('q', 'amq.custom', 'k')\n"
+                                   "ch.basic_publish('amq.custom', 'k', b'')\n"
+                                   "ch.basic_publish('amq.direct', 'q', b'')\n")
+    (tmp_path / "t.yaml").write_text("version: 1\nvhosts:\n  /:\n    queues:\n      q: {durable: true}\n")
+    doc = json.loads(run_cli(["check-code", "a.py", "-f", "t.yaml", "--json"], cwd=tmp_path).out)
+    assert [(d["line"], d["code"]) for d in doc["disagreements"]] == [(2, "missing"), (3, "missing"),
+                                                                      (4, "unroutable")]

@@ -30,7 +30,8 @@ from ..planner.normalize import effective_queue_type, normalize_queue
 from ..planner.rules import IGNORES, LOCKS, REJECTS, rule_for
 from ..routing.index import SIMULATED_TYPES
 from .model import BINDING, CONSUME, EXCHANGE, PUBLISH, QUEUE, Declaration, ServerNamed
-from .topology import _show, _value, exchange_of, queue_of, version_tuple
+from ..routing.simulate import BUILTIN_EXCHANGES
+from .topology import _show, _value, exchange_of, queue_of, reserved_exchange, version_tuple
 
 _EFFECT = {
     REJECTS: "the broker rejects this declare with 406 PRECONDITION_FAILED (the service fails at start-up)",
@@ -82,7 +83,7 @@ class CheckResult:
 
 
 def _builtin_exchange(name: str) -> bool:
-    return name == "" or name.startswith("amq.")
+    return name == "" or name in BUILTIN_EXCHANGES
 
 
 def check(declarations: list[Declaration], files: Topology, vhost: str, version: str | None,
@@ -113,7 +114,17 @@ def check(declarations: list[Declaration], files: Topology, vhost: str, version:
             if "name" in decl.unresolved:
                 unchecked(decl, "exchange", "?")
                 continue
-            if _builtin_exchange(name):
+            if name == "" or (name.startswith("amq.") and not decl.passive):
+                refused = reserved_exchange(decl)
+                if refused is not None:
+                    bad(decl, "exchange", name, "refused", f"{decl.call}: {refused}")
+                    continue
+                if decl.unresolved:
+                    unchecked(decl, "exchange", name)
+                    continue
+                out.agreed += 1
+                continue
+            if decl.passive and _builtin_exchange(name):
                 out.agreed += 1
                 continue
             have = files.exchange(vhost, name)
@@ -269,7 +280,7 @@ def _check_publish(decl, files: Topology, vhost: str, router, RoutingError, bad,
         unchecked(decl, "publish", "?")
         return
     x = files.exchange(vhost, exchange) if exchange else None
-    if exchange and x is None and not exchange.startswith("amq."):
+    if exchange and x is None and exchange not in BUILTIN_EXCHANGES:
         bad(decl, "publish", exchange, "missing", f"{decl.call}: publishes to exchange '{exchange}', which is not in "
             "the files (the channel is closed with 404 NOT_FOUND)")
         return

@@ -22,6 +22,7 @@ from ..model import Args, Binding, Exchange, Queue, RouteTest, Topology
 from ..planner.diff import field_diffs
 from ..planner.normalize import effective_queue_type, normalize_queue
 from ..planner.rules import IGNORES, LOCKS, REJECTS, rule_for
+from ..routing.simulate import BUILTIN_EXCHANGES
 from .model import BINDING, EXCHANGE, PUBLISH, QUEUE, Declaration, Issue, Place, ServerNamed
 
 _QUEUE_FIELDS = ("durable", "exclusive", "auto_delete")
@@ -69,6 +70,28 @@ def verdict_text(verdict: str, kind: str) -> str:
 
 def _name(value: Any) -> Any:
     return value.ref if isinstance(value, ServerNamed) else value
+
+
+def reserved_exchange(decl: Declaration) -> str | None:
+    """Why the broker refuses an active declare of an ``amq.`` exchange, or None: a built-in
+    (``BUILTIN_EXCHANGES``, every one durable) declared as it is. Another field than the
+    built-in's is 406 PRECONDITION_FAILED (inequivalent arg); any other ``amq.`` name is
+    403 ACCESS_REFUSED (the prefix is reserved). Unresolved fields are not compared."""
+    name = _known_name(decl)
+    if decl.passive or name is None or not name.startswith("amq."):
+        return None
+    builtin = BUILTIN_EXCHANGES.get(name)
+    if builtin is None:
+        return (f"exchange '{name}': names starting with 'amq.' are reserved for the broker's built-in exchanges; "
+                "the broker refuses the declare with 403 ACCESS_REFUSED (the service fails at start-up)")
+    xtype, internal = builtin
+    have = {"type": xtype, "durable": True, "auto_delete": False, "internal": internal}
+    for fld, value in have.items():
+        if fld in decl.fields and fld not in decl.unresolved and decl.fields[fld] != value:
+            return (f"built-in exchange '{name}' has {fld} {_show(value)}, the code declares "
+                    f"{_show(decl.fields[fld])}; the broker rejects the declare with 406 PRECONDITION_FAILED "
+                    f"(inequivalent arg '{fld}'; the service fails at start-up)")
+    return None
 
 
 def _known_name(decl: Declaration) -> str | None:
@@ -162,8 +185,12 @@ def build(declarations: list[Declaration], vhost: str, version: str | None) -> B
         if name is None:
             continue
         if decl.kind == EXCHANGE and (name == "" or name.startswith("amq.")):
-            issues.append(Issue("builtin", f"{decl.call} of built-in exchange '{name}': not written (every broker "
-                                           "has it)", decl.place, severity="note"))
+            refused = reserved_exchange(decl)
+            if refused is not None:
+                issues.append(Issue("refused", f"{decl.call}: {refused}", decl.place, field="name"))
+            else:
+                issues.append(Issue("builtin", f"{decl.call} of built-in exchange '{name}': not written (every "
+                                               "broker has it)", decl.place, severity="note"))
             continue
         key = (decl.kind, vhost, name)
         first = firsts.get(key)
@@ -207,7 +234,7 @@ def build(declarations: list[Declaration], vhost: str, version: str | None) -> B
                                 severity="warning"))
             continue
         missing = []
-        if ("exchange", vhost, source) not in entries and not source.startswith("amq."):
+        if ("exchange", vhost, source) not in entries and source not in BUILTIN_EXCHANGES:
             missing.append(f"exchange '{source}'")
         if (("queue" if dtype == "queue" else "exchange"), vhost, dest) not in entries:
             missing.append(f"{dtype} '{dest}'")

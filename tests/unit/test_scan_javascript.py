@@ -193,3 +193,27 @@ def test_a_helper_s_parameters_come_from_its_calls_in_the_file(tmp_path):
                        "'name' is a parameter of passed(), which is used other than by a call in this file",
                        "from the environment (Q), as 'name' of declareWorker() at the call on line 10",
                        "from the environment (Q), as 'name' of declareWorker() at the call on line 10"], reasons
+
+
+@pytest.mark.parametrize("require", ["const amqp = require('amqp-connection-manager');",
+                                     "import amqp from 'amqp-connection-manager';"])
+def test_amqp_connection_manager_counts_as_amqplib(tmp_path, require):
+    f = tmp_path / "worker.js"
+    f.write_text(
+        require + "\n"
+        "const connection = amqp.connect(['amqp://localhost']);\n"
+        "const channelWrapper = connection.createChannel({\n"
+        "  setup: (channel) => Promise.all([\n"
+        "    channel.assertQueue('acm.q', { durable: true }),\n"
+        "    channel.assertExchange('acm.x', 'topic'),\n"
+        "    channel.bindQueue('acm.q', 'acm.x', '#'),\n"
+        "    channel.consume('acm.q', (m) => {}),\n"
+        "  ]),\n"
+        "});\n"
+        "channelWrapper.addSetup((channel) => channel.consume('acm.q', (m) => {}));\n"
+        "channelWrapper.publish('acm.x', 'k', { time: Date.now() });\n"
+        "channelWrapper.sendToQueue('acm.q', { hello: 'world' });\n")
+    got = [(d.place.line, d.kind, d.call) for d in scan_paths([str(f)]).declarations]
+    assert got == [(5, "queue", "assertQueue"), (6, "exchange", "assertExchange"), (7, "binding", "bindQueue"),
+                   (8, "consume", "consume"), (11, "consume", "consume"), (12, "publish", "publish"),
+                   (13, "publish", "sendToQueue")]

@@ -6,7 +6,8 @@ never the text with regular expressions, so comments, strings and nesting cannot
 it. The wheels are an optional extra (``pip install 'topoform[scan-js]'``); without them
 ``scan`` reports JavaScript/TypeScript files as skipped, with that hint.
 
-Calls (amqplib's channel API, promise and callback styles):
+Calls (amqplib's channel API, promise and callback styles; also amqp-connection-manager's
+``ChannelWrapper`` and the channel its ``setup`` functions get):
 ``assertQueue(queue, options)`` (durable defaults to **true**; ``messageTtl``,
 ``expires``, ``deadLetterExchange``, ``deadLetterRoutingKey``, ``maxLength``,
 ``maxPriority``, ``overflow``, ``queueMode`` become ``x-`` arguments; ``''`` is a
@@ -37,6 +38,9 @@ from .resolve import Many, inner_turns, joint, lift, lift_dict
 EXTENSIONS = {".js": "javascript", ".mjs": "javascript", ".cjs": "javascript", ".jsx": "javascript",
               ".ts": "typescript", ".mts": "typescript", ".cts": "typescript", ".tsx": "tsx"}
 
+# Packages whose channels have amqplib's API: a file naming one may call publish/consume on them
+# (amqp-connection-manager's ChannelWrapper, and the channel its setup functions get).
+LIBRARIES = (b"amqplib", b"amqp-connection-manager")
 CALLS = ("assertQueue", "checkQueue", "assertExchange", "checkExchange", "bindQueue", "bindExchange", "publish",
          "sendToQueue", "consume")
 QUEUE_OPTIONS = {"messageTtl": "x-message-ttl", "expires": "x-expires", "deadLetterExchange": "x-dead-letter-exchange",
@@ -581,8 +585,8 @@ class JavaScriptScanner:
         return Obj("consume-ok")
 
     def _amqplib_channel(self, receiver) -> bool:
-        """``publish``/``consume`` are common names: the file must use amqplib."""
-        return b"amqplib" in self.source
+        """``publish``/``consume`` are common names: the file must use amqplib (or a wrapper of it)."""
+        return any(name in self.source for name in LIBRARIES)
 
     def _queue(self, place: Place, method: str, name: Any, options: Any, passive: bool) -> Any:
         decl = Declaration(QUEUE, place, "amqplib", method, passive=passive)

@@ -114,3 +114,19 @@ def test_a_passive_declare_is_listed_by_name_only(tmp_path):
     assert "svc.py:4: passive exchange 'payments'  [aio-pika get_exchange]" in lines, res.out
     assert "svc.py:5: passive queue 'jobs'  [aio-pika get_queue]" in lines, res.out
     assert "svc.py:3: exchange 'payments' (topic; durable)  [aio-pika declare_exchange]" in lines, res.out
+
+
+def test_a_conflict_between_two_calls_of_one_helper_names_the_calls(tmp_path):
+    (tmp_path / "helpers.py").write_text(
+        "def declare_worker_queue(ch, name, ttl=60000):\n"
+        "    ch.queue_declare(queue=name, durable=True, arguments={'x-message-ttl': ttl})\n")
+    (tmp_path / "svc_a.py").write_text("from helpers import declare_worker_queue\n"
+                                       "declare_worker_queue(ch, 'work.images')\n")
+    (tmp_path / "svc_b.py").write_text("import helpers\n\nhelpers.declare_worker_queue(ch, 'work.images', ttl=30000)\n")
+    res = run_cli(["scan", "."], cwd=tmp_path)
+    assert res.code == 3, res
+    assert ("helpers.py:2: queue 'work.images' is declared differently at helpers.py:2 (called at svc_a.py:2) and "
+            "helpers.py:2 (called at svc_b.py:3): arguments.x-message-ttl 60000 vs 30000") in res.err, res.err
+    conflict, = json.loads(run_cli(["scan", ".", "--json"], cwd=tmp_path).out)["conflicts"]
+    assert (conflict["place"], conflict["via"], conflict["other_place"], conflict["other_via"]) == (
+        "helpers.py:2", ["svc_a.py:2"], "helpers.py:2", ["svc_b.py:3"])

@@ -189,8 +189,12 @@ class Issue:
     def to_dict(self) -> dict:
         out: dict[str, Any] = {"code": self.code, "severity": self.severity, "message": self.message,
                                "place": str(self.place) if self.place else None}
+        if self.place is not None and self.place.via:
+            out["via"] = list(self.place.via)
         if self.other is not None:
             out["other_place"] = str(self.other)
+            if self.other.via:
+                out["other_via"] = list(self.other.via)
         if self.field is not None:
             out["field"] = self.field
         if self.verdict is not None:

@@ -294,7 +294,7 @@ def _branch_issue(conflict: Issue, at: tuple) -> Issue:
     message = (conflict.message.replace(" is declared differently at ", " is declared differently on the two "
                                         f"sides of the if at {where}: ", 1)
                + f"; one process runs one side, but two that take different sides conflict on one broker, and "
-                 f"the topology takes {conflict.place}")
+                 f"the topology takes {conflict.place.described}")
     return dataclasses.replace(conflict, code="conditional-declaration", message=message, severity="warning")
 
 
@@ -323,9 +323,10 @@ def _conflicts(first: Declaration, other: Declaration, vhost: str, vt) -> list[I
         reverse = rule_for(kind, path, qb, vt)
         text = verdict_text(rule.verdict, kind)
         if reverse.verdict != rule.verdict:
-            text += f"; if {other.place} starts first: {verdict_text(reverse.verdict, kind)}"
+            text += f"; if {other.place.described} starts first: {verdict_text(reverse.verdict, kind)}"
         na, nb = normalize_queue(a) if kind == QUEUE else a, normalize_queue(b) if kind == QUEUE else b
-        message = (f"{kind} '{_known_name(first)}' is declared differently at {first.place} and {other.place}: "
+        message = (f"{kind} '{_known_name(first)}' is declared differently at {first.place.described} and "
+                   f"{other.place.described}: "
                    f"{path} {_show(_value(na, path))} vs {_show(_value(nb, path))}; {text}")
         out.append(Issue("conflict", message, first.place, severity="error", other=other.place, field=path,
                          verdict=rule.verdict))

@@ -482,3 +482,20 @@ def test_a_package_name_that_is_not_a_scanned_module_stays_unresolved(tmp_path):
     result = scan_paths([str(tmp_path)])
     (issue,) = [i for i in result.issues if i.code == "unresolved"]
     assert "imported from config" in issue.message
+
+
+def test_a_bom_or_a_coding_cookie_is_read_as_python_reads_it(tmp_path):
+    (tmp_path / "bom.py").write_bytes(b"\xef\xbb\xbfimport pika\nch = None\nch.queue_declare('bom.q')\n")
+    (tmp_path / "latin1.py").write_bytes(b"# -*- coding: latin-1 -*-\nimport pika\n"
+                                         b"ch.queue_declare('caf\xe9.q')  # caf\xe9\n")
+    (tmp_path / "undeclared.py").write_bytes(b"import pika\n\nch.queue_declare('q')  # caf\xe9\n")
+    # a helper in a file with a BOM, called from a latin-1 file: its calls are followed too
+    (tmp_path / "mq.py").write_bytes(b"\xef\xbb\xbfdef declare(ch, name):\n    ch.queue_declare(name)\n")
+    (tmp_path / "app.py").write_bytes(b"# coding: latin-1\nfrom mq import declare\ndeclare(ch, 'r\xe9sum\xe9')\n")
+    result = scan_paths([str(tmp_path)])
+    got = sorted((d.place.path.rsplit("/", 1)[-1], d.place.line, d.place.col, d.fields["name"])
+                 for d in result.declarations)
+    assert got == [("bom.py", 3, 1, "bom.q"), ("latin1.py", 3, 1, "café.q"), ("mq.py", 2, 5, "résumé")]
+    skipped = [(i.place.path.rsplit("/", 1)[-1], i.place.line, i.message) for i in result.skipped]
+    assert skipped == [("undeclared.py", 3, "not scanned: SyntaxError: byte 0xe9 on line 3 is not utf-8 and no "
+                                            "coding is declared (# -*- coding: ... -*-)")]

@@ -12,8 +12,10 @@ comments), ``check`` (code against topology files).
 from __future__ import annotations
 
 import ast
+import io
 import re
 import os
+import tokenize
 from dataclasses import dataclass, field
 
 from ..errors import InputError
@@ -70,6 +72,22 @@ def discover_sources(paths: list[str], cwd: str) -> list[tuple[str, str, str]]:
 _IMPORT = re.compile(r"^[ \t]*(?:from[ \t]+[\w.]+[ \t]+import[ \t]+(?:\([^)]*\)|[^\n]*)|import[ \t]+[^\n]*)", re.M)
 
 
+def python_text(data: bytes) -> str:
+    """Python source decoded as Python decodes it: a UTF-8 BOM, else a PEP 263 coding cookie
+    (``# -*- coding: latin-1 -*-``) on the first two lines, else UTF-8. Lines stay where they are.
+    SyntaxError for a bad cookie or bytes that do not decode (with their line)."""
+    encoding, cookie = tokenize.detect_encoding(io.BytesIO(data).readline)
+    try:
+        return data.decode(encoding)  # "utf-8-sig" drops the BOM
+    except UnicodeDecodeError as exc:  # as Python says it: the line, and whether a coding was declared
+        line = data.count(b"\n", 0, exc.start) + 1
+        declared = any(b"coding" in c for c in cookie)
+        err = SyntaxError(f"byte 0x{data[exc.start]:02x} on line {line} is not {encoding}"
+                          + ("" if declared else " and no coding is declared (# -*- coding: ... -*-)"))
+        err.lineno = line
+        raise err from None
+
+
 def _computed(call: ast.Call, scope) -> Unknown:
     """A call in a file read only for a helper's calls: its value is not followed."""
     from .python import _source
@@ -106,12 +124,12 @@ class Project:
         full, shown = self.sources[path]
         try:
             with open(full, "rb") as fh:
-                text = fh.read().decode("utf-8")
+                text = python_text(fh.read())
             tree = ast.parse(text, filename=shown)
         except OSError as exc:
             self.skipped.append(Issue("unreadable", f"cannot read: {exc.strerror or exc}", Place(shown, 1)))
             return None
-        except (SyntaxError, ValueError, UnicodeDecodeError) as exc:
+        except (SyntaxError, ValueError, UnicodeDecodeError, LookupError) as exc:
             line = getattr(exc, "lineno", None) or 1
             self.skipped.append(Issue("parse-error", f"not scanned: {type(exc).__name__}: "
                                                      f"{getattr(exc, 'msg', None) or exc}", Place(shown, line)))
@@ -242,8 +260,8 @@ class Project:
     def _read(self, path: str) -> str | None:
         try:
             with open(self.sources[path][0], "rb") as fh:
-                return fh.read().decode("utf-8")
-        except (OSError, UnicodeDecodeError):
+                return python_text(fh.read())
+        except (OSError, SyntaxError, UnicodeDecodeError, LookupError):
             return None
 
     def _importers(self) -> dict[str, set[str]]:

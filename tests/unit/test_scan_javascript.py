@@ -217,3 +217,15 @@ def test_amqp_connection_manager_counts_as_amqplib(tmp_path, require):
     assert got == [(5, "queue", "assertQueue"), (6, "exchange", "assertExchange"), (7, "binding", "bindQueue"),
                    (8, "consume", "consume"), (11, "consume", "consume"), (12, "publish", "publish"),
                    (13, "publish", "sendToQueue")]
+
+
+def test_an_expression_too_deep_leaves_that_value_unresolved(tmp_path):
+    terms = " + ".join(["'a'"] * 5000)
+    (tmp_path / "deep.js").write_text(f"const amqp = require('amqplib');\nconst N = {terms};\n"
+                                      f"async function f(ch) {{ await ch.assertQueue(N); await ch.assertQueue({terms});"
+                                      " await ch.assertQueue('ok.q'); }\n")
+    result = scan_paths([str(tmp_path)])
+    got = [(d.place.line, d.fields.get("name"), sorted(d.unresolved)) for d in result.declarations]
+    assert got == [(3, None, ["name"]), (3, None, ["name"]), (3, "ok.q", [])]
+    assert {i.message for i in result.issues if i.code == "unresolved"} == {
+        "assertQueue: name is not known statically: an expression nested too deep to follow"}

@@ -499,3 +499,19 @@ def test_a_bom_or_a_coding_cookie_is_read_as_python_reads_it(tmp_path):
     skipped = [(i.place.path.rsplit("/", 1)[-1], i.place.line, i.message) for i in result.skipped]
     assert skipped == [("undeclared.py", 3, "not scanned: SyntaxError: byte 0xe9 on line 3 is not utf-8 and no "
                                             "coding is declared (# -*- coding: ... -*-)")]
+
+
+def test_an_expression_too_deep_skips_that_file_or_that_value_only(tmp_path):
+    terms = lambda n: " + ".join(["'a'"] * n)  # noqa: E731
+    (tmp_path / "deep.py").write_text(f"import pika\nNAME = {terms(5000)}\nch.queue_declare(NAME)\n")
+    (tmp_path / "value.py").write_text(f"import pika\nNAME = {terms(1500)}\nch.queue_declare(NAME)\n"
+                                       "ch.queue_declare('value.ok')\n")
+    (tmp_path / "ok.py").write_text("ch.queue_declare('ok.q')\n")
+    result = scan_paths([str(tmp_path)])
+    got = sorted((d.place.path.rsplit("/", 1)[-1], d.place.line, d.fields.get("name"), sorted(d.unresolved))
+                 for d in result.declarations)
+    assert got == [("ok.py", 1, "ok.q", []), ("value.py", 3, None, ["name"]), ("value.py", 4, "value.ok", [])]
+    assert [(i.place.path.rsplit("/", 1)[-1], i.message) for i in result.skipped] == [
+        ("deep.py", "not scanned: an expression too deep for Python's parser (RecursionError)")]
+    assert [i.message for i in result.issues if i.code == "unresolved"] == [
+        "queue_declare: name is not known statically: an expression nested too deep to follow"]

@@ -28,6 +28,7 @@ __all__ = ["scan_paths", "ScanResult", "discover_sources", "Declaration", "Issue
 SKIP_DIRS = {".git", ".hg", ".svn", "node_modules", ".venv", "venv", "env", "__pycache__", ".tox", ".nox",
              "build", "dist", ".mypy_cache", ".pytest_cache", "site-packages", ".eggs"}
 PYTHON = (".py",)
+TOO_DEEP_FILE = "not scanned: an expression too deep"
 
 
 def _language(path: str) -> str | None:
@@ -129,6 +130,10 @@ class Project:
         except OSError as exc:
             self.skipped.append(Issue("unreadable", f"cannot read: {exc.strerror or exc}", Place(shown, 1)))
             return None
+        except RecursionError:
+            self.skipped.append(Issue("parse-error", TOO_DEEP_FILE + " for Python's parser (RecursionError)",
+                                      Place(shown, 1)))
+            return None
         except (SyntaxError, ValueError, UnicodeDecodeError, LookupError) as exc:
             line = getattr(exc, "lineno", None) or 1
             self.skipped.append(Issue("parse-error", f"not scanned: {type(exc).__name__}: "
@@ -139,7 +144,10 @@ class Project:
         module.text = text
         scanner = PythonScanner(module, text, self)
         self.by_path[path] = scanner
-        self.files.append(scanner.run())
+        try:
+            self.files.append(scanner.run())
+        except RecursionError:
+            self.skipped.append(Issue("parse-error", TOO_DEEP_FILE + " to follow (RecursionError)", Place(shown, 1)))
         scanner.release()
         return scanner
 
@@ -229,7 +237,7 @@ class Project:
                 continue
             try:
                 tree = ast.parse(text, filename=shown)
-            except (SyntaxError, ValueError):
+            except (SyntaxError, ValueError, RecursionError):
                 continue
             other = ModuleInfo(shown, tree, module_name(full, self.root))
             other.abspath, other.text = path, text
@@ -358,6 +366,8 @@ def _scan(paths, cwd, vhost, version, version_source, build) -> ScanResult:
             scanner = JavaScriptScanner(shown, data, lang, project)
             scanner.abspath = full
             files.append(scanner.run())
+        except RecursionError:
+            skipped.append(Issue("parse-error", TOO_DEEP_FILE + " to follow (RecursionError)", Place(shown, 1)))
         except Unavailable:
             skipped.append(Issue("no-parser", f"not scanned: the {lang} parser is not installed "
                                               "(pip install 'topoform[scan-js]')", Place(shown, 1)))

@@ -33,7 +33,7 @@ from typing import Any
 
 from .model import (BINDING, CONSUME, EXCHANGE, PUBLISH, QUEUE, UNROUTABLE_OK, Declaration, FileScan, Issue,
                     Place, ServerNamed, Unknown)
-from .resolve import Many, inner_turns, joint, lift, lift_dict
+from .resolve import TOO_DEEP, Many, inner_turns, joint, lift, lift_dict
 
 EXTENSIONS = {".js": "javascript", ".mjs": "javascript", ".cjs": "javascript", ".jsx": "javascript",
               ".ts": "typescript", ".mts": "typescript", ".cts": "typescript", ".tsx": "tsx"}
@@ -248,6 +248,8 @@ class JavaScriptScanner:
         self._busy.add(key)
         try:
             value = self.eval(node)
+        except RecursionError:  # const N = 'a' + 'a' + ... thousands of times: this value only
+            value = TOO_DEEP
         finally:
             self._busy.discard(key)
         if kind == "loop":
@@ -515,7 +517,10 @@ class JavaScriptScanner:
         if node.id in self._results:
             return self._results[node.id]
         self._results[node.id] = Unknown("a value being computed")
-        value = self._dispatch(node)
+        try:
+            value = self._dispatch(node)
+        except RecursionError:
+            value = TOO_DEEP
         if value is None:
             text = _short(node)
             why = " from the command line (process.argv)" if "process.argv" in text else ""
@@ -550,7 +555,10 @@ class JavaScriptScanner:
                 return _MISSING
             if args[i].type == "spread_element":
                 return Unknown("passed through a spread argument")
-            return self.eval(args[i])
+            try:
+                return self.eval(args[i])
+            except RecursionError:  # this argument only: the call is still recorded
+                return TOO_DEEP
 
         place = Place(self.path, node.start_point[0] + 1, node.start_point[1] + 1)
         if method in ("assertQueue", "checkQueue"):

@@ -28,6 +28,7 @@ from typing import Any, Callable
 from .model import ServerNamed, Unknown
 
 _CONST_TYPES = (str, int, float, bool, type(None), bytes)
+TOO_DEEP = Unknown("an expression nested too deep to follow")
 
 
 class Obj:
@@ -607,7 +608,10 @@ class Resolver:
         method = getattr(self, "_" + type(node).__name__, None)
         if method is None:
             return Unknown(lambda: f"{_describe(node)} is computed at run time")
-        return method(node, scope)
+        try:
+            return method(node, scope)
+        except RecursionError:  # 'a' + 'a' + ... a thousand times: this value only
+            return TOO_DEEP
 
     def _Constant(self, node: ast.Constant, scope: Scope) -> Any:
         return node.value

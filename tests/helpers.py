@@ -12,6 +12,7 @@ from typing import Any, Mapping
 import requests
 
 from topoform.broker.settings import BrokerSettings, quote_segment
+from topoform.broker.http import _RESENDABLE, _dropped_by_server
 from topoform.cli import Environment, main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,8 +61,15 @@ class Management:
         self.session.headers["content-type"] = "application/json"
 
     def request(self, method: str, path: str, body: Any = None, expect=(200, 201, 204), **kw):
-        r = self.session.request(method, self.base + path, data=None if body is None else json.dumps(body),
-                                 timeout=120, **kw)
+        data = None if body is None else json.dumps(body)
+        try:
+            r = self.session.request(method, self.base + path, data=data, timeout=120, **kw)
+        except requests.exceptions.ConnectionError as exc:
+            # the broker closed a kept-alive connection as the request went out (idle timeout):
+            # resend it once on a new connection, as topoform's own client does
+            if method not in _RESENDABLE or not _dropped_by_server(exc):
+                raise
+            r = self.session.request(method, self.base + path, data=data, timeout=120, **kw)
         if expect and r.status_code not in expect:
             raise AssertionError(f"{method} {path} -> {r.status_code} {r.text[:300]}")
         return r

@@ -199,6 +199,15 @@ _TYPE_WORDS = {"object": "a mapping", "array": "a list", "string": "a string", "
                "integer": "an integer", "number": "a number", "null": "empty"}
 
 
+def _describe_secret(value: Any) -> str:
+    """What a secret field held, without its value."""
+    return "a list" if isinstance(value, list) else "a string (not shown: it may be a secret)"
+
+
+def _describe_plain(value: Any) -> str:
+    return describe_value(value)
+
+
 def describe_value(value: Any) -> str:
     """``string "yes"``, ``integer 5``, ``a list``: what the user wrote, for messages."""
     if value is None:
@@ -218,6 +227,18 @@ def describe_value(value: Any) -> str:
     return type(value).__name__
 
 
+# What an item of a section is called in messages (a binding is numbered instead).
+_TOP_OBJECTS = {"users": "user", "global_parameters": "global parameter"}
+_VHOST_OBJECTS = {
+    "exchanges": "exchange", "queues": "queue", "policies": "policy", "operator_policies": "operator policy",
+    "permissions": "permissions of user", "topic_permissions": "topic permissions of user",
+    "federation_upstreams": "federation upstream", "federation_upstream_sets": "federation upstream set",
+    "shovels": "shovel", "super_streams": "super stream",
+}
+# Fields whose value is or may hold a secret: a message says what was wrong, never the value.
+_SECRET_FIELDS = frozenset({"password", "password_hash", "uri", "src-uri", "dest-uri"})
+
+
 def describe_path(path: tuple) -> str:
     """The object a path points into, in the words users see: ``queue 'orders'``."""
     p = list(path)
@@ -232,6 +253,11 @@ def describe_path(path: tuple) -> str:
         if len(p) >= 3 and p[2] in ("headers", "expect"):
             text = f"{p[2]} of {text}"
         return text
+    if p[0] in _TOP_OBJECTS:
+        if len(p) == 1:
+            return p[0]
+        text = f"{_TOP_OBJECTS[p[0]]} '{p[1]}'"
+        return f"{p[2]} of {text}" if len(p) > 2 and p[2] == "limits" else text
     if p[0] != "vhosts":
         return "the top level"
     if len(p) == 1:
@@ -240,12 +266,14 @@ def describe_path(path: tuple) -> str:
     if len(p) == 2:
         return f"vhost '{vhost}'"
     section = p[2]
-    if len(p) == 3:
+    if len(p) == 3 or section == "limits":
         return f"{section} of vhost '{vhost}'"
     item = p[3]
-    kind = {"exchanges": "exchange", "queues": "queue", "policies": "policy"}.get(section)
+    kind = _VHOST_OBJECTS.get(section)
     if kind:
         text = f"{kind} '{item}'"
+        if section == "topic_permissions" and len(p) > 4:
+            text = f"{text}, exchange '{p[4]}'"
     else:
         text = f"binding #{item + 1} in vhost '{vhost}'" if isinstance(item, int) else f"bindings of vhost '{vhost}'"
     rest = p[4:]
@@ -282,7 +310,7 @@ def _field_subject(path: tuple) -> tuple[str, str]:
 
 def _resource_like(path: tuple) -> bool:
     """Paths that name an object itself (a queue, a binding, a test) rather than a field."""
-    return (len(path) == 4 and path[0] == "vhosts") or (len(path) == 2 and path[0] == "tests") or (
+    return (len(path) == 4 and path[0] == "vhosts" and path[2] != "limits") or (len(path) == 2 and path[0] == "tests") or (
         len(path) == 6 and path[0] == "vhosts" and path[2] == "queues" and path[4] == "bindings") or len(path) <= 2
 
 
@@ -310,6 +338,11 @@ def _message(error) -> list[SchemaProblem]:
     v = error.validator
     schema = error.schema
     inst = error.instance
+    secret = bool(path) and path[-1] in _SECRET_FIELDS and isinstance(inst, (str, list))
+    if secret and v == "type" and path[-1] == "password" and isinstance(inst, str):
+        return [SchemaProblem("plain-text-secret", f"{describe_path(path[:-1])}: the password must come from "
+                              "{env: NAME} or {file: PATH}, never in plain text", path)]
+    describe_value = _describe_secret if secret else _describe_plain
     if v == "additionalProperties" and isinstance(inst, dict):
         known = sorted(schema.get("properties", {}))
         out = []

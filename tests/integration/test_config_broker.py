@@ -160,6 +160,30 @@ def test_password_from_file_and_given_hash(admin, broker, vhost, broker_env, cli
         admin.delete(f"/api/users/{quote_segment(other)}")
 
 
+def test_a_hash_the_broker_refuses_or_no_password_matches_is_a_validate_error(admin, broker, vhost, cli, tmp_path,
+                                                                                user_name):
+    """The broker answers 400 not_base64, quoting the hash, to a hash that is not base64; it takes
+    one of the wrong length, which no password then matches. validate says so, never quoting it."""
+    from topoform.config.secrets import SHA512, hash_password
+
+    not_b64 = hash_password(PW2)[:-3] + "!x="
+    short = hash_password(PW2)  # sha256 length, declared sha512
+    refused = admin.request("PUT", f"/api/users/{quote_segment(user_name)}",
+                            {"password_hash": not_b64, "tags": ""}, expect=(400,))
+    assert "not_base64" in refused.text and not_b64 in refused.text  # the broker quotes it
+    admin.put(f"/api/users/{quote_segment(user_name)}",
+              {"password_hash": short, "hashing_algorithm": SHA512, "tags": ""})
+    admin.put(f"/api/permissions/{quote_segment(vhost)}/{quote_segment(user_name)}",
+              {"configure": "", "write": "", "read": ".*"})
+    assert not _amqp_login(broker, vhost, user_name, PW2)  # taken, and no password matches
+    _write(tmp_path, {"users": {user_name: {"password_hash": not_b64},
+                                user_name + "-2": {"password_hash": short, "hashing_algorithm": "sha512"}}})
+    r = cli(["validate", "--json"], cwd=tmp_path)
+    assert r.code == 1, r
+    assert sorted(f["code"] for f in r.json["findings"]) == ["bad-password-hash"] * 2, r.json
+    assert not_b64 not in r.out + r.err and short not in r.out + r.err
+
+
 def test_prune_users_spares_the_connected_user(admin, broker, vhost, broker_env, cli, tmp_path, user_name):
     admin.put(f"/api/users/{quote_segment(user_name)}", {"password": PW1, "tags": ""})
     _write(tmp_path, {"vhosts": {vhost: {}}})

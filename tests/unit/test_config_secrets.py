@@ -53,3 +53,41 @@ def test_uri_credentials_are_found_and_redacted():
     assert not has_credentials("amqp://") and not has_credentials("amqp://u@h")
     assert redact_uri("amqp://u:s3cret@host:5672/v") == "amqp://u:***@host:5672/v"
     assert redact_uri(["amqp://h", "amqps://a:b@c"]) == ["amqp://h", "amqps://a:***@c"]
+
+
+def test_a_hash_the_broker_would_refuse_or_that_no_password_matches_is_named_without_its_value():
+    from topoform.config.secrets import MD5, hash_problem
+
+    good = hash_password("x", SHA512)
+    assert hash_problem(good, SHA512) is None and hash_problem(hash_password("x"), None) is None
+    assert hash_problem(hash_password("x", MD5), MD5) is None
+    assert hash_problem("", None) is None  # no password: other means of authentication only
+    for bad in ("abc", good[:-4] + "!!==", "zz top"):
+        assert "not base64" in hash_problem(bad, SHA512) and bad not in hash_problem(bad, SHA512)
+    assert "68" in hash_problem(hash_password("x"), SHA512) and "hashing_algorithm" in hash_problem(
+        hash_password("x"), SHA512)
+
+
+def test_a_literal_hash_in_the_files_is_hidden_in_any_output():
+    from topoform.broker.settings import redact
+    from topoform.load import load_text
+
+    literal = hash_password("pw-for-the-redaction-test")
+    loaded = load_text(f"users:\n  u: {{password_hash: {literal!r}}}\n")
+    assert loaded.ok, [f.message for f in loaded.findings]
+    assert literal not in redact(f"PUT /api/users/u answered 400: ['not_base64', '{literal}']")
+
+
+def test_validate_never_quotes_a_plain_text_password_or_uri_it_refuses():
+    from topoform.load import load_text
+
+    loaded = load_text("users:\n  u: {password: PlainTextPw1, tags: admin}\nvhosts:\n  v:\n    shovels:\n"
+                       "      s: {src-uri: 'amqp://x:UriSecret9@h/v', src-queue: q, dest-uri: 7, dest-queue: q}\n"
+                       "    federation_upstreams:\n      up: {uri: 42}\n")
+    messages = [f.message for f in loaded.findings]
+    text = "\n".join(messages)
+    assert "PlainTextPw1" not in text and "UriSecret9" not in text, text
+    codes = {f.code for f in loaded.findings}
+    assert "plain-text-secret" in codes, messages
+    assert any(m.startswith("user 'u': the password must come from") for m in messages), messages
+    assert any("'tags' in user 'u'" in m for m in messages), messages

@@ -17,9 +17,9 @@ from topoform.planner.target import narrow_plan, parse_targets
 
 FILES = """
 users:
-  app: {tags: [monitoring], password_hash: "h"}
-  boss: {tags: [administrator], password_hash: "h"}
-  me: {tags: [administrator], password_hash: "h"}
+  app: {tags: [monitoring], password_hash: "BtR4VeskRu96tKdBOOUhI5+e4lXBlOAeRMOxhEZogWrHckZn"}
+  boss: {tags: [administrator], password_hash: "BtR4VeskRu96tKdBOOUhI5+e4lXBlOAeRMOxhEZogWrHckZn"}
+  me: {tags: [administrator], password_hash: "BtR4VeskRu96tKdBOOUhI5+e4lXBlOAeRMOxhEZogWrHckZn"}
 global_parameters: {cluster_name: eu}
 vhosts:
   shop:

@@ -8,7 +8,7 @@ from json_schemas import validate
 
 OLD = """
 users:
-  app: {tags: [monitoring], password_hash: "h1"}
+  app: {tags: [monitoring], password_hash: "BtR4VeskRu96tKdBOOUhI5+e4lXBlOAeRMOxhEZogWrHckZn"}
 vhosts:
   shop:
     queues: {audit: {durable: true}}
@@ -22,7 +22,7 @@ vhosts:
 
 NEW = """
 users:
-  app: {tags: [monitoring, management], password_hash: "h1"}
+  app: {tags: [monitoring, management], password_hash: "BtR4VeskRu96tKdBOOUhI5+e4lXBlOAeRMOxhEZogWrHckZn"}
 vhosts:
   shop:
     queues: {audit: {durable: true}}
@@ -66,7 +66,7 @@ def test_diff_of_the_same_config_is_empty_and_reads_no_secret(tmp_path):
 def test_diff_against_an_export_compares_users_and_permissions(tmp_path):
     _files(tmp_path)
     export = {"rabbitmq_version": "4.3.6", "vhosts": [{"name": "shop"}],
-              "users": [{"name": "app", "password_hash": "h1", "hashing_algorithm": "rabbit_password_hashing_sha256",
+              "users": [{"name": "app", "password_hash": "BtR4VeskRu96tKdBOOUhI5+e4lXBlOAeRMOxhEZogWrHckZn", "hashing_algorithm": "rabbit_password_hashing_sha256",
                          "tags": ["monitoring"], "limits": {}}],
               "permissions": [{"user": "app", "vhost": "shop", "configure": ".*", "write": "^x", "read": ".*"}],
               "queues": [{"name": "audit", "vhost": "shop", "durable": True, "auto_delete": False, "arguments": {}}]}

@@ -35,12 +35,22 @@ class _Handler(BaseHTTPRequestHandler):
         if status == "hang":
             threading.Event().wait(1.5)
             return
+        if status == "drop":  # close the connection without an answer, as a broker's idle timeout does
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
         data = body if isinstance(body, bytes) else json.dumps(body).encode()
         self.send_response(status)
         self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+    def do_POST(self):  # noqa: N802
+        self.rfile.read(int(self.headers.get("content-length") or 0))
+        self.do_GET()
+
+    do_PUT = do_POST
 
     def log_message(self, *a):
         pass
@@ -279,3 +289,27 @@ def test_a_get_answered_500_is_asked_again_and_a_lasting_one_is_a_one_line_error
     before = len(h.seen)
     _error(lambda: client.get("/api/queues/x"))
     assert len(h.seen) == before + 1  # other statuses are answers, not retried
+
+
+def test_a_request_the_server_drops_unanswered_is_sent_once_more_when_idempotent(server):
+    srv, h = server
+    h.routes["/api/overview"] = ("sequence", [("drop", None), (200, {"rabbitmq_version": "4.3.6"})])
+    assert _client(srv.server_port).overview()["rabbitmq_version"] == "4.3.6"
+    assert [p.split("?")[0] for p, _ in h.seen] == ["/api/overview", "/api/overview"]
+
+    h.routes["/api/vhosts/v"] = ("sequence", [("drop", None), (201, {})])
+    client = _client(srv.server_port)
+    assert client.request("PUT", "/api/vhosts/v", {"description": "x"}).status_code == 201
+
+
+def test_a_post_the_server_drops_is_not_resent_and_a_lasting_drop_is_one_line(server):
+    srv, h = server
+    h.routes["/api/exchanges/v/e/publish"] = ("sequence", [("drop", None), (200, {"routed": True})])
+    err = _error(lambda: _client(srv.server_port).request("POST", "/api/exchanges/v/e/publish", {"payload": "m"}))
+    assert err.code == "broker-unreachable"
+    assert len(h.seen) == 1  # a publish may have been carried out: never sent twice
+
+    h.seen.clear()
+    h.routes["/api/overview"] = ("drop", None)
+    err = _error(_client(srv.server_port).overview)
+    assert err.code == "broker-unreachable" and len(h.seen) == 2

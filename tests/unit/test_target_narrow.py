@@ -17,7 +17,7 @@ from topoform.planner.target import KIND_ALIASES, PLAN_KINDS, narrow_plan, parse
 
 FILES = """
 users:
-  app: {tags: [monitoring], password_hash: "h", limits: {max-connections: 5}}
+  app: {tags: [monitoring], password_hash: "BtR4VeskRu96tKdBOOUhI5+e4lXBlOAeRMOxhEZogWrHckZn", limits: {max-connections: 5}}
   other: {tags: []}
 global_parameters: {cluster_name: eu}
 vhosts:

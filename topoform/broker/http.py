@@ -124,9 +124,18 @@ class ManagementClient:
         if accept is not None:  # PUT /api/user-limits and /api/vhost-limits answer 406 to "accept: application/json"
             headers = {**(headers or {}), "accept": accept}
         try:
-            response = self.session.request(method, url, params=params, headers=headers,
-                                            data=None if body is None else json.dumps(body),
-                                            timeout=self.timeout, verify=self.verify, auth=self._auths[i])
+            try:
+                response = self.session.request(method, url, params=params, headers=headers,
+                                                data=None if body is None else json.dumps(body),
+                                                timeout=self.timeout, verify=self.verify, auth=self._auths[i])
+            except requests.exceptions.ConnectionError as exc:
+                if method not in _RESENDABLE or not _dropped_by_server(exc):
+                    raise
+                # the broker closed a kept-alive connection as the request went out on it (its
+                # idle timeout): send it once more on a new connection; these methods are idempotent
+                response = self.session.request(method, url, params=params, headers=headers,
+                                                data=None if body is None else json.dumps(body),
+                                                timeout=self.timeout, verify=self.verify, auth=self._auths[i])
             try:
                 response.topoform_base = base  # error messages name the endpoint that answered
             except AttributeError:  # a stand-in response (tests)
@@ -299,6 +308,18 @@ def _reason(response: requests.Response) -> str:
         reason = body.get("reason") or body.get("error") or ""
         return redact(" ".join(html.unescape(str(reason)).split())[:300])
     return ""
+
+
+# Methods the management API treats as idempotent: a request of these that the server dropped
+# without an answer may be sent again (POST may publish a message or get one: never resent).
+_RESENDABLE = frozenset({"GET", "HEAD", "PUT", "DELETE"})
+
+
+def _dropped_by_server(exc: Exception) -> bool:
+    """True when ``exc`` is a connection the server closed or reset under a request (no answer)."""
+    text = str(exc)
+    return "RemoteDisconnected" in text or "Connection reset by peer" in text or "BrokenPipe" in text \
+        or "Broken pipe" in text
 
 
 def _connection_reason(exc: Exception) -> str:

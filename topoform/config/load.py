@@ -16,7 +16,9 @@ from ..errors import Finding, InputError, Position
 from ..model import Args, freeze
 from . import kinds as K
 from .model import GLOBAL, ConfigObject, make
-from .secrets import Ref, Secret, algorithm_name, has_credentials, parse_ref, redact_uri, resolve as resolve_ref
+from ..broker.settings import register_secret
+from .secrets import (Ref, Secret, algorithm_name, has_credentials, hash_problem, parse_ref, redact_uri,
+                      resolve as resolve_ref)
 
 
 @dataclass(frozen=True)
@@ -140,6 +142,11 @@ def _user(acc, name, spec, path, locate, err, base_dir) -> None:
         except InputError as exc:
             err("bad-hashing-algorithm", exc.message, path + ("hashing_algorithm",))
             algorithm = None
+        if ref is None:
+            register_secret(str(raw))  # a hash is a secret too: hidden wherever a broker's answer quotes it
+            problem = hash_problem(str(raw), algorithm) if algorithm else None
+            if problem:
+                err("bad-password-hash", f"user {name!r}: password_hash {problem}", path + ("password_hash",))
         secrets["password"] = Secret(ref=ref, hash=None if ref else str(raw), algorithm=algorithm, given_hash=True)
     if "hashing_algorithm" in spec and not has_hash:
         try:

@@ -65,6 +65,26 @@ def check_password(password: str, stored: str | None, algorithm: str | None = No
     return hmac.compare_digest(raw, base64.b64decode(hash_password(password, algorithm, raw[:4])))
 
 
+def hash_problem(stored: str, algorithm: str | None = None) -> str | None:
+    """Why the broker would refuse ``stored`` as a password hash of ``algorithm``, or None.
+
+    The broker stores base64(4-byte salt + digest) and answers 400 ``not_base64`` to anything
+    else; a hash of the wrong length is taken and no password matches it. Never quotes the value.
+    """
+    if stored == "":
+        return None  # the broker's "no password": only other means of authentication
+    try:
+        raw = base64.b64decode(stored, validate=True)
+    except ValueError:
+        return "is not base64 (the broker answers 400 not_base64)"
+    size = 4 + ALGORITHMS[algorithm_name(algorithm)]().digest_size
+    if len(raw) != size:
+        name = algorithm_name(algorithm).rsplit("_", 1)[-1]
+        return (f"decodes to {len(raw)} bytes, not the {size} of a 4-byte salt and a {name} digest: no password "
+                "would match it (check hashing_algorithm)")
+    return None
+
+
 def _register(value: str) -> None:
     from ..broker.settings import register_secret
 

@@ -130,3 +130,52 @@ def test_a_conflict_between_two_calls_of_one_helper_names_the_calls(tmp_path):
     conflict, = json.loads(run_cli(["scan", ".", "--json"], cwd=tmp_path).out)["conflicts"]
     assert (conflict["place"], conflict["via"], conflict["other_place"], conflict["other_via"]) == (
         "helpers.py:2", ["svc_a.py:2"], "helpers.py:2", ["svc_b.py:3"])
+
+
+def test_no_source_files_names_every_extension_the_scan_reads(tmp_path):
+    from topoform.scan import source_extensions
+
+    (tmp_path / "README.md").write_text("no code\n")
+    res = run_cli(["scan", str(tmp_path)])
+    assert res.code == 1
+    for ext in source_extensions():
+        assert f"*{ext}" in res.err, (ext, res.err)
+    assert "*.jsx" in res.err and "*.mts" in res.err  # read by the JavaScript scanner, once left out
+
+
+def test_a_file_reached_twice_through_a_symlink_is_scanned_once(tmp_path):
+    svc = tmp_path / "svc"
+    svc.mkdir()
+    (svc / "worker.py").write_text("ch.queue_declare('jobs', durable=True)\n")
+    (svc / "alias.py").symlink_to(svc / "worker.py")
+    res = run_cli(["scan", str(svc), "--json"])
+    assert res.code == 0, res  # a file never conflicts with itself
+    out = json.loads(res.out)
+    assert out["summary"]["declarations"] == 1 and len(out["files"]) == 1, out
+    twice = run_cli(["scan", str(svc / "worker.py"), str(svc), "--json"])
+    assert json.loads(twice.out)["summary"]["declarations"] == 1
+
+
+def test_a_syntax_error_says_which_python_read_the_file(tmp_path):
+    import sys
+
+    (tmp_path / "new.py").write_text("def f(:\n    pass\n")
+    (tmp_path / "latin.py").write_bytes(b"x = '\xe9'\n")
+    res = run_cli(["scan", str(tmp_path)])
+    lines = res.err.splitlines()
+    syntax = [x for x in lines if "new.py" in x]
+    assert syntax and f"(read as Python {sys.version_info.major}.{sys.version_info.minor})" in syntax[0], res.err
+    decoding = [x for x in lines if "latin.py" in x]
+    assert decoding and "read as Python" not in decoding[0], res.err  # not a matter of the Python version
+
+
+def test_notes_are_shown_in_the_text_output_after_the_warnings(tmp_path):
+    (tmp_path / "svc.py").write_text(
+        "ch.exchange_declare('amq.topic', exchange_type='topic', durable=True)\n"
+        "ch.queue_declare(queue=name_from_env(), durable=True)\n")
+    res = run_cli(["scan", str(tmp_path)])
+    assert res.code == 0, res
+    lines = [x for x in res.err.splitlines() if x.strip()]
+    note = [i for i, x in enumerate(lines) if "note: " in x and "amq.topic" in x]
+    warning = [i for i, x in enumerate(lines) if "warning: " in x]
+    assert note and warning and max(warning) < note[0], res.err

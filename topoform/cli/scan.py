@@ -90,7 +90,10 @@ def _run(args, env: Environment) -> int:
     version, source = target_resolver(args, env)(None)
     result = scan_paths(args.paths, cwd=env.cwd, vhost=args.vhost, version=version, version_source=source)
     if not result.files and not result.skipped:
-        raise UsageError("no source files found (looked for *.py, *.js, *.mjs, *.cjs, *.ts, *.tsx)",
+        from ..scan import source_extensions
+
+        looked = ", ".join(f"*{ext}" for ext in source_extensions())
+        raise UsageError(f"no source files found (looked for {looked})",
                          hint="give the service's source folder")
     written: list[str] = []
     if args.output:
@@ -122,9 +125,8 @@ def _run(args, env: Environment) -> int:
             "summary": summary,
         })))
     else:
-        for issue in result.issues:
-            if issue.severity != "note":
-                env.err(redact(issue.format()))
+        for issue in sorted(result.issues, key=lambda i: i.severity == "note"):  # notes last
+            env.err(redact(issue.format()))
         for conflict in result.conflicts:
             env.err(redact(conflict.format()))
         if not args.output:

@@ -15,6 +15,7 @@ import ast
 import io
 import re
 import os
+import sys
 import tokenize
 from dataclasses import dataclass, field
 
@@ -28,6 +29,13 @@ __all__ = ["scan_paths", "ScanResult", "discover_sources", "Declaration", "Issue
 SKIP_DIRS = {".git", ".hg", ".svn", "node_modules", ".venv", "venv", "env", "__pycache__", ".tox", ".nox",
              "build", "dist", ".mypy_cache", ".pytest_cache", "site-packages", ".eggs"}
 PYTHON = (".py",)
+
+
+def source_extensions() -> tuple[str, ...]:
+    """Every file ending the scan reads: Python's and the JavaScript scanner's (one table)."""
+    from .javascript import EXTENSIONS
+
+    return PYTHON + tuple(EXTENSIONS)
 TOO_DEEP_FILE = "not scanned: an expression too deep"
 
 
@@ -53,7 +61,7 @@ def discover_sources(paths: list[str], cwd: str) -> list[tuple[str, str, str]]:
         full = given if os.path.isabs(given) else os.path.join(cwd, given)
         if os.path.isfile(full):
             lang = _language(full) or "python"
-            out[os.path.normpath(full)] = (os.path.normpath(full), os.path.normpath(given), lang)
+            out.setdefault(os.path.realpath(full), (os.path.normpath(full), os.path.normpath(given), lang))
             continue
         if not os.path.isdir(full):
             raise InputError(f"no such file or directory: {given}")
@@ -65,8 +73,10 @@ def discover_sources(paths: list[str], cwd: str) -> list[tuple[str, str, str]]:
                 if lang is None:
                     continue
                 shown = os.path.normpath(os.path.join(given, os.path.relpath(path, full)))
-                out[os.path.normpath(path)] = (os.path.normpath(path), shown, lang)
-    return [out[k] for k in sorted(out, key=lambda k: out[k][1])]
+                # a file reached twice (a symlink to it, or a path given twice) is scanned once: by
+                # the first name met, so that it never conflicts with itself
+                out.setdefault(os.path.realpath(path), (os.path.normpath(path), shown, lang))
+    return sorted(out.values(), key=lambda source: source[1])
 
 
 # an import statement, parenthesised names included (``from x import (a,\n b)``)
@@ -123,9 +133,11 @@ class Project:
             return self.by_path[path]
         self.by_path[path] = None
         full, shown = self.sources[path]
+        parsing = False
         try:
             with open(full, "rb") as fh:
                 text = python_text(fh.read())
+            parsing = True
             tree = ast.parse(text, filename=shown)
         except OSError as exc:
             self.skipped.append(Issue("unreadable", f"cannot read: {exc.strerror or exc}", Place(shown, 1)))
@@ -136,8 +148,11 @@ class Project:
             return None
         except (SyntaxError, ValueError, UnicodeDecodeError, LookupError) as exc:
             line = getattr(exc, "lineno", None) or 1
-            self.skipped.append(Issue("parse-error", f"not scanned: {type(exc).__name__}: "
-                                                     f"{getattr(exc, 'msg', None) or exc}", Place(shown, line)))
+            message = f"not scanned: {type(exc).__name__}: {getattr(exc, 'msg', None) or exc}"
+            if parsing and isinstance(exc, SyntaxError):
+                # syntax newer than the Python running topoform is a SyntaxError too: say which Python read it
+                message += f" (read as Python {sys.version_info.major}.{sys.version_info.minor})"
+            self.skipped.append(Issue("parse-error", message, Place(shown, line)))
             return None
         module = ModuleInfo(shown, tree, module_name(full, self.root))
         module.abspath = path
@@ -156,7 +171,7 @@ class Project:
         if os.path.isabs(path) and self.root:
             path = relative(path, self.root)
         stem = path.replace("\\", "/")
-        for ext in (".py", ".js", ".mjs", ".cjs", ".jsx", ".ts", ".mts", ".cts", ".tsx"):
+        for ext in source_extensions():
             if stem.endswith(ext):
                 stem = stem[: -len(ext)]
                 break

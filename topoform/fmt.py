@@ -348,6 +348,10 @@ def format_text(text: str, path: str = "<string>") -> FormatResult:
     doc = docs[0]
     from ruamel.yaml.comments import CommentedMap
 
+    if doc is not None and not isinstance(doc, CommentedMap):  # /etc/passwd by mistake: never rewrite, never quote it
+        kind = "a list" if isinstance(doc, list) else "a single value"
+        raise InputError(f"{path}:{_first_content_line(text)}:1: the top level is {kind}, not a mapping (its content "
+                         "is not shown); fmt left it unchanged")
     if isinstance(doc, CommentedMap):
         _walk(doc, "root")
         _set_style(doc, "root")
@@ -365,6 +369,15 @@ def format_text(text: str, path: str = "<string>") -> FormatResult:
         raise InputError(f"{path}: fmt would change what this file means (a value's type or text); "
                          "left it unchanged", hint="quote the value you mean as a string")
     return FormatResult(new, True)
+
+
+def _first_content_line(text: str) -> int:
+    """The 1-based line of a document's first content (after blank lines, comments, directives, ``---``)."""
+    for number, line in enumerate(text.split("\n"), 1):
+        stripped = line.strip()
+        if stripped and not stripped.startswith(("#", "%")) and stripped != "---":
+            return number
+    return 1
 
 
 def format_file(path: str, display: str | None = None) -> FormatResult:

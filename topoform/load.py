@@ -328,6 +328,19 @@ def _first_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
+_ROOT_KINDS = {_STR: "a string", _INT: "a number", _FLOAT: "a number", _BOOL: "a boolean",
+               "tag:yaml.org,2002:timestamp": "a date", "tag:yaml.org,2002:binary": "binary data"}
+
+
+def _root_kind(node) -> str:
+    """What a file's top-level node is, in words, never its value: ``a list``, ``a string``."""
+    if isinstance(node, SequenceNode):
+        return "a list"
+    if isinstance(node, MappingNode):
+        return f"a mapping tagged {node.tag}"
+    return _ROOT_KINDS.get(node.tag, "a tagged value")
+
+
 def _parse(text: str, path: str, findings: list, variables: Any = None) -> _Doc:
     """Parse one YAML document; syntax errors become one finding at the problem mark."""
     loader = _Loader(text)
@@ -355,6 +368,12 @@ def _parse(text: str, path: str, findings: list, variables: Any = None) -> _Doc:
             return _Doc(path, None, None, False)
         if node is None:
             return _Doc(path, None, None, True)
+        if not isinstance(node, MappingNode) and not (isinstance(node, ScalarNode) and node.tag == _NULL):
+            # never the content: a file given by mistake (a password file, /etc/passwd) must not be echoed
+            findings.append(Finding("wrong-type", f"the top level is {_root_kind(node)}, not a mapping (a topology "
+                                    "file holds keys such as 'vhosts:'; its content is not shown)",
+                                    position=Position(path, node.start_mark.line + 1, node.start_mark.column + 1)))
+            return _Doc(path, None, None, False)
         rewrite = None
         if variables is not None:  # ${name} references (topoform/variables.py), on the node tree: positions stay exact
             variables.declare(node, path)

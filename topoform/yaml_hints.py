@@ -50,9 +50,19 @@ def _key_before(line_text: str, col: int) -> str:
     return m.group(1) if m else ""
 
 
+# Keys whose value may be a secret: a hint about their value never repeats it.
+_SECRET_KEYS = frozenset({"password", "password_hash", "uri", "src-uri", "dest-uri"})
+
+
 def _quoted(key: str, token: str) -> str:
     value = '"' + token.replace("\\", "\\\\").replace('"', '\\"') + '"'
     return f"{key}: {value}" if key else value
+
+
+def _may_show(key: str) -> bool:
+    """Whether a hint may repeat the value written after ``key``: only a value of a named, non-secret key.
+    A value with no key before it may be the whole file (a password file given with -f by mistake)."""
+    return bool(key) and key not in _SECRET_KEYS
 
 
 def explain_syntax(exc: Any, text: str) -> tuple[str, int, int] | None:
@@ -71,9 +81,9 @@ def explain_syntax(exc: Any, text: str) -> tuple[str, int, int] | None:
         line_text = _line(text, mark.line)
         col = line_text.find(char, mark.column)
         col = mark.column if col < 0 else col
-        token = _token(line_text, col)
-        return (f"a value starting with '{char}' {_START[char]}: quote it, {_quoted(_key_before(line_text, col), token)}",
-                mark.line, col)
+        token, key = _token(line_text, col), _key_before(line_text, col)
+        example = f", {_quoted(key, token)}" if _may_show(key) else ""
+        return f"a value starting with '{char}' {_START[char]}: quote it{example}", mark.line, col
     if problem.startswith("did not find expected node content") or problem.startswith("did not find expected ','") \
             or "expected ',' or '}'" in problem or "expected ',' or ']'" in problem:
         mark = exc.problem_mark
@@ -82,6 +92,9 @@ def explain_syntax(exc: Any, text: str) -> tuple[str, int, int] | None:
         found = _comment_value(text, mark.line)
         if found:
             line, col, token, key = found
+            if not _may_show(key):
+                return ("a value starting with '#' after a space starts a YAML comment, so the rest of the line is "
+                        "lost: quote it", line, col)
             return (f"'{token}' starts a YAML comment (a '#' after a space), so the rest of the line is lost: "
                     f"quote it, {_quoted(key, token)}", line, col)
     return None
@@ -113,6 +126,8 @@ def explain_null(text: str, line: int, col: int) -> tuple[str, int] | None:
     key = _key_before(line_text, col)
     what = "is a YAML comment (a '#' after a space starts one)" if token[0] == "#" else \
         "is read as a YAML anchor name, not as the value"
+    if not _may_show(key):
+        return f"the text after the key {what}; if it is the value, quote it", at
     return f"'{token}' after the key {what}; if it is the value, quote it: {_quoted(key, token)}", at
 
 

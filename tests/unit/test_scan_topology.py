@@ -179,3 +179,38 @@ def test_notes_are_shown_in_the_text_output_after_the_warnings(tmp_path):
     note = [i for i, x in enumerate(lines) if "note: " in x and "amq.topic" in x]
     warning = [i for i, x in enumerate(lines) if "warning: " in x]
     assert note and warning and max(warning) < note[0], res.err
+
+
+def test_declares_the_broker_refuses_are_reported_at_the_code(tmp_path):
+    (tmp_path / "svc.py").write_text(
+        "ch.queue_declare('jobs', arguments={'x-queue-type': 'quorum'})\n"  # pika's durable=False
+        "ch.queue_declare('prio', durable=True, arguments={'x-queue-type': 'quorum', 'x-max-priority': 10})\n"
+        "ch.queue_declare('ok', durable=True, arguments={'x-queue-type': 'quorum'})\n")
+    res = run_cli(["scan", str(tmp_path), "--json"])
+    assert res.code == 0, res
+    found = {(i["place"], i["code"]) for i in json.loads(res.out)["issues"]}
+    assert found == {(f"{tmp_path}/svc.py:1", "quorum-not-durable"),
+                     (f"{tmp_path}/svc.py:2", "argument-not-for-queue-type")}, found
+    text = run_cli(["scan", str(tmp_path)])
+    assert "svc.py:1: warning: quorum queue 'jobs' must be durable; the broker refuses it" in text.err, text.err
+
+
+def test_a_binding_key_that_loses_messages_is_reported_at_the_bind(tmp_path):
+    (tmp_path / "svc.py").write_text(
+        "ch.exchange_declare('events', exchange_type='topic', durable=True)\n"
+        "ch.queue_declare('audit', durable=True)\n"
+        "ch.queue_bind('audit', 'events', routing_key='order.*created')\n"
+        "ch.queue_bind('audit', 'events', routing_key='order.#')\n")
+    res = run_cli(["scan", str(tmp_path), "--json"])
+    issues = [i for i in json.loads(res.out)["issues"] if i["code"] == "suspicious-binding-key"]
+    assert [i["place"] for i in issues] == [f"{tmp_path}/svc.py:3"], issues
+    assert "did you mean 'order.*.created'?" in issues[0]["message"]
+
+
+def test_an_unresolved_object_is_not_judged_by_the_defaults_it_is_written_with(tmp_path):
+    (tmp_path / "svc.py").write_text(
+        "import os\n"
+        "ch.queue_declare('jobs', durable=os.environ['DURABLE'] == '1', arguments={'x-queue-type': 'quorum'})\n")
+    res = run_cli(["scan", str(tmp_path), "--json"])
+    codes = [i["code"] for i in json.loads(res.out)["issues"]]
+    assert "quorum-not-durable" not in codes and "unresolved" in codes, codes

@@ -345,15 +345,15 @@ class ScanResult:
 def scan_paths(paths: list[str], *, cwd: str = ".", vhost: str = "/", version: str = "4.3",
                version_source: str = "default") -> ScanResult:
     """Scan files and directories; see the module docstring."""
-    from .topology import build
+    from .topology import broker_refusals, build
 
     from ..perf import gc_paused
 
     with gc_paused():  # syntax trees are large, acyclic and short-lived: collections would find nothing
-        return _scan(paths, cwd, vhost, version, version_source, build)
+        return _scan(paths, cwd, vhost, version, version_source, build, broker_refusals)
 
 
-def _scan(paths, cwd, vhost, version, version_source, build) -> ScanResult:
+def _scan(paths, cwd, vhost, version, version_source, build, broker_refusals) -> ScanResult:
     sources = discover_sources(paths, cwd)
     root = os.path.commonpath([s[0] for s in sources]) if sources else cwd
     if sources and os.path.isfile(root):
@@ -392,4 +392,5 @@ def _scan(paths, cwd, vhost, version, version_source, build) -> ScanResult:
     declarations = [d for f in files for d in f.declarations]
     result = ScanResult(files, vhost, version, version_source, skipped=skipped)
     result.built = build(declarations, vhost, version)
+    result.built.issues.extend(broker_refusals(result.built, vhost, version))
     return result

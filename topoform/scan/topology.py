@@ -331,3 +331,39 @@ def _conflicts(first: Declaration, other: Declaration, vhost: str, vt) -> list[I
         out.append(Issue("conflict", message, first.place, severity="error", other=other.place, field=path,
                          verdict=rule.verdict))
     return out
+
+
+# What validate says of the scanned topology that the scan reports at the code: every error (a
+# declare the broker refuses: a quorum queue not durable, x-max-priority on quorum, a negative
+# TTL, ...) and these warnings, the mistakes the broker takes without a word.
+_CODE_WARNINGS = frozenset({"suspicious-binding-key", "unknown-argument", "overflow-not-for-queue-type",
+                            "dead-letter-strategy-ineffective", "topic-key-too-many-hashes"})
+
+
+def broker_refusals(built: Built, vhost: str, version: str | None) -> list[Issue]:
+    """Validate's findings on the topology the scan writes, each at the code that declares the
+    object (its first place). An object with an unresolved field is left out: it is written with
+    defaults, which the code may not use."""
+    import bisect
+
+    from ..load import load_text
+    from .emit import render
+
+    spans: list = []
+    text = render(built, vhost, [], spans)
+    loaded = load_text(text, "<scan>", target=version)
+    starts = [line for line, _ in spans]
+    out = []
+    for finding in loaded.findings:
+        if finding.position is None or not (finding.is_error or finding.code in _CODE_WARNINGS):
+            continue
+        at = bisect.bisect_right(starts, finding.position.line) - 1
+        if at < 0 or spans[at][1] is None:
+            continue
+        owner = spans[at][1]
+        places = owner.places if isinstance(owner, Entry) else owner
+        if not places or (isinstance(owner, Entry) and owner.unresolved):
+            continue
+        message = finding.message + (f" ({finding.hint})" if finding.hint else "")
+        out.append(Issue(finding.code, message, min(places)))
+    return out

@@ -79,3 +79,17 @@ def test_binds_and_publishes_to_an_amq_name_that_is_no_built_in_need_the_exchang
     doc = json.loads(run_cli(["check-code", "a.py", "-f", "t.yaml", "--json"], cwd=tmp_path).out)
     assert [(d["line"], d["code"]) for d in doc["disagreements"]] == [(2, "missing"), (3, "missing"),
                                                                       (4, "unroutable")]
+
+
+def test_a_bind_to_a_queue_the_code_declares_itself_names_the_declare_not_a_404(tmp_path):
+    (tmp_path / "svc.py").write_text(
+        "ch.exchange_declare('events', exchange_type='topic')\n"
+        "ch.queue_declare('audit', durable=True)\n"
+        "ch.queue_bind('audit', 'events', routing_key='order.#')\n"
+        "ch.queue_bind('other', 'events', routing_key='order.#')\n")
+    (tmp_path / "t.yaml").write_text("version: 1\nvhosts:\n  /:\n    exchanges:\n      events: {type: topic}\n")
+    res = run_cli(["check-code", "svc.py", "-f", "t.yaml", "--json"], cwd=tmp_path)
+    assert res.code == 3, res
+    got = {d["line"]: d["message"] for d in json.loads(res.out)["disagreements"]}
+    assert got[3] == "queue_bind: queue 'audit' is not in the files (the code declares it at svc.py:2: add it to the files)"
+    assert got[4] == "queue_bind: queue 'other' is not in the files (the bind fails with 404 NOT_FOUND)"

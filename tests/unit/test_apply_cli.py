@@ -94,10 +94,27 @@ def test_without_a_terminal_and_without_auto_approve_nothing_is_applied(fake_bro
 
 
 @pytest.mark.parametrize("answer, code, runs", [("yes\n", 0, 1), ("y\n", 1, 0), ("\n", 1, 0)])
-def test_on_a_terminal_only_yes_confirms(fake_broker, answer, code, runs):
-    r = run(["apply", "-f", fake_broker["files"]], stdin=answer, stdin_isatty=True)
+@pytest.mark.parametrize("ci", [None, "false", "0", ""])
+def test_on_a_terminal_only_yes_confirms(fake_broker, answer, code, runs, ci):
+    environ = {k: v for k, v in ENV.items() if k != "CI"} | ({"CI": ci} if ci is not None else {})
+    r = run_cli(["apply", "-f", fake_broker["files"]], environ=environ, secrets=("hunter22-secret",), stdin=answer,
+                stdin_isatty=True)
     assert r.code == code and len(fake_broker["executed"]) == runs
     assert "Only 'yes' will be accepted" in r.out
+
+
+@pytest.mark.parametrize("ci", ["true", "1", "TRUE", "True"])
+def test_in_ci_apply_never_prompts_even_on_a_terminal(fake_broker, ci):
+    r = run_cli(["apply", "-f", fake_broker["files"]], environ=ENV | {"CI": ci}, secrets=("hunter22-secret",),
+                stdin="yes\n", stdin_isatty=True, stdout_isatty=True)
+    assert r.code == 1, r
+    assert "Do you want" not in r.out and fake_broker["executed"] == [] and FakeLock.instances[0].released
+    last = r.err.strip().splitlines()[-1]
+    assert last == (f"topoform: error: apply needs confirmation, but CI={ci} is set (a pipeline never prompts, even "
+                    "on a terminal); nothing was applied (hint: review the plan, then run again with --auto-approve)")
+    r = run_cli(["apply", "--auto-approve", "-f", fake_broker["files"]], environ=ENV | {"CI": ci},
+                stdin_isatty=True, stdout_isatty=True)
+    assert r.code == 0 and len(fake_broker["executed"]) == 1, r
 
 
 def test_blocked_changes_exit_3_and_nothing_runs(fake_broker):
@@ -205,3 +222,17 @@ def test_terminal_progress_redraws_one_line_and_clears_it():
     assert "10/10 changes (100%)" in out.getvalue()
     p.finish()
     assert out.getvalue().endswith("\r\x1b[2K")
+
+
+@pytest.mark.parametrize("ci", ["true", "1"])
+def test_in_ci_destroy_never_prompts_even_on_a_terminal(fake_broker, ci):
+    fake_broker["live"] = Topology.build([Vhost(V), Queue(V, "orders", durable=True)])
+    argv = ["destroy", "--allow-data-loss", "-f", fake_broker["files"]]
+    r = run_cli(argv, environ=ENV | {"CI": ci}, secrets=("hunter22-secret",), stdin="yes\n", stdin_isatty=True)
+    assert r.code == 1, r
+    assert "Do you really want" not in r.out and fake_broker["executed"] == []
+    assert r.err.strip().splitlines()[-1] == (
+        f"topoform: error: destroy needs confirmation, but CI={ci} is set (a pipeline never prompts, even on a "
+        "terminal); nothing was deleted (hint: review the plan (--dry-run), then run again with --auto-approve)")
+    r = run_cli(argv, environ={k: v for k, v in ENV.items() if k != "CI"}, stdin="yes\n", stdin_isatty=True)
+    assert "Do you really want" in r.out and len(fake_broker["executed"]) == 1, r

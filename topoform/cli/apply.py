@@ -183,8 +183,8 @@ def _run(args, env: Environment, executing) -> int:
             if as_json:  # the prompt would land in the JSON document
                 raise UsageError("apply --json does not ask for confirmation; nothing was applied",
                                  hint="review the plan ('topoform plan --json'), then run again with --auto-approve")
-            if not env.stdin_isatty:
-                raise UsageError("apply needs confirmation, but stdin is not a terminal; nothing was applied",
+            if env.no_prompt_reason():  # no terminal, or CI=true: never a prompt
+                raise UsageError(f"apply needs confirmation, but {env.no_prompt_reason()}; nothing was applied",
                                  hint="review the plan, then run again with --auto-approve")
             answer = env.ask("\nDo you want to apply these changes? Only 'yes' will be accepted: ")
             if answer.strip() != "yes":

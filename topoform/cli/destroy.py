@@ -257,8 +257,8 @@ def run(args, env: Environment) -> int:
                 raise UsageError("destroy --json does not ask for confirmation; nothing was deleted",
                                  hint="review the plan ('topoform destroy --dry-run'), then run again with "
                                       "--auto-approve")
-            if not env.stdin_isatty:
-                raise UsageError("destroy needs confirmation, but stdin is not a terminal; nothing was deleted",
+            if env.no_prompt_reason():  # no terminal, or CI=true: never a prompt
+                raise UsageError(f"destroy needs confirmation, but {env.no_prompt_reason()}; nothing was deleted",
                                  hint="review the plan (--dry-run), then run again with --auto-approve")
             n = len(plan.changes)
             answer = env.ask(f"\nDo you really want to delete these {n} object{'s' if n != 1 else ''}? "

@@ -60,7 +60,17 @@ class Environment:
 
     @property
     def ci(self) -> bool:
-        return bool(self.environ.get("CI"))
+        """Running in a pipeline: ``CI`` set to true or 1 (any case; GitHub Actions, GitLab CI and most
+        others set ``CI=true``). ``CI=false``, ``0`` or empty is not CI."""
+        return self.environ.get("CI", "").strip().lower() in ("true", "1")
+
+    def no_prompt_reason(self) -> str | None:
+        """Why a confirmation cannot be asked (a pipeline never prompts, even on a terminal), or None."""
+        if not self.stdin_isatty:
+            return "stdin is not a terminal"
+        if self.ci:
+            return f"CI={self.environ.get('CI', '').strip()} is set (a pipeline never prompts, even on a terminal)"
+        return None
 
     def out(self, text: str = "") -> None:
         self.stdout.write(text + "\n")

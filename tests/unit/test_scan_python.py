@@ -176,7 +176,7 @@ def test_values_that_are_never_guessed(tmp_path):
         "ch.queue_declare(sys.argv[1])\n"                             # 6
         "ch.queue_declare('q', arguments={'x-max-length': limit()})\n"  # 7: one argument computed
         "ch.queue_declare('r', arguments=make_args())\n"              # 8: the whole mapping computed
-        "ch.queue_declare('%s.x' % 'k')\n"                            # 9
+        "ch.queue_declare('%s.x' % 'k')\n"                            # 9: computed by the scan
     )
     result = scan_file(f)
     got = [(i.place.line, i.field, i.message.split(": ", 2)[-1]) for i in result.issues if i.code == "unresolved"]
@@ -186,8 +186,8 @@ def test_values_that_are_never_guessed(tmp_path):
         (6, "name", "from the command line (sys.argv)"),
         (7, "arguments.x-max-length", "computed by limit()"),
         (8, "arguments", "computed by make_args()"),
-        (9, "name", "a string formatted with %"),
     ]
+    assert result.topology.queue("/", "k.x") is not None
     # the queue with one unknown argument is still written, with the argument it could read
     assert result.topology.queue("/", "q").arguments == {}
     assert result.topology.queue("/", "r") is not None
@@ -515,3 +515,54 @@ def test_an_expression_too_deep_skips_that_file_or_that_value_only(tmp_path):
         ("deep.py", "not scanned: an expression too deep for Python's parser (RecursionError)")]
     assert [i.message for i in result.issues if i.code == "unresolved"] == [
         "queue_declare: name is not known statically: an expression nested too deep to follow"]
+
+
+def _names(result):
+    return [(d.place.line, d.fields.get("name"), d.fields.get("arguments")) for d in result.declarations]
+
+
+def test_format_percent_format_specs_string_methods_and_constant_arithmetic(tmp_path):
+    (tmp_path / "fmt.py").write_text(
+        "SVC = ['billing', 'orders']\n"
+        "PREFIX = 'shop'\n"
+        "ch.queue_declare('{}.jobs'.format(PREFIX), durable=True)\n"
+        "ch.queue_declare('%s.mail' % PREFIX, durable=True)\n"
+        "ch.queue_declare('%s.%s' % (PREFIX, 'audit'), durable=True)\n"
+        "ch.queue_declare(f'{PREFIX}.n{7:03d}', durable=True, arguments={'x-message-ttl': 60 * 60 * 1000 // 2})\n"
+        "ch.queue_declare('-'.join(['a', 'b']).upper(), durable=True)\n"
+        "for svc in SVC:\n"
+        "    ch.queue_declare('%s.%s.x' % (PREFIX, svc), durable=True)\n"
+        "    ch.queue_declare('{p}.{s}'.format(p=PREFIX, s=svc), durable=True)\n")
+    assert _names(scan_paths([str(tmp_path)])) == [
+        (3, "shop.jobs", {}), (4, "shop.mail", {}), (5, "shop.audit", {}),
+        (6, "shop.n007", {"x-message-ttl": 1800000}), (7, "A-B", {}),
+        (9, "shop.billing.x", {}), (9, "shop.orders.x", {}), (10, "shop.billing", {}), (10, "shop.orders", {})]
+
+
+def test_formatting_the_scan_cannot_compute_stays_unresolved_saying_why(tmp_path):
+    (tmp_path / "fmt.py").write_text(
+        "import os\n"
+        "ch.queue_declare('{0.real}'.format(5))\n"
+        "ch.queue_declare('%(a)s' % {'a': 1})\n"
+        "ch.queue_declare('{}.q'.format(os.environ['REGION']))\n"
+        "ch.queue_declare(f'{1:{os.getenv(\"W\")}}')\n"
+        "ch.queue_declare(f'{\"x\":d}')\n")
+    result = scan_paths([str(tmp_path)])
+    assert unresolved(result, "fmt.py") == [
+        (2, "name", "''{0.real}'.format(5)' reads attributes or items at run time"),
+        (3, "name", "a string formatted with % from a value that is not a constant"),
+        (4, "name", "from the environment (REGION)"),
+        (5, "name", "an f-string with from the environment (W)"),
+        (6, "name", "an f-string whose format specification 'd' does not fit its value")]
+
+
+def test_a_walrus_binds_its_name_like_an_assignment(tmp_path):
+    (tmp_path / "w.py").write_text(
+        "if (name := 'jobs.walrus'):\n"
+        "    ch.queue_declare(name, durable=True)\n"
+        "def f(ch):\n"
+        "    if (q := 'in.fn') is not None:\n"
+        "        ch.queue_declare(q, durable=True)\n"
+        "f(ch)\n")
+    assert [(line, name) for line, name, _ in _names(scan_paths([str(tmp_path)]))] == [
+        (2, "jobs.walrus"), (5, "in.fn")]

@@ -174,6 +174,8 @@ class Scope:
     def _collect(self, body: list) -> None:
         for stmt in body:
             t = type(stmt)
+            for walrus in _named_exprs(stmt):  # if (q := "jobs"): binds q here, like an assignment
+                self._target(walrus.target, walrus.value)
             if t is ast.Assign:
                 for target in stmt.targets:
                     self._target(target, stmt.value)
@@ -228,6 +230,24 @@ class Scope:
             elif t.__name__ == "Match":
                 for case in stmt.cases:
                     self._collect(case.body)
+
+
+_BODIES = ("body", "orelse", "handlers", "finalbody", "cases")
+
+
+def _named_exprs(stmt: ast.stmt) -> list:
+    """The ``name := value`` expressions of ``stmt`` itself (its test, value, arguments), not those
+    of the statements it contains nor of the functions and classes it defines."""
+    if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return []
+    found = []
+    for name, value in ast.iter_fields(stmt):
+        if name in _BODIES:
+            continue
+        for part in value if isinstance(value, list) else [value]:
+            if isinstance(part, ast.AST):
+                found += [n for n in ast.walk(part) if isinstance(n, ast.NamedExpr)]
+    return found
 
 
 class ModuleInfo:
@@ -628,15 +648,27 @@ class Resolver:
             value = self.eval(v.value, scope) if isinstance(v, ast.FormattedValue) else self.eval(v, scope)
             if isinstance(value, Unknown):
                 return Unknown(f"an f-string with {value.reason}")
+            spec = ""
             if isinstance(v, ast.FormattedValue) and v.format_spec is not None:
-                return Unknown("an f-string with a format specification")
+                spec = self.eval(v.format_spec, scope)  # f"{n:03d}": the spec is an f-string itself
+                if isinstance(spec, Unknown):
+                    return spec
+                if not isinstance(spec, str) or isinstance(value, (Many, ServerNamed)):
+                    return Unknown("an f-string with a format specification known only at run time")
             if isinstance(value, Many):
                 parts.append(value)
                 continue
             if not isinstance(value, _CONST_TYPES) and not isinstance(value, ServerNamed):
                 return Unknown("an f-string of a value that is not a constant")
             conv = getattr(v, "conversion", -1)
-            parts.append(repr(value) if conv == ord("r") else _text(value))
+            text = repr(value) if conv == ord("r") else ascii(value) if conv == ord("a") else value
+            if spec:
+                try:
+                    parts.append(format(text, spec))
+                except (ValueError, TypeError):
+                    return Unknown(f"an f-string whose format specification {spec!r} does not fit its value")
+                continue
+            parts.append(text if isinstance(text, str) else _text(text))
         return lift(lambda *ps: "".join(ps), parts)
 
     def _BinOp(self, node: ast.BinOp, scope: Scope) -> Any:
@@ -645,14 +677,23 @@ class Resolver:
             if isinstance(side, Unknown):
                 return side
         op = type(node.op)
+        if op is ast.Mod and isinstance(node.right, ast.Tuple) and isinstance(right, list):
+            # "%s.%s" % (a, b): the tuple's items may be loop values, one string per turn
+            return lift(lambda text, *values: _percent(text, tuple(values)) if isinstance(text, str)
+                        else Unknown(lambda: f"{_describe(node)} is computed at run time"), [left, *right])
 
         def apply(a, b):
             if op is ast.Add and isinstance(a, str) and isinstance(b, str):
                 return a + b
-            if _number(a) and _number(b) and op in (ast.Add, ast.Sub, ast.Mult):
-                return a + b if op is ast.Add else a - b if op is ast.Sub else a * b
+            if _number(a) and _number(b) and op in _ARITHMETIC:
+                if op is ast.Pow and (abs(b) > 64 or abs(a) > 2 ** 64):
+                    return Unknown(lambda: f"{_describe(node)} is too large to compute")
+                try:
+                    return _ARITHMETIC[op](a, b)
+                except (ZeroDivisionError, OverflowError, ValueError):
+                    return Unknown(lambda: f"{_describe(node)} fails at run time")
             if op is ast.Mod and isinstance(a, str):
-                return Unknown("a string formatted with %")
+                return _percent(a, b)
             return Unknown(lambda: f"{_describe(node)} is computed at run time")
 
         return lift(apply, [left, right])
@@ -776,7 +817,41 @@ class Resolver:
         env = self._environ_call(node, scope)
         if env is not None:
             return env
+        text = self._str_method(node, scope)
+        if text is not None:
+            return text
         return self.call_hook(node, scope)
+
+    def _str_method(self, node: ast.Call, scope: Scope) -> Any:
+        """``"{}.dlx".format(svc)``, ``name.upper()``, ``".".join(parts)``, ...: a string method of
+        :data:`_STR_METHODS` called on a known string with known arguments; None for any other call."""
+        func = node.func
+        if not (isinstance(func, ast.Attribute) and func.attr in _STR_METHODS):
+            return None
+        base = self.eval(func.value, scope)
+        if not isinstance(base, str) and not (isinstance(base, Many) and all(isinstance(x, str) for x in base.values)):
+            return None
+        if any(isinstance(a, ast.Starred) for a in node.args) or any(k.arg is None for k in node.keywords):
+            return Unknown(lambda: f"'{_text_node(node)}' is computed from arguments unpacked at run time")
+        args = [self.eval(a, scope) for a in node.args]
+        kwargs = {k.arg: self.eval(k.value, scope) for k in node.keywords}
+        for value in [*args, *kwargs.values()]:
+            if isinstance(value, Unknown):
+                return value
+        if func.attr == "format" and re.search(r"\{[^{}]*[.\[]", base if isinstance(base, str) else ""):
+            return Unknown(lambda: f"'{_text_node(node)}' reads attributes or items at run time")
+        keys = list(kwargs)
+
+        def call(text, *values):
+            positional, named = values[:len(args)], dict(zip(keys, values[len(args):]))
+            if not all(_plain_constant(v) for v in (*positional, *named.values())):
+                return Unknown(lambda: f"'{_text_node(node)}' is computed from a value that is not a constant")
+            try:
+                return getattr(text, func.attr)(*positional, **named)
+            except (ValueError, TypeError, IndexError, KeyError):
+                return Unknown(lambda: f"'{_text_node(node)}' fails at run time")
+
+        return lift(call, [base, *args, *kwargs.values()])
 
     def _environ_call(self, node: ast.Call, scope: Scope) -> Unknown | None:
         func = node.func
@@ -810,6 +885,31 @@ class Resolver:
 
     def _NamedExpr(self, node, scope: Scope) -> Any:
         return self.eval(node.value, scope)
+
+
+_ARITHMETIC = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mult: lambda a, b: a * b,
+               ast.FloorDiv: lambda a, b: a // b, ast.Div: lambda a, b: a / b, ast.Mod: lambda a, b: a % b,
+               ast.Pow: lambda a, b: a ** b}
+
+# string methods whose result the scan computes when the string and the arguments are constants
+_STR_METHODS = frozenset({"format", "upper", "lower", "strip", "lstrip", "rstrip", "replace", "join",
+                          "removeprefix", "removesuffix", "capitalize", "title"})
+
+
+def _plain_constant(value: Any) -> bool:
+    if isinstance(value, (list, tuple)):
+        return all(isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in value)
+    return isinstance(value, (str, int, float, bool)) or value is None
+
+
+def _percent(text: str, values: Any) -> Any:
+    """``"%s.dlx" % svc`` and ``"%s.%s" % (a, b)`` of constants; a mapping or anything else is Unknown."""
+    if isinstance(values, list) or not _plain_constant(values):
+        return Unknown("a string formatted with % from a value that is not a constant")
+    try:
+        return text % values
+    except (TypeError, ValueError, KeyError):
+        return Unknown("a string formatted with % that fails at run time")
 
 
 def _either(value: Any) -> str:

@@ -566,3 +566,29 @@ def test_a_walrus_binds_its_name_like_an_assignment(tmp_path):
         "f(ch)\n")
     assert [(line, name) for line, name, _ in _names(scan_paths([str(tmp_path)]))] == [
         (2, "jobs.walrus"), (5, "in.fn")]
+
+
+def test_class_constants_of_a_base_class_and_read_on_the_class_itself(tmp_path):
+    (tmp_path / "cls.py").write_text(
+        "class Base:\n"
+        "    EXCHANGE = 'events'\n"
+        "    QUEUE = 'base.q'\n"
+        "class Worker(Base):\n"
+        "    QUEUE = 'worker.q'\n"
+        "    def run(self, ch):\n"
+        "        ch.exchange_declare(self.EXCHANGE, exchange_type='topic', durable=True)\n"  # 7: inherited
+        "        ch.queue_declare(self.QUEUE, durable=True)\n"                              # 8: overridden
+        "        ch.queue_declare(Base.QUEUE, durable=True)\n"                              # 9
+        "        ch.queue_declare(Worker.EXCHANGE + '.audit', durable=True)\n"              # 10
+        "class Moving:\n"
+        "    NAME = 'first'\n"
+        "    def rename(self):\n"
+        "        self.NAME = 'second'\n"
+        "ch.queue_declare(Moving.NAME, durable=True)\n"                                     # 15
+        "ch.queue_declare(Worker.MISSING, durable=True)\n")                                 # 16
+    result = scan_paths([str(tmp_path)])
+    assert [(line, name) for line, name, _ in _names(result)] == [
+        (7, "events"), (8, "worker.q"), (9, "base.q"), (10, "events.audit"), (15, None), (16, None)]
+    assert unresolved(result, "cls.py") == [
+        (15, "name", "'Moving.NAME' is also set on its instances"),
+        (16, "name", "'Worker.MISSING' is known only at run time")]

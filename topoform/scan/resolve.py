@@ -765,6 +765,10 @@ class Resolver:
                 return Unknown(f"'{full}' is read from another module the scan could not resolve")
             if node.attr in base.attrs:
                 return base.attrs[node.attr]
+            if base.kind == "class" and base.attrs.get("node") is not None:  # Settings.QUEUE
+                found = self._class_attr(base.attrs["node"], node.attr, scope.module)
+                if found is not None:
+                    return found
             return Unknown(lambda: f"'{_text_node(node)}' is known only at run time")
         if isinstance(base, Unknown):
             return Unknown(lambda: f"'{_text_node(node)}' is read from a value the scan cannot follow "
@@ -797,7 +801,39 @@ class Resolver:
             return self.eval(value_node, method_scope)
         if assigned:
             return Unknown(f"'self.{attr}' is assigned more than once")
+        if attr not in s.assigns:  # a constant of a base class of this file (class Worker(Base))
+            for base in self._bases(s.node, s.parent):
+                found = self._class_attr(base, attr, s.module)
+                if found is not None:
+                    return found
         return Unknown(f"'self.{attr}' is not set in class {s.name}")
+
+    def _bases(self, cls: ast.ClassDef | None, parent: Scope | None) -> list:
+        """The base classes of ``cls`` defined in the same file (their syntax trees)."""
+        if cls is None or parent is None:
+            return []
+        out = []
+        for expr in cls.bases:
+            value = self.eval(expr, parent)
+            if isinstance(value, Obj) and value.kind == "class" and isinstance(value.attrs.get("node"), ast.ClassDef):
+                out.append(value.attrs["node"])
+        return out
+
+    def _class_attr(self, cls: ast.ClassDef, attr: str, module: "ModuleInfo", depth: int = 0) -> Any:
+        """A class constant ``attr`` of ``cls`` or of its bases in the file; None when none has it.
+        A constant that an instance reassigns (``self.X = ...`` in a method) is known only at run time."""
+        if depth > 20 or module is None:
+            return None
+        scope = module.scope_for(cls, "class", module.scope)
+        if attr in scope.assigns:
+            if attr in scope.instance_attributes():
+                return Unknown(f"'{cls.name}.{attr}' is also set on its instances")
+            return self._bound(attr, scope.assigns[attr], scope)
+        for base in self._bases(cls, scope.parent):
+            found = self._class_attr(base, attr, module, depth + 1)
+            if found is not None:
+                return found
+        return None
 
     def _Subscript(self, node: ast.Subscript, scope: Scope) -> Any:
         base = self.eval(node.value, scope)

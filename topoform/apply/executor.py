@@ -29,6 +29,7 @@ from ..broker import amqp
 from ..broker.settings import BrokerSettings, quote_segment
 from ..errors import BlockedPlanError, BrokerError, TopoformError
 from ..planner.plan import Action, Change, Plan
+from ..planner.rules import queue_delete_refusal
 from .progress import Progress
 
 RETRYABLE_CODES = {"connection-lost", "unreachable", "broker-unreachable", "broker-timeout"}
@@ -210,21 +211,18 @@ def delete_queue(change: Change, ctx: ApplyContext) -> list[amqp.Op]:
     if qtype == "classic":
         return [amqp.op_delete_queue(q.name, if_empty=not options.allow_data_loss,
                                      if_unused=not options.force, vhost=q.vhost, token=change)]
-    if qtype == "stream" and not options.allow_data_loss:
-        raise TopoformError(f"{where} is a stream: its message count cannot be read (a passive declare says 0 "
-                            "and the broker ignores if-empty), so it is deleted only with --allow-data-loss",
-                            code="delete-refused")
-    if not (options.allow_data_loss and options.force):
+    # the planner blocks the same deletes with the same rule (rules.queue_delete_refusal): this is
+    # the run-time check, with exact counts (messages may have arrived since the plan)
+    why = queue_delete_refusal(q.name, qtype, 0, 0, allow_data_loss=options.allow_data_loss, force=options.force)
+    if why is None and not (options.allow_data_loss and options.force):
         counts = ctx.session(q.vhost).queue_counts(q.name)
         if counts is None:
             return None  # already gone: done
         messages, consumers = counts
-        if messages and not options.allow_data_loss and qtype != "stream":
-            raise TopoformError(f"{where} holds {messages} message{'s' if messages != 1 else ''} (passive "
-                                "declare); not deleted without --allow-data-loss", code="delete-refused")
-        if consumers and not options.force:
-            raise TopoformError(f"{where} has {consumers} consumer{'s' if consumers != 1 else ''}; not deleted "
-                                "without --force", code="delete-refused")
+        why = queue_delete_refusal(q.name, qtype, messages, consumers, allow_data_loss=options.allow_data_loss,
+                                   force=options.force)
+    if why:
+        raise TopoformError(f"{where}: {why[:1].lower()}{why[1:]} (checked at run time)", code="delete-refused")
     return [amqp.op_delete_queue(q.name, if_empty=False, if_unused=False, vhost=q.vhost, token=change)]
 
 

@@ -78,7 +78,7 @@ def destroy_plan(desired: Topology, live, *, config=None, vhosts, ownership=None
     (with ``queue_stats`` and ``config``). ``notes``: what is kept on purpose, for people.
     """
     from ..config import live as config_live
-    from ..planner.rules import data_loss_reason
+    from ..planner.rules import data_loss_reason, queue_delete_refusal
 
     wanted = set(vhosts)
     have = live.topology
@@ -127,7 +127,10 @@ def destroy_plan(desired: Topology, live, *, config=None, vhosts, ownership=None
         live_q = have.queues.get(q.key)
         if live_q is None or live_q.exclusive or q.key in stream_parts or not in_scope(live_q):
             continue
-        why = data_loss(live_q, [live_q.name])
+        s = stats.get(live_q.key)  # the executor's own rule, so apply never stops halfway
+        why = queue_delete_refusal(live_q.name, live_q.queue_type, s.messages if s is not None else None,
+                                   s.consumers if s is not None else None, allow_data_loss=allow_data_loss,
+                                   force=force, source=source)
         if why:
             changes.append(Change(Action.BLOCKED, "queue", live_q.vhost, live_q.name, before=live_q, reason=why))
         else:
@@ -271,7 +274,10 @@ def run(args, env: Environment) -> int:
         progress = TerminalProgress(out) if env.stdout_isatty and not as_json else LineProgress(out)
         ctx = ApplyContext(settings=settings, client=client, options=options, lock=lock, progress=progress)
         ctx.environ = env.environ
-        result = apply_plan(plan, ctx)
+        try:
+            result = apply_plan(plan, ctx)
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: what was deleted and what not, lock released (exit 130)
+            return apply_cli.report_interruption(plan, progress, env, as_json, command="destroy")
     finally:
         lock.release()
         client.close()

@@ -33,7 +33,7 @@ from . import migration
 from .diff import Difference, diff_bindings, diff_mappings, field_diffs
 from .normalize import effective_queue_type, normalize_queue, normalize_vhost, queues_equivalent, vhost_defaults
 from .plan import Action, Change, Plan, order_changes
-from .rules import classify_change, data_loss_reason
+from .rules import classify_change, queue_delete_refusal
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..broker.live import LiveState
@@ -201,9 +201,11 @@ def make_plan(desired: Topology, live: "LiveState", options: PlanOptions | None 
         if not options.prune:
             unmanaged.append(obj)
             continue
-        if isinstance(obj, Queue) and not options.allow_data_loss:
+        if isinstance(obj, Queue):  # the executor's own rule (rules.queue_delete_refusal), so apply never stops halfway
             qstats = stats.get(obj.key)
-            why = data_loss_reason(obj.name, qstats.messages if qstats else None, source)
+            why = queue_delete_refusal(obj.name, obj.queue_type, qstats.messages if qstats else None,
+                                       qstats.consumers if qstats else None, allow_data_loss=options.allow_data_loss,
+                                       force=options.force, source=source)
             if why:
                 changes.append(Change(Action.BLOCKED, "queue", obj.vhost, obj.display_name, before=obj, reason=why))
                 continue

@@ -232,6 +232,34 @@ def data_loss_reason(name: str, messages: int | None, source: str = "broker") ->
     return f"Queue {name} holds {held} (use --allow-data-loss)."
 
 
+def queue_delete_refusal(name: str, queue_type: str | None, messages: int | None, consumers: int | None, *,
+                         allow_data_loss: bool = False, force: bool = False, source: str = "broker") -> str | None:
+    """Why deleting queue ``name`` is refused, or None: the one rule of the planner (``plan
+    --prune``, ``destroy``: the change is ``blocked``) and of the executor (run time, with
+    the exact counts of a passive declare).
+
+    * a stream, without ``--allow-data-loss``: its message count cannot be read before the
+      delete (a passive declare always says 0, the broker ignores ``if-empty``), so it is
+      refused whatever the statistics say (an empty-looking stream too);
+    * messages held or unknown (``messages`` None), without ``--allow-data-loss``
+      (:func:`data_loss_reason`);
+    * consumers, without ``--force``: a classic queue's delete carries ``if-unused`` (406),
+      the executor refuses the others itself. ``consumers`` None (unknown) does not refuse:
+      the run-time guards still hold.
+    """
+    if not allow_data_loss:
+        if (queue_type or "classic") == "stream":
+            return (f"Queue {name} is a stream: its message count cannot be read (a passive declare says 0 and "
+                    "the broker ignores if-empty), so it is deleted only with --allow-data-loss.")
+        why = data_loss_reason(name, messages, source)
+        if why:
+            return why
+    if consumers and not force:
+        return (f"Queue {name} has {consumers} consumer{'s' if consumers != 1 else ''}; it is deleted only with "
+                "--force (the broker refuses the delete of a queue in use).")
+    return None
+
+
 def rows_for_replay() -> list[Rule]:
     """The rows an integration test can replay on a broker: every verified reject/ignore row."""
     return [r for r in RULES if r.verified and r.verdict in (REJECTS, IGNORES, LOCKS)]

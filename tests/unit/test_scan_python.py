@@ -592,3 +592,23 @@ def test_class_constants_of_a_base_class_and_read_on_the_class_itself(tmp_path):
     assert unresolved(result, "cls.py") == [
         (15, "name", "'Moving.NAME' is also set on its instances"),
         (16, "name", "'Worker.MISSING' is known only at run time")]
+
+
+def test_kombu_simple_queue_and_simple_buffer_declare_an_exchange_a_queue_and_their_binding(tmp_path):
+    (tmp_path / "simple.py").write_text(
+        "from kombu import Connection\n"
+        "with Connection('amqp://') as conn:\n"
+        "    q = conn.SimpleQueue('jobs', queue_args={'x-queue-type': 'quorum'})\n"
+        "    q.put({'hello': 'world'})\n"
+        "    buf = conn.SimpleBuffer('ephemeral', exchange_opts={'type': 'fanout'})\n")
+    result = scan_paths([str(tmp_path)])
+    assert views(result, "simple.py") == [
+        (3, "exchange", "SimpleQueue", x("jobs", "direct", durable=True), []),
+        (3, "queue", "SimpleQueue", q("jobs", durable=True, arguments={"x-queue-type": "quorum"}), []),
+        (3, "binding", "SimpleQueue", b("jobs", "jobs", "jobs"), []),
+        (4, "publish", "put", {"exchange": "jobs", "routing_key": "jobs"}, []),
+        (5, "exchange", "SimpleBuffer", x("ephemeral", "fanout", auto_delete=True), []),
+        (5, "queue", "SimpleBuffer", q("ephemeral", auto_delete=True), []),
+        (5, "binding", "SimpleBuffer", b("ephemeral", "ephemeral", "ephemeral"), [])]
+    (tmp_path / "simple.py").write_text("other.SimpleQueue('not.kombu')\n")  # no kombu import: not kombu's
+    assert scan_paths([str(tmp_path)]).declarations == []

@@ -39,7 +39,7 @@ from .resolve import Many, ModuleInfo, Obj, Resolver, Scope, dotted, joint, know
 # No \b: word boundaries make the engine ~4x slower on a whole file; run() checks them instead.
 _TRIGGER = re.compile(r"queue_declare|exchange_declare|queue_bind|exchange_bind|basic_publish|basic_consume|"
                       r"declare_queue|declare_exchange|get_queue|get_exchange|binding|bind|publish|consume|Exchange|"
-                      r"Queue")
+                      r"SimpleQueue|SimpleBuffer|Queue|put")
 _WORD = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
 _MISSING = object()
 # Parameters no declaration reads (message bodies, callbacks, flags of the call itself): never evaluated.
@@ -106,7 +106,12 @@ _AIO_QUEUE_BIND = ("exchange", "routing_key", "arguments")
 _AIO_EXCHANGE_BIND = ("exchange", "routing_key", "arguments")
 _AIO_PUBLISH = ("message", "routing_key")
 
-_KNOWN = frozenset(PIKA) | frozenset(AIO) | {"bind", "publish", "consume", "Exchange", "Queue", "binding"}
+_KNOWN = frozenset(PIKA) | frozenset(AIO) | {"bind", "publish", "consume", "Exchange", "Queue", "binding",
+                                             "SimpleQueue", "SimpleBuffer", "put"}
+# kombu's Connection.SimpleQueue / SimpleBuffer (kombu/simple.py): an exchange and a queue named
+# alike, bound with the name as key; SimpleBuffer's are not durable and auto-delete
+KOMBU_SIMPLE = ("name", "no_ack", "queue_opts", "queue_args", "exchange_opts")
+_KOMBU_SIMPLE_FLAGS = {"SimpleQueue": {}, "SimpleBuffer": {"durable": False, "auto_delete": True}}
 
 KOMBU_EXCHANGE = ("name", "type", "channel")
 KOMBU_QUEUE = ("name", "exchange", "routing_key", "channel", "bindings", "on_declared")
@@ -288,7 +293,9 @@ class PythonScanner:
                 return self._pika(method, node, scope)
             if method in AIO:
                 return self._aio_declare(method, node, scope)
-            if method in ("bind", "publish", "consume"):
+            if method in _KOMBU_SIMPLE_FLAGS and self._imports_kombu():
+                return self._kombu_simple(method, node, scope)
+            if method in ("bind", "publish", "consume", "put"):
                 receiver = self.resolver.eval(func.value, scope) if not _is_default_exchange(func.value) \
                     else Obj("aio-exchange", name="")
                 if isinstance(receiver, Obj):
@@ -467,6 +474,8 @@ class PythonScanner:
                                  got.get("routing_key", _MISSING), node)
         if kind == "aio-queue" and method == "consume":
             return self._consume(place, "aio-pika", "Queue.consume", receiver.attrs["name"])
+        if kind == "kombu-simple" and method == "put":  # the producer: its exchange, keyed by the name
+            return self._publish(place, "kombu", "put", receiver.attrs["name"], receiver.attrs["name"], node)
         if kind == "kombu-exchange" and method == "publish":
             got = self._bind(node, ("message", "routing_key"), scope)
             return self._publish(place, "kombu", "Exchange.publish", receiver.attrs["name"],
@@ -538,6 +547,33 @@ class PythonScanner:
             self.scan.issues.append(Issue("unresolved", f"the bindings of queue {_show(qname)}: {bindings.reason}",
                                           place))
         return result
+
+    def _imports_kombu(self) -> bool:
+        return any(spec[1].split(".")[0] == "kombu" for spec in self.module.scope.imports.values())
+
+    def _kombu_simple(self, method: str, node: ast.Call, scope: Scope) -> Any:
+        got = self._bind(node, KOMBU_SIMPLE, scope)
+        name = got.get("name", _MISSING)
+        if name is _MISSING or isinstance(name, Obj):  # SimpleQueue(Queue(...)): that queue's own declares
+            return None
+        place, flags = self._place(node), _KOMBU_SIMPLE_FLAGS[method]
+        options = {}
+        for key in ("exchange_opts", "queue_opts"):
+            value = got.get(key, _MISSING)
+            if isinstance(value, Unknown):
+                self.scan.issues.append(Issue("unresolved", f"{method}: {key} is not known statically: "
+                                                            f"{value.reason}", place, field=key))
+            options[key] = value if isinstance(value, dict) else {}
+        x_opts, q_opts = options["exchange_opts"], options["queue_opts"]
+        exchange = {"exchange": name, "exchange_type": x_opts.get("type", "direct"), **flags,
+                    **{k: x_opts[k] for k in ("durable", "auto_delete") if k in x_opts}}
+        self._exchange(place, "kombu", method, exchange, {**_EXCHANGE_DEFAULTS, "durable": True})
+        args = got.get("queue_args", _MISSING)
+        queue = {"queue": name, "arguments": None if args in (_MISSING, None, {}) else args, **flags,
+                 **{k: q_opts[k] for k in ("durable", "exclusive", "auto_delete") if k in q_opts}}
+        self._queue(place, "kombu", method, queue, {**_QUEUE_DEFAULTS, "durable": True}, node)
+        self._binding(place, "kombu", method, name, name, "queue", name, None)
+        return Obj("kombu-simple", name=name)
 
     def _kombu_binding(self, node: ast.Call, scope: Scope) -> Any:
         got = self._bind(node, KOMBU_BINDING, scope)

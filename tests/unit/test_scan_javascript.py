@@ -229,3 +229,38 @@ def test_an_expression_too_deep_leaves_that_value_unresolved(tmp_path):
     assert got == [(3, None, ["name"]), (3, None, ["name"]), (3, "ok.q", [])]
     assert {i.message for i in result.issues if i.code == "unresolved"} == {
         "assertQueue: name is not known statically: an expression nested too deep to follow"}
+
+
+def test_arrays_of_objects_destructuring_map_and_loop_values_in_binding_arguments(tmp_path):
+    (tmp_path / "a.js").write_text(
+        "const amqp = require('amqplib');\n"
+        "const QUEUES = [{name: 'a.q', ttl: 1000, key: 'a.#'}, {name: 'b.q', ttl: 2000, key: 'b.#'}];\n"
+        "async function main(ch) {\n"
+        "  await ch.assertExchange('ev', 'topic', {durable: true});\n"
+        "  for (const q of QUEUES) {\n"
+        "    await ch.assertQueue(q.name, {durable: true, messageTtl: q.ttl});\n"
+        "    await ch.bindQueue(q.name, 'ev', q.key, {'x-origin': q.name});\n"
+        "  }\n"
+        "  for (const {name, key: k} of QUEUES) {\n"
+        "    await ch.bindQueue(name, 'ev', k + '.d');\n"
+        "  }\n"
+        "  await Promise.all(QUEUES.map(q => ch.assertQueue(q.name + '.m', {durable: true})));\n"
+        "  await Promise.all(QUEUES.map(({name}) => ch.assertQueue(name + '.n', {durable: true})));\n"
+        "  for (const {missing} of QUEUES) { await ch.assertQueue(missing); }\n"
+        "}\n")
+    result = scan_paths([str(tmp_path)])
+    assert views(result, "a.js") == [
+        (4, "exchange", "assertExchange", x("ev", "topic", durable=True), []),
+        (6, "queue", "assertQueue", q("a.q", durable=True, arguments={"x-message-ttl": 1000}), []),
+        (6, "queue", "assertQueue", q("b.q", durable=True, arguments={"x-message-ttl": 2000}), []),
+        (7, "binding", "bindQueue", b("ev", "a.q", "a.#", arguments={"x-origin": "a.q"}), []),
+        (7, "binding", "bindQueue", b("ev", "b.q", "b.#", arguments={"x-origin": "b.q"}), []),
+        (10, "binding", "bindQueue", b("ev", "a.q", "a.#.d"), []),
+        (10, "binding", "bindQueue", b("ev", "b.q", "b.#.d"), []),
+        (12, "queue", "assertQueue", q("a.q.m", durable=True), []),
+        (12, "queue", "assertQueue", q("b.q.m", durable=True), []),
+        (13, "queue", "assertQueue", q("a.q.n", durable=True), []),
+        (13, "queue", "assertQueue", q("b.q.n", durable=True), []),
+        (14, "queue", "assertQueue", {k: v for k, v in q("", durable=True).items() if k != "name"}, ["name"])]
+    why = [i.message for i in result.issues if i.code == "unresolved" and i.place.line == 14]
+    assert why and "'missing' is read from items that are not all objects with 'missing'" in why[0], why

@@ -110,6 +110,7 @@ class Scope:
         self.node, self.parent = node, parent
         self.assigns: dict[str, list] = {}
         self.params: dict[str, int] = {}
+        self.param_keys: dict[str, str] = {}  # ({name, key}) => ...: a destructured parameter's property
         if node.type in _FUNCTIONS:
             params = node.child_by_field_name("parameters") or node.child_by_field_name("parameter")
             if params is not None:
@@ -119,6 +120,10 @@ class Scope:
                                                               p.child_by_field_name("left") or p)
                     if ident.type == "identifier":
                         self.params[_text(ident)] = i
+                    elif ident.type == "object_pattern":
+                        for name, key in _pattern_names(ident):
+                            self.params[name] = i
+                            self.param_keys[name] = key
         body = node.child_by_field_name("body") if node.type in _FUNCTIONS else node
         if body is not None:
             self._collect(body)
@@ -155,6 +160,10 @@ class Scope:
                 is_of = any(c.type == "of" for c in n.children)
                 if left is not None and left.type == "identifier":
                     self.assigns.setdefault(_text(left), []).append(("loop" if is_of else "assigned", right))
+                elif left is not None and left.type == "object_pattern" and is_of:
+                    # for (const {name, key} of BINDINGS): each property one loop variable
+                    for name, key in _pattern_names(left):
+                        self.assigns.setdefault(name, []).append(("loop", right, ("key", key)))
                 elif left is not None and left.type == "array_pattern" and is_of:
                     # for (const [name, keys] of Object.entries(QUEUES)): one loop variable per place
                     items = [c for c in left.named_children if c.type != "comment"]
@@ -271,7 +280,11 @@ class JavaScriptScanner:
             value, tags = inner_turns(value, ("js", node.id), (list, dict))
             if value is None:
                 return Unknown(f"'{name}' loops over a value that is not a known array")
-        if isinstance(value, list) and value and place is not None:
+        if isinstance(value, list) and value and place is not None and place[0] == "key":
+            if not all(isinstance(v, dict) and place[1] in v for v in value):
+                return Unknown(f"'{name}' is read from items that are not all objects with '{place[1]}'")
+            value = [v[place[1]] for v in value]
+        elif isinstance(value, list) and value and place is not None:
             index, width = place
             if not all(isinstance(v, list) and len(v) == width for v in value):
                 return Unknown(f"'{name}' unpacks items that are not all {width}-element arrays")
@@ -293,6 +306,11 @@ class JavaScriptScanner:
             method = _text(prop) if prop is not None else ""
             if method in ("forEach", "map") and index == 0:
                 values = self.eval(f.child_by_field_name("object"))
+                key = scope.param_keys.get(name)
+                if key is not None and isinstance(values, list):
+                    if not all(isinstance(v, dict) and key in v for v in values):
+                        return Unknown(f"'{name}' is read from items that are not all objects with '{key}'")
+                    values = [v[key] for v in values]
                 if isinstance(values, list) and values and all(not isinstance(v, (Unknown, Many)) for v in values):
                     return Many(values, [{("js", f.id): i} for i in range(len(values))])
                 if isinstance(values, Unknown):
@@ -479,6 +497,8 @@ class JavaScriptScanner:
             if path == "process.argv" or _text(node) == "process.argv":
                 return Unknown("from the command line (process.argv)")
             base = self.eval(obj)
+            if isinstance(base, Many) and all(isinstance(v, dict) and _text(prop) in v for v in base.values):
+                return Many([v[_text(prop)] for v in base.values], base.tags)  # q.name in for (const q of ...)
             if isinstance(base, Obj) and _text(prop) in base.attrs:
                 return base.attrs[_text(prop)]
             if isinstance(base, dict) and _text(prop) in base:
@@ -573,13 +593,13 @@ class JavaScriptScanner:
         if method == "bindQueue":
             self._record(Declaration(BINDING, place, "amqplib", method),
                          {"destination": _need(arg(0), "no queue given"), "source": _need(arg(1), "no exchange given"),
-                          "destination_type": "queue", "routing_key": _key(arg(2)), "arguments": _none(arg(3))})
+                          "destination_type": "queue", "routing_key": _key(arg(2)), "arguments": _table(arg(3))})
             return Obj("ok")
         if method == "bindExchange":
             self._record(Declaration(BINDING, place, "amqplib", method),
                          {"destination": _need(arg(0), "no exchange given"),
                           "source": _need(arg(1), "no exchange given"),
-                          "destination_type": "exchange", "routing_key": _key(arg(2)), "arguments": _none(arg(3))})
+                          "destination_type": "exchange", "routing_key": _key(arg(2)), "arguments": _table(arg(3))})
             return Obj("ok")
         if method == "publish":
             self._record(Declaration(PUBLISH, place, "amqplib", method, unroutable_ok=self._marked(node)),
@@ -662,6 +682,20 @@ class JavaScriptScanner:
         return False
 
 
+def _pattern_names(pattern) -> list[tuple[str, str]]:
+    """(local name, property) of an object pattern's plain entries: ``{name, key: k}`` ->
+    ``[("name", "name"), ("k", "key")]`` (defaults and nested patterns are left out)."""
+    out = []
+    for prop in pattern.named_children:
+        if prop.type == "shorthand_property_identifier_pattern":
+            out.append((_text(prop), _text(prop)))
+        elif prop.type == "pair_pattern":
+            key, val = prop.child_by_field_name("key"), prop.child_by_field_name("value")
+            if key is not None and val is not None and val.type == "identifier":
+                out.append((_text(val), _text(key)))
+    return out
+
+
 def _arguments_of(call) -> list:
     """A call's argument nodes, comments left out."""
     node = call.child_by_field_name("arguments")
@@ -677,6 +711,12 @@ def _arguments(options: dict, own: dict) -> Any:
         if option in options and options[option] is not None:
             args[arg] = options[option]
     return lift_dict(args)  # {deadLetterExchange: `${svc}.dlx`} in a loop: one table per turn
+
+
+def _table(value: Any) -> Any:
+    """A binding's arguments: an object whose values include loop values is one table per turn."""
+    value = _none(value)
+    return lift_dict(value) if isinstance(value, dict) else value
 
 
 def _need(value: Any, reason: str) -> Any:

@@ -264,3 +264,20 @@ def test_arrays_of_objects_destructuring_map_and_loop_values_in_binding_argument
         (14, "queue", "assertQueue", {k: v for k, v in q("", durable=True).items() if k != "name"}, ["name"])]
     why = [i.message for i in result.issues if i.code == "unresolved" and i.place.line == 14]
     assert why and "'missing' is read from items that are not all objects with 'missing'" in why[0], why
+
+
+def test_typescript_enums_give_their_members_values(tmp_path):
+    (tmp_path / "e.ts").write_text(
+        "import * as amqp from 'amqplib';\n"
+        "enum Queues { Orders = 'orders.q', Audit = 'audit.q' }\n"
+        "const enum Ex { Events = 'events' }\n"
+        "export enum Prio { Low, High = 5, Top }\n"
+        "async function main(ch: amqp.Channel) {\n"
+        "  await ch.assertExchange(Ex.Events, 'topic', {durable: true});\n"
+        "  await ch.assertQueue(Queues.Orders, {durable: true, maxPriority: Prio.Top});\n"
+        "  await ch.assertQueue(Queues.Audit, {maxPriority: Prio.Low});\n"
+        "}\n")
+    assert views(scan_paths([str(tmp_path)]), "e.ts") == [
+        (6, "exchange", "assertExchange", x("events", "topic", durable=True), []),
+        (7, "queue", "assertQueue", q("orders.q", durable=True, arguments={"x-max-priority": 6}), []),
+        (8, "queue", "assertQueue", q("audit.q", durable=True, arguments={"x-max-priority": 0}), [])]

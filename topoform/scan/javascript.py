@@ -139,6 +139,11 @@ class Scope:
                     if name is not None:
                         self.assigns.setdefault(_text(name), []).append(("function", n))
                 continue
+            if t == "enum_declaration":  # TypeScript: enum Queues { Orders = 'orders.q' }
+                name = next((c for c in n.named_children if c.type == "identifier"), None)
+                if name is not None:
+                    self.assigns.setdefault(_text(name), []).append(("enum", n))
+                continue
             if t == "variable_declarator":
                 name, value = n.child_by_field_name("name"), n.child_by_field_name("value")
                 if name is not None and name.type == "identifier":
@@ -249,6 +254,8 @@ class JavaScriptScanner:
         kind, node = values[0][0], values[0][1]
         if kind == "function":
             return Obj("function", name=name)
+        if kind == "enum":
+            return self._enum(node)
         if node is None:
             return Unknown(f"'{name}' is declared without a value")
         key = (node.id, name)
@@ -271,6 +278,26 @@ class JavaScriptScanner:
                 return value[attr]
             return Unknown(f"'{name}' is read from a value known only at run time")
         return value
+
+    def _enum(self, node) -> dict:
+        """A TypeScript enum's members: ``{Orders: 'orders.q', N: 0, ...}`` (members without a value
+        count up from the previous number, from 0; after a string member TypeScript requires one)."""
+        body = next((c for c in node.named_children if c.type == "enum_body"), None)
+        members: dict = {}
+        previous: Any = -1
+        for member in body.named_children if body is not None else []:
+            if member.type == "enum_assignment":
+                key = member.named_children[0]
+                value = self.eval(member.named_children[-1]) if len(member.named_children) > 1 else None
+            elif member.type in ("property_identifier", "string"):
+                key = member
+                value = previous + 1 if isinstance(previous, int) and not isinstance(previous, bool) else \
+                    Unknown("an enum member after a member that is not a number")
+            else:
+                continue
+            members[self.eval(key) if key.type == "string" else _text(key)] = value
+            previous = value
+        return members
 
     def _loop(self, name: str, value: Any, node, place: tuple | None) -> Any:
         """A ``for ... of`` variable: one turn per item (see resolve.Many), ``place`` = (index, width)

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from .model import Binding, Topology, thaw
+from .model import Binding, Queue, Topology, takes_default_queue_type, thaw
 
 __all__ = ["Export", "export_definitions"]
 
@@ -67,6 +67,20 @@ def _binding_row(b: Binding) -> dict:
             "arguments": thaw(b.arguments)}
 
 
+def _queue_arguments(topology: Topology, q: Queue) -> dict:
+    """The queue's arguments, with the ``x-queue-type`` the vhost's default queue type gives it
+    when the files leave it out: 3.10.8's definitions import ignores the default (a durable
+    queue with ``arguments: {}`` in a vhost whose default is quorum is made classic, where a
+    declare makes it quorum; 4.0.5 and 4.3.6 apply it), so the export says the type itself."""
+    args = thaw(q.arguments)
+    if "x-queue-type" not in args:
+        v = topology.vhosts.get(("vhost", q.vhost))
+        dqt = v.default_queue_type if v is not None else None
+        if dqt != "classic" and takes_default_queue_type(q.durable, q.exclusive, q.auto_delete, dqt):
+            args["x-queue-type"] = dqt
+    return args
+
+
 def export_definitions(topology: Topology, vhosts: Iterable[str] | None = None) -> Export:
     """Definitions JSON for ``topology`` (or only the named ``vhosts``), sorted for stable output.
 
@@ -96,7 +110,7 @@ def export_definitions(topology: Topology, vhosts: Iterable[str] | None = None) 
     ]
     queues = [
         {"name": q.name, "vhost": q.vhost, "durable": q.durable, "auto_delete": q.auto_delete,
-         "arguments": thaw(q.arguments)}
+         "arguments": _queue_arguments(topology, q)}
         for q in sorted(topology.queues.values(), key=lambda q: (q.vhost, q.name))
         if q.vhost in keep and (q.vhost, q.name) not in skipped
     ]

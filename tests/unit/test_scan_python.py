@@ -612,3 +612,24 @@ def test_kombu_simple_queue_and_simple_buffer_declare_an_exchange_a_queue_and_th
         (5, "binding", "SimpleBuffer", b("ephemeral", "ephemeral", "ephemeral"), [])]
     (tmp_path / "simple.py").write_text("other.SimpleQueue('not.kombu')\n")  # no kombu import: not kombu's
     assert scan_paths([str(tmp_path)]).declarations == []
+
+
+def test_list_comprehensions_and_generators_over_a_known_list(tmp_path):
+    (tmp_path / "comp.py").write_text(
+        "SVC = ['billing', 'orders']\n"
+        "QUEUES = [f'{s}.jobs' for s in SVC]\n"
+        "for name in QUEUES:\n"
+        "    ch.queue_declare(name, durable=True)\n"
+        "ch.queue_declare(','.join(s.upper() for s in SVC), durable=True)\n"
+        "for name in [s + '.dlq' for s in SVC]:\n"
+        "    ch.queue_declare(name, durable=True)\n"
+        "ch.queue_declare([s for s in SVC if s][0], durable=True)\n"
+        "for svc in SVC:\n"
+        "    ch.queue_declare([f'{svc}.{k}' for k in ('a', 'b')][0], durable=True)\n")
+    result = scan_paths([str(tmp_path)])
+    assert [(line, name) for line, name, _ in _names(result)] == [
+        (4, "billing.jobs"), (4, "orders.jobs"), (5, "BILLING,ORDERS"), (7, "billing.dlq"), (7, "orders.dlq"),
+        (8, None), (10, None)]
+    assert unresolved(result, "comp.py") == [
+        (8, "name", "a comprehension with a condition or unpacking"),
+        (10, "name", "a comprehension whose items depend on another loop")]

@@ -922,6 +922,36 @@ class Resolver:
     def _NamedExpr(self, node, scope: Scope) -> Any:
         return self.eval(node.value, scope)
 
+    def _ListComp(self, node: ast.ListComp, scope: Scope) -> Any:
+        """``[f"{s}.q" for s in SERVICES]``: one generator over a known list, a plain name, no
+        condition; its items computed as the loop's turns (the name is a loop variable of a scope
+        of its own, so the values are never cached)."""
+        if len(node.generators) != 1:
+            return Unknown("a comprehension of several loops")
+        gen = node.generators[0]
+        if gen.ifs or gen.is_async or not isinstance(gen.target, ast.Name):
+            return Unknown("a comprehension with a condition or unpacking")
+        items = self._iterate(gen.iter, scope)
+        if isinstance(items, Unknown):
+            return items
+        if not isinstance(items, (list, tuple)) or not all(known(v) for v in items):
+            return Unknown("a comprehension over a value that is not a known list")
+        if not items:
+            return []
+        inner = Scope(node, "comprehension", "<comprehension>", scope, scope.module)
+        inner.active_loops[gen.target.id] = [gen.iter]
+        value = self.eval(node.elt, inner)
+        if isinstance(value, Unknown):
+            return value
+        if not isinstance(value, Many):
+            return [value] * len(items)
+        loop = id(gen.iter)
+        if len(value.values) != len(items) or any(set(t) - {loop} for t in value.tags):
+            return Unknown("a comprehension whose items depend on another loop")
+        return [v for v, _ in sorted(zip(value.values, value.tags), key=lambda pair: pair[1].get(loop, 0))]
+
+    _GeneratorExp = _ListComp
+
 
 _ARITHMETIC = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mult: lambda a, b: a * b,
                ast.FloorDiv: lambda a, b: a // b, ast.Div: lambda a, b: a / b, ast.Mod: lambda a, b: a % b,

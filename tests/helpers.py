@@ -107,5 +107,16 @@ class Management:
         return self.get(f"/api/definitions/{quote_segment(vhost)}")
 
 
+def wait_for(predicate, timeout: float = 30.0, step: float = 0.3):
+    """``predicate()``'s first truthy value within ``timeout`` seconds, else None."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    return None
+
+
 def unique_vhost(prefix: str = "tf-test") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"

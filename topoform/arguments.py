@@ -105,6 +105,54 @@ POLICY_KEYS: tuple[PolicyKey, ...] = (
     PolicyKey("federation-upstream-set", plugin="rabbitmq_federation"),
 )
 
+
+@dataclass(frozen=True)
+class OperatorPolicyKey:
+    """A key operator policies accept: from ``since`` (a version), before ``until`` (None: still),
+    and the behaviour rows under which the broker refuses or deprecates it as for policies."""
+
+    name: str
+    since: str = _ALL
+    until: str | None = None
+    refused_by: str | None = None
+    deprecated_by: str | None = None
+    remedy: str = ""
+
+    def accepted(self, version: VersionLike) -> bool:
+        return at_least(version, self.since) and (self.until is None or not at_least(version, self.until))
+
+
+# Operator policies accept only these keys; any other is refused (400 "not recognised policy
+# settings"). Measured on 3.10.8, 4.0.5 and 4.3.6 (tests/integration/test_operator_policy_broker.py);
+# the versions in between from the source (operator_policy_validator in rabbit_policies.erl,
+# rabbit_quorum_queue.erl and rabbit_classic_queue.erl of v3.11.0 to v4.3.0).
+OPERATOR_POLICY_KEYS: tuple[OperatorPolicyKey, ...] = (
+    *(OperatorPolicyKey(k) for k in ("expires", "message-ttl", "max-length", "max-length-bytes",
+                                     "max-in-memory-length", "max-in-memory-bytes", "delivery-limit")),
+    *(OperatorPolicyKey(k, since="3.13") for k in ("overflow", "queue-version", "target-group-size")),
+    *(OperatorPolicyKey(k, since="3.12", until="4.0", remedy=_HA_REMEDY) for k in ("ha-mode", "ha-params",
+                                                                                   "ha-sync-mode")),
+    OperatorPolicyKey("queue-master-locator", since="4.0", refused_by="queue_master_locator_refused",
+                      deprecated_by="queue_master_locator_deprecated", remedy="use queue-leader-locator in a policy "
+                                                                               "instead"),
+)
+_OPERATOR = {k.name: k for k in OPERATOR_POLICY_KEYS}
+
+
+def operator_policy_key(name: str) -> OperatorPolicyKey | None:
+    return _OPERATOR.get(name)
+
+
+def suggest_operator_policy_key(name: str) -> str | None:
+    """The operator policy key ``name`` probably misspells (``max_length``, ``x-max-length``), or None."""
+    fixed = name.replace("_", "-").lower()
+    for candidate in (fixed, fixed[2:] if fixed.startswith("x-") else None):
+        if candidate and candidate != name and candidate in _OPERATOR:
+            return candidate
+    close = difflib.get_close_matches(name.lower(), list(_OPERATOR), n=1, cutoff=0.8)
+    return close[0] if close else None
+
+
 # apply-to values; the queue-type ones exist from 3.12 (row policy_apply_to_queue_types)
 APPLY_TO = ("all", "queues", "exchanges", "classic_queues", "quorum_queues", "streams")
 APPLY_TO_QUEUE_TYPES = ("classic_queues", "quorum_queues", "streams")
@@ -144,11 +192,11 @@ def not_allowed(queue_type: str, version: VersionLike) -> tuple[str, ...]:
     return tuple(a.name for a in QUEUE_ARGUMENTS if not allowed(a.name, queue_type, version))
 
 
-def refused(entry: Argument | PolicyKey, version: VersionLike) -> bool:
+def refused(entry: Argument | PolicyKey | OperatorPolicyKey, version: VersionLike) -> bool:
     return bool(entry.refused_by) and has(version, entry.refused_by)
 
 
-def deprecated(entry: Argument | PolicyKey, version: VersionLike) -> bool:
+def deprecated(entry: Argument | PolicyKey | OperatorPolicyKey, version: VersionLike) -> bool:
     return bool(entry.deprecated_by) and has(version, entry.deprecated_by) and not refused(entry, version)
 
 
@@ -176,5 +224,6 @@ def suggest(name: str, kind: str) -> str | None:
 
 
 __all__ = ["QUEUE_TYPES", "Argument", "PolicyKey", "QUEUE_ARGUMENTS", "EXCHANGE_ARGUMENTS", "POLICY_KEYS",
-           "APPLY_TO", "APPLY_TO_QUEUE_TYPES", "queue_argument", "exchange_argument", "policy_key", "allowed",
+           "APPLY_TO", "APPLY_TO_QUEUE_TYPES", "OperatorPolicyKey", "OPERATOR_POLICY_KEYS",
+           "operator_policy_key", "suggest_operator_policy_key", "queue_argument", "exchange_argument", "policy_key", "allowed",
            "not_allowed", "refused", "deprecated", "suggest"]

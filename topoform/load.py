@@ -704,6 +704,13 @@ def _map_vhost(state: _State, doc: _Doc, vname: str, spec: dict, bad: set) -> No
             if _declare(state, state.policies, policy, doc, path):
                 state.checks.append(("policy", policy, doc, path))
 
+    operator_policies = spec.get("operator_policies")  # mapped by topoform/config/load.py; checked here
+    if isinstance(operator_policies, dict):
+        for name, p in operator_policies.items():
+            path = vpath + ("operator_policies", name)
+            if isinstance(p, dict) and not _skipped(bad, path):
+                state.checks.append(("operator_policy", (str(name), p), doc, path))
+
 
 def _bind(state: _State, binding: Binding, doc: _Doc, path: tuple, source_field: str) -> None:
     if binding in state.bindings:

@@ -182,6 +182,11 @@ BEHAVIOURS: list[Behaviour] = [
     Behaviour("passive_declare_needs_configure", "4.3", None,
               "a passive queue/exchange declare needs configure permission on the object",
               "RabbitMQ 4.3.0 release notes; not re-verified"),
+    Behaviour("vhost_default_queue_type_updatable", "4.0", None,
+              "an existing vhost's default_queue_type can be changed (PUT /api/vhosts/V); before, the broker "
+              "sets it only when it creates the vhost",
+              "measured: 3.10.8 answers 204 and keeps the old value (also 'undefined'), 4.0.5 and 4.3.6 change "
+              "it; 3.11-3.13 not tested"),
 ]
 
 _BY_KEY: dict[str, Behaviour] = {b.key: b for b in BEHAVIOURS}

@@ -105,3 +105,51 @@ def test_export_of_queues_under_a_default_queue_type_round_trips(admin, broker_v
         assert r.code == 0, r
     finally:
         admin.delete_vhost(name)
+
+
+# ---------------------------------------------------------------------- 4: changing a vhost's default queue type
+def test_a_default_queue_type_change_plans_what_the_next_plan_sees(admin, broker_version, broker_env, cli, tmp_path):
+    name = unique_vhost("hpl")  # created by apply, with its default
+
+    def files(dqt, explicit=None):
+        queue = {"durable": True, **({"arguments": {"x-queue-type": explicit}} if explicit else {})}
+        write(tmp_path, {"vhosts": {name: {"default_queue_type": dqt, "queues": {"orders": queue}}}})
+
+    def plan():
+        r = cli(["plan", "--json"], environ=broker_env, cwd=tmp_path)
+        return r.code, {(c["kind"], c["name"]): c for c in json.loads(r.out)["changes"]}
+
+    try:
+        files("quorum")
+        assert cli(["apply", "--auto-approve"], environ=broker_env, cwd=tmp_path).code == 0
+        assert queues(admin, name)["orders"]["type"] == "quorum"
+        files("classic")
+        code, changes = plan()
+        assert code == 3
+        if broker_version < (4, 0):
+            # measured: 3.10.8 answers 204 to the change and keeps quorum
+            admin.put(f"/api/vhosts/{q(name)}", {"defaultqueuetype": "classic"})
+            assert admin.get(f"/api/vhosts/{q(name)}")["default_queue_type"] == "quorum"
+            assert changes[("vhost", name)]["action"] == "blocked" and "3.10" in changes[("vhost", name)]["reason"]
+            assert ("queue", "orders") not in changes  # it fits the default the vhost keeps
+            files("quorum")
+            assert plan() == (0, {})
+            return
+        # the queue is judged by the new default in this plan already, with the way out
+        assert changes[("vhost", name)]["action"] == "update"
+        assert changes[("queue", "orders")]["action"] == "blocked"
+        assert "x-queue-type: quorum" in changes[("queue", "orders")]["reason"]
+        files("classic", explicit="quorum")
+        code, changes = plan()
+        assert code == 0 and set(changes) == {("vhost", name)}
+        assert cli(["apply", "--auto-approve"], environ=broker_env, cwd=tmp_path).code == 0
+        assert admin.get(f"/api/vhosts/{q(name)}")["default_queue_type"] == "classic"
+        assert plan() == (0, {})
+        files("quorum")  # reverting, the files leaving the type out again
+        code, changes = plan()
+        assert code == 0 and set(changes) == {("vhost", name)}
+        assert cli(["apply", "--auto-approve"], environ=broker_env, cwd=tmp_path).code == 0
+        assert plan() == (0, {})
+        assert queues(admin, name)["orders"]["type"] == "quorum"
+    finally:
+        admin.delete_vhost(name)

@@ -64,10 +64,13 @@ def test_existing_classic_queue_in_a_quorum_default_vhost_is_a_difference():
     assert not queues_equivalent(q(), q(), default_queue_type="quorum")
 
 
-def test_vhost_defaults_prefer_the_live_setting():
-    desired = Topology.build([Vhost("v", default_queue_type="classic"), Vhost("new", default_queue_type="quorum")])
-    live = Topology.build([Vhost("v", default_queue_type="quorum")])
-    assert vhost_defaults(desired, live) == {"v": "quorum", "new": "quorum"}
+def test_vhost_defaults_are_the_settings_after_the_plan():
+    desired = Topology.build([Vhost("v", default_queue_type="classic"), Vhost("new", default_queue_type="quorum"),
+                              Vhost("kept")])
+    live = Topology.build([Vhost("v", default_queue_type="quorum"), Vhost("kept", default_queue_type="stream")])
+    assert vhost_defaults(desired, live) == {"v": "classic", "new": "quorum", "kept": "stream"}
+    # a broker that sets it only at creation (3.10) keeps the live one; a vhost it creates takes the files'
+    assert vhost_defaults(desired, live, updatable=False) == {"v": "quorum", "new": "quorum", "kept": "stream"}
 
 
 # ---- absent is not the default value (section 1.3)

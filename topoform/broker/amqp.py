@@ -123,6 +123,8 @@ def _encode_value(value: Any, int_type: type, where: str) -> Any:
     if value is None or isinstance(value, (bool, str, bytes, float)):
         return value
     if isinstance(value, int):
+        if not -2 ** 63 <= value < 2 ** 63:  # pika would fail in struct.pack ("int too large to convert")
+            raise EncodingError(f"{where}: {value} does not fit the signed 64-bit integers AMQP tables carry")
         if int_type is int and -2 ** 31 <= value < 2 ** 31:
             return int(value)
         return long(value)

@@ -13,6 +13,7 @@ from typing import Any, Callable, Mapping
 from urllib.parse import quote, unquote, urlsplit
 
 from ..errors import Finding, InputError, Position
+from ..patterns import pcre_invalid, python_error
 from ..model import Args, freeze
 from . import kinds as K
 from .model import GLOBAL, ConfigObject, make
@@ -85,8 +86,8 @@ Report = Callable[..., None]  # report(code, message, position, severity='error'
 
 def map_file(acc: Accumulator, data: Mapping, locate, report: Report, base_dir: str, bad: set) -> None:
     """One file's ``users``, ``global_parameters`` and per-vhost config keys into ``acc``."""
-    def err(code: str, message: str, path: tuple) -> None:
-        report(code, message, locate(path))
+    def err(code: str, message: str, path: tuple, **kw) -> None:
+        report(code, message, locate(path), **kw)
 
     users = data.get("users")
     if isinstance(users, dict):
@@ -156,6 +157,11 @@ def _user(acc, name, spec, path, locate, err, base_dir) -> None:
             algorithm = None
         if "password" in secrets:
             secrets["password"] = replace(secrets["password"], algorithm=algorithm)
+    if not has_pw and not has_hash:
+        err("user-without-password", f"user {name!r} has neither password nor password_hash: created by apply, it "
+            "has no password and can authenticate only by other means (a client certificate, another auth "
+            "backend); an existing user keeps its own", path, severity="warning",
+            hint="give password: {env: NAME} unless that is meant")
     acc.managed.add(("user", name))
     acc.put(make("user", GLOBAL, name, {"tags": K._tags(spec.get("tags") or ())}, secrets=secrets), locate(path),
             lambda c, m, p: err(c, m, path))
@@ -173,9 +179,27 @@ def _limits(acc, vhost, section, path, locate, err, base_dir, report):
     _put(acc, make("vhost_limit", vhost, "limits", {"limits": Args(section)}), path, locate, report)
 
 
+def _check_regex(err, owner: str, key: str, value: Any, path: tuple) -> None:
+    """A permission regex the broker compiles (Erlang re): an error where Python's re and PCRE agree it is
+    invalid (the broker answers 400 invalid_regexp, with the reason as an Erlang char list; measured on 3.10,
+    4.0 and 4.3: tests/integration/test_patterns_broker.py), a warning where only Python's re refuses it."""
+    if not isinstance(value, str) or not value:
+        return
+    shown = value if len(value) <= 40 else value[:37] + "..."
+    reason = pcre_invalid(value)
+    if reason:
+        err("invalid-pattern", f"{owner}: {key} '{shown}' is not a valid regular expression ({reason}); the broker "
+            "refuses it (400 invalid_regexp)", path)
+    elif python_error(value):
+        err("invalid-pattern", f"{owner}: {key} '{shown}' is not a valid Python regular expression "
+            f"({python_error(value)}); the broker's PCRE may accept it", path, severity="warning")
+
+
 def _permissions(acc, vhost, section, path, locate, err, base_dir, report):
     for user, spec in section.items():
         spec = spec or {}
+        for k in ("configure", "write", "read"):
+            _check_regex(err, f"permission of user {str(user)!r} in vhost {vhost!r}", k, spec.get(k), path + (user, k))
         _put(acc, make("permission", vhost, str(user), {k: str(spec.get(k, "")) for k in ("configure", "write", "read")}),
              path + (user,), locate, report)
 
@@ -184,6 +208,9 @@ def _topic_permissions(acc, vhost, section, path, locate, err, base_dir, report)
     for user, per_exchange in section.items():
         for exchange, spec in (per_exchange or {}).items():
             spec = spec or {}
+            for k in ("write", "read"):
+                _check_regex(err, f"topic permission of user {str(user)!r} on exchange {str(exchange)!r} in vhost "
+                             f"{vhost!r}", k, spec.get(k), path + (user, exchange, k))
             _put(acc, K.topic_permission(vhost, str(user), str(exchange), str(spec.get("write", "")),
                                          str(spec.get("read", ""))), path + (user, exchange), locate, report)
 
@@ -217,8 +244,41 @@ def _uri_object(kind: str, uri_fields: tuple):
                     err("plain-text-secret", f"{kind} {name!r}: {f} holds credentials; give it as {{env: NAME}} or "
                         "{file: PATH}, never in plain text", path + (name, f))
                     del spec[f]
+            if kind == "shovel":
+                _check_shovel_keys(err, vhost, str(name), spec, path + (name,))
             _put(acc, make(kind, vhost, str(name), freeze(spec), secrets=secrets), path + (name,), locate, report)
     return mapper
+
+
+# Every key of a dynamic shovel's definition in RabbitMQ 3.10.0, 4.0.0 and 4.3.0 (rabbit_shovel_parameters.erl,
+# rabbit_amqp091_shovel.erl, rabbit_amqp10_shovel.erl, rabbit_local_shovel.erl); the broker refuses any other
+# (400 "Unrecognised terms", measured on 3.10.8, 4.0.5 and 4.3.6: tests/integration/test_config_checks_broker.py).
+SHOVEL_KEYS = frozenset((
+    "ack-mode", "add-forward-headers", "add-timestamp-header", "delete-after", "dest-add-forward-headers",
+    "dest-add-timestamp-header", "dest-address", "dest-application-properties", "dest-exchange",
+    "dest-exchange-key", "dest-message-annotations", "dest-predeclared", "dest-properties", "dest-protocol",
+    "dest-publish-properties", "dest-queue", "dest-queue-args", "dest-uri", "internal", "internal_owner",
+    "prefetch-count", "publish-properties", "reconnect-delay", "src-address", "src-consumer-args",
+    "src-consumer-name", "src-delete-after", "src-exchange", "src-exchange-key", "src-predeclared",
+    "src-prefetch-count", "src-protocol", "src-queue", "src-queue-args", "src-uri"))
+
+
+def _check_shovel_keys(err, vhost: str, name: str, spec: Mapping, path: tuple) -> None:
+    """A shovel key the broker does not know: refused (400 Unrecognised terms). An error when it is close to
+    a known key (a typo: ``src-queu``), a warning otherwise (a key of a newer plugin topoform does not list)."""
+    import difflib
+
+    for key in spec:
+        if not isinstance(key, str) or key in SHOVEL_KEYS:
+            continue
+        guess = difflib.get_close_matches(key.lower().replace("_", "-"), sorted(SHOVEL_KEYS), n=1, cutoff=0.75)
+        message = (f"shovel {name!r} in vhost {vhost!r} has key {key!r}, which the broker does not recognise "
+                   "and refuses (400 Unrecognised terms)")
+        if guess:
+            err("shovel-unknown-key", message, path + (key,), hint=f"did you mean {guess[0]!r}?")
+        else:
+            err("shovel-unknown-key", message, path + (key,), severity="warning",
+                hint="topoform knows the keys of RabbitMQ 3.10 to 4.3; check the key's spelling")
 
 
 def _upstream_sets(acc, vhost, section, path, locate, err, base_dir, report):
@@ -266,13 +326,49 @@ def check_references(state: ConfigState, report: Report, known: "Known | None" =
     upstreams = {(o.vhost, o.name) for o in state.objects.values() if o.kind == "federation_upstream"}
     managed = {m[1] for m in state.managed if m[0] == "federation_upstream"}
     for key, obj in state.objects.items():
-        if obj.kind != "federation_upstream_set" or obj.vhost not in managed:
+        if obj.kind != "federation_upstream_set":
             continue
         for member in obj.fields.get("upstreams") or ():
             up = member.get("upstream") if isinstance(member, Mapping) else None
-            if up and (obj.vhost, up) not in upstreams:
+            if not up or (obj.vhost, up) in upstreams:
+                continue
+            if obj.vhost in managed:  # the vhost's upstreams are all in the files: this one is missing
                 report("undeclared-upstream", f"federation upstream set {obj.name!r} names upstream {up!r}, which "
                        f"vhost {obj.vhost!r} does not declare", state.positions.get(key))
+            else:  # it may be on the broker; the broker accepts a set naming a missing upstream without a word
+                report("undeclared-upstream", f"federation upstream set {obj.name!r} names upstream {up!r}, which "
+                       f"the files do not declare in vhost {obj.vhost!r}: it must exist on the broker, which "
+                       "accepts the set without it (measured on 3.10, 4.0 and 4.3)", state.positions.get(key),
+                       severity="warning", hint=f"declare it under federation_upstreams of vhost {obj.vhost!r}")
+    check_permission_references(state, report, known)
+
+
+def check_permission_references(state: ConfigState, report: Report, known: "Known | None" = None) -> None:
+    """Permissions name users of the files, topic permissions exchanges of the files; else they must exist
+    on the broker: a permission for a missing user is refused (400 vhost_or_user_not_found, 3.10, 4.0 and
+    4.3), and 4.3 refuses a topic permission for a missing exchange (400 no_such_exchange; 3.10 and 4.0
+    accept it), measured: tests/integration/test_config_checks_broker.py."""
+    users = {o.name for o in state.objects.values() if o.kind == "user"}
+    supers = {(o.vhost, o.name) for o in state.objects.values() if o.kind == "super_stream"}
+    for key, obj in state.objects.items():
+        if obj.kind not in ("permission", "topic_permission"):
+            continue
+        user = obj.name if obj.kind == "permission" else obj.fields.get("user")
+        what = "permission" if obj.kind == "permission" else "topic permission"
+        if user not in users:
+            report("permission-unknown-user", f"{what} of user {user!r} in vhost {obj.vhost!r}: the files do not "
+                   "declare the user, so it must exist on the broker (which refuses a permission for a missing "
+                   "user: 400 vhost_or_user_not_found)", state.positions.get(key), severity="warning",
+                   hint=f"declare user {user!r} under users:, or check the name")
+        exchange = obj.fields.get("exchange") if obj.kind == "topic_permission" else None
+        if known is not None and isinstance(exchange, str) and exchange and not exchange.startswith("amq.") \
+                and (obj.vhost, exchange) not in known.exchanges and (obj.vhost, exchange) not in supers:
+            report("topic-permission-undeclared-exchange",
+                   f"topic permission of user {user!r} on exchange {exchange!r}: vhost {obj.vhost!r} of the files "
+                   "does not declare the exchange, so it must exist on the broker: RabbitMQ 4.3 refuses a topic "
+                   "permission for a missing exchange (400 no_such_exchange; 3.10 and 4.0 accept it)",
+                   state.positions.get(key), severity="warning", hint=f"declare exchange {exchange!r} in vhost "
+                                                                      f"{obj.vhost!r}, or check the name")
 
 
 @dataclass(frozen=True)

@@ -84,6 +84,7 @@ def plan_config(desired: ConfigState | None, live: ConfigState | None, vhosts: I
     want = {k: o for k, o in desired.objects.items() if (o.kind, o.vhost if o.vhost else o.name) in managed
             or (o.kind in K.VHOST_KINDS and (o.kind, o.vhost) in managed)}
     have = live.objects
+    known_users = _known_users(desired, live)
     for key in sorted(want, key=repr):
         w = want[key]
         h = have.get(key)
@@ -91,6 +92,14 @@ def plan_config(desired: ConfigState | None, live: ConfigState | None, vhosts: I
             if not w.fields.get("limits"):
                 continue
         if h is None:
+            if w.kind in ("permission", "topic_permission") and known_users is not None \
+                    and _user_of(w) not in known_users:
+                changes.append(Change(Action.BLOCKED, w.kind, w.vhost, w.name, after=w,
+                                      reason=f"User '{_user_of(w)}' does not exist on the broker and the files do "
+                                             "not declare it: the broker would refuse the permission (400 "
+                                             "vhost_or_user_not_found). Declare the user under users:, or create "
+                                             "it first."))
+                continue
             changes.append(_create(w, queue_counts))
             continue
         paths = value_diffs(h, w)
@@ -144,6 +153,17 @@ def plan_config(desired: ConfigState | None, live: ConfigState | None, vhosts: I
             changes.append(Change(Action.DELETE, "user_limit", GLOBAL, h.name, before=h,
                                   reason="The files give the user no limits."))
     return changes, unmanaged, problems
+
+
+def _known_users(desired: ConfigState, live: ConfigState) -> set | None:
+    """The users a permission may name: the broker's and the files' (created first), or None when the
+    broker's users were not read (no administrator, or an export without users)."""
+    if "user" in live.unreadable:
+        return None
+    names = {o.name for o in live.objects.values() if o.kind == "user"}
+    if not names:
+        return None  # a broker always has a user (the connected one): nothing was read
+    return names | {o.name for o in desired.objects.values() if o.kind == "user"}
 
 
 def _user_of(obj: ConfigObject) -> str:

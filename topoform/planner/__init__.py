@@ -119,9 +119,10 @@ def make_plan(desired: Topology, live: "LiveState", options: PlanOptions | None 
 
         scoped_changes = external_changes(have, ownership, vhosts, live.missing_vhosts)
         have = scope_live(have, ownership)
-    defaults = vhost_defaults(want, have)
-    stats = live.queue_stats
     version = _rules_version(getattr(live, "version", None))
+    dqt_updatable = version is None or versions.has(version, "vhost_default_queue_type_updatable")
+    defaults = vhost_defaults(want, have, updatable=dqt_updatable)
+    stats = live.queue_stats
     source = getattr(live, "source", "broker")
 
     changes: list[Change] = []
@@ -136,8 +137,11 @@ def make_plan(desired: Topology, live: "LiveState", options: PlanOptions | None 
             continue
         found = field_diffs(normalize_vhost(live_vhost), normalize_vhost(wanted_vhost), ignore_unset=True)
         if found:
-            changes.append(Change(Action.UPDATE, "vhost", name, name, before=live_vhost, after=wanted_vhost,
-                                  diff=tuple(f.path for f in found)))
+            paths = tuple(f.path for f in found)
+            fixed = "default_queue_type" in paths and not dqt_updatable
+            changes.append(Change(Action.BLOCKED if fixed else Action.UPDATE, "vhost", name, name, before=live_vhost,
+                                  after=wanted_vhost, diff=paths, reason=_fixed_default_reason(live_vhost, version)
+                                  if fixed else ""))
 
     # ---- policies: the broker changes them in place
     for d in diff_mappings("policy", dict(want.policies), dict(have.policies)):
@@ -170,6 +174,8 @@ def make_plan(desired: Topology, live: "LiveState", options: PlanOptions | None 
                     {**d.desired.arguments, "x-queue-type": effective_queue_type(d.desired, dqt)})))
         _classify(d, changes, leftovers, version=version, queue_type=effective_queue_type(d.live) if d.live else None,
                   default_queue_type=defaults.get(d.desired.vhost) if d.desired else None)
+        if d.desired is not None and d.live is not None and "x-queue-type" not in wanted_queues[d.key].arguments:
+            _note_default_change(changes, wanted_queues[d.key], d.live, have, defaults)
 
     # ---- bindings (to runtime queues, or from the default exchange: never planned)
     runtime_names = {(k[1], k[2]) for k in runtime}
@@ -250,6 +256,35 @@ def _classify(d: Difference, changes: list[Change], leftovers: list[Resource], *
     action = Action.UPDATE if verdict.action == "update" else Action.BLOCKED
     changes.append(Change(action, d.kind, subject.vhost, name, before=d.live, after=d.desired, diff=paths,
                           reason=verdict.reason))
+
+
+def _fixed_default_reason(live_vhost: Vhost, version: tuple[int, int] | None) -> str:
+    where = f"RabbitMQ {version[0]}.{version[1]}" if version else "This broker"
+    has = live_vhost.default_queue_type
+    kept = "has none" if has in (None, "", "undefined") else f"keeps {has!r}"
+    return (f"{where} sets a vhost's default_queue_type only when it creates the vhost: a change answers 204 "
+            f"and the vhost {kept} (from 4.0 it changes in place); write the broker's value in the files (or "
+            "leave default_queue_type out), or recreate the vhost.")
+
+
+def _note_default_change(changes: list[Change], desired: Queue, live: Queue, have: Topology,
+                         defaults: Mapping) -> None:
+    """A queue blocked on ``x-queue-type`` only because the vhost's default changes in this plan:
+    say so, and how to keep the queue's type (existing queues keep theirs)."""
+    last = changes[-1] if changes else None
+    live_vhost = have.vhosts.get(("vhost", desired.vhost))
+    if (last is None or last.action is not Action.BLOCKED or last.kind != "queue" or last.name != desired.display_name
+            or "arguments.x-queue-type" not in last.diff or live_vhost is None):
+        return
+    before = normalize_vhost(live_vhost).default_queue_type
+    before = None if before == "undefined" else before
+    after = defaults.get(desired.vhost)
+    if (before or "classic") == (after or "classic"):
+        return
+    note = (f" The vhost's default queue type changes from {before or 'none'} to {after or 'none'} in this plan, and an "
+            f"existing queue keeps its type: to keep this one as it is, write x-queue-type: "
+            f"{effective_queue_type(live)} in the files.")
+    changes[-1] = replace(last, reason=last.reason + note)
 
 
 def _delete_reason(obj: Resource, stats: Mapping) -> str:

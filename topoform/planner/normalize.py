@@ -100,13 +100,16 @@ def queues_equivalent(desired: Queue, live: Queue, default_queue_type: str | Non
     return normalize_queue(desired, default_queue_type) == normalize_queue(live)
 
 
-def vhost_defaults(desired: Topology, live: Topology) -> dict[str, str | None]:
-    """Per vhost, the default queue type a declare will see: the live setting, else the desired one."""
-    out: dict[str, str | None] = {}
+def vhost_defaults(desired: Topology, live: Topology, updatable: bool = True) -> dict[str, str | None]:
+    """Per vhost, the default queue type a declare will see once the plan is applied (vhost
+    changes come first): the files' setting where they name one and the broker takes it (a
+    vhost the plan creates; an existing one only when ``updatable``: 3.10 sets it only at
+    creation), else the live one. Existing queues keep their type whatever the default
+    becomes, so a queue the files leave without ``x-queue-type`` is compared with the type
+    a declare would give it under this default."""
+    out: dict[str, str | None] = {v.name: _declared_default(v) for v in live.vhosts.values()}
     for v in desired.vhosts.values():
-        out[v.name] = _declared_default(v)
-    for v in live.vhosts.values():
-        if normalize_vhost(v).default_queue_type is not None or v.name not in out:  # known on the broker
+        if v.name not in out or (updatable and v.default_queue_type is not None):
             out[v.name] = _declared_default(v)
     return out
 

@@ -103,3 +103,12 @@ def test_saved_fleet_plan_is_checked_per_target(fleet):
     # a fleet plan is refused without --targets
     r = run_cli(["apply", out, "--auto-approve"], environ=environ)
     assert r.code == 1 and "one plan per target" in r.err
+    # show renders it, one section per target
+    r = run_cli(["show", out])
+    assert r.code == 0 and all(f"=== target {name} ===" in r.out for name in names), r
+    # each plan records its own broker: a plan put under another target is refused for that target
+    swapped = dict(saved["targets"])
+    swapped["b43"], swapped["b310"] = saved["targets"]["b310"], saved["targets"]["b43"]
+    out.write_text(json.dumps({"format_version": 1, "targets": swapped}))
+    r = run_cli(["apply", out, *fleet_file, "--only", "b43", "--only", "b310", "--auto-approve"], environ=environ)
+    assert r.code == 1 and r.out.count("was made for another broker") == 2, r.out

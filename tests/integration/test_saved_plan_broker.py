@@ -12,6 +12,7 @@ which the test does not compare: it checks the queue type the broker reports.
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -108,3 +109,45 @@ def test_ctrl_c_during_a_migration_stops_cleanly_and_the_next_apply_finishes_it(
     assert {n for n in _names(mgmt, vhost) if not n.startswith("topoform.")} == {"orders", "more"}
     r = cli(["plan", "-f", topo, "--detailed-exitcode"], environ=broker_env)
     assert r.code == 0, r
+
+
+def test_a_saved_plan_keeps_its_guards_and_its_broker(vhost, broker, broker_env, cli, mgmt, tmp_path):
+    """A queue that gains a message after 'plan --prune --out' is not deleted: 'apply PLANFILE
+    --allow-data-loss' is refused, and the plan's own delete keeps its if-empty guard. The plan
+    records the broker it was made for (no credentials) and a digest of its content."""
+    from conftest import brokers_table
+
+    mgmt.put(f"/api/queues/{quote_segment(vhost)}/old", {"durable": True})
+    files = tmp_path / "t.yaml"
+    files.write_text(f"vhosts:\n  {vhost}:\n    queues:\n      kept: {{durable: true}}\n")
+    plan_file = tmp_path / "plan.json"
+    deadline = time.monotonic() + 60  # the plan deletes it once the broker's statistics report it empty
+    while True:
+        r = cli(["plan", "-f", files, "--prune", "--out", plan_file], environ=broker_env)
+        if r.code != 3 or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert r.code == 0 and "-   queue old" in r.out, r
+    saved = plan_file.read_text()
+    made = json.loads(saved)["broker"]
+    assert made["management_url"] == broker.http_base_clean and made["cluster_name"] and made["rabbitmq_version"]
+    assert broker.password not in saved and json.loads(saved)["digest"].startswith("sha256:")
+    mgmt.request("POST", f"/api/exchanges/{quote_segment(vhost)}/amq.default/publish",
+                 {"properties": {}, "routing_key": "old", "payload": "late", "payload_encoding": "string"})
+    for extra in (["--allow-data-loss"], ["--force"]):
+        r = cli(["apply", plan_file, *extra], environ=broker_env)
+        assert r.code == 1 and extra[0] in r.err and "nothing was applied" in r.err, r
+    assert _names(mgmt, vhost) == {"old"}
+    r = cli(["apply", plan_file], environ=broker_env)  # the delete's if-empty guard holds
+    assert r.code == 1 and "old" in _names(mgmt, vhost), r
+    # the same plan against another of the test brokers: refused before anything is read
+    here = mgmt.get("/api/overview")["cluster_name"]
+    for name, ports in brokers_table().items():
+        other = {**broker_env, "TOPOFORM_URL": f"amqp://guest:guest@localhost:{ports['amqp']}/",
+                 "TOPOFORM_MANAGEMENT_URL": f"http://guest:guest@localhost:{ports['http']}/"}
+        if broker.http_base_clean.endswith(f":{ports['http']}"):
+            continue  # this very broker
+        r = cli(["apply", plan_file], environ=other)
+        assert r.code == 1 and "was made for another broker" in r.err and here in r.err, r
+        assert "guest:guest" not in r.err
+        break

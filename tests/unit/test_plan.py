@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from topoform.broker.live import LiveState, QueueStats, to_definitions, topology_fingerprint
 from topoform.model import Args, Binding, Exchange, Policy, Queue, Topology, Vhost
 from topoform.planner import PlanOptions, dependent_bindings, make_plan, managed_vhosts
@@ -213,6 +215,40 @@ def test_cli_out_saves_the_json_plan_with_fingerprint(tmp_path):
                                                            arguments=Args({"x-message-ttl": 1000}))
     js = run_cli(["plan", "--state", "state.json", "--json"], cwd=tmp_path)
     assert json.loads(js.out) == saved
+
+
+def test_cli_out_message_is_a_whole_line_and_the_plan_records_its_state_file(tmp_path):
+    _files(tmp_path, [V])
+    r = run_cli(["plan", "--state", "state.json", "--out", "plan.json"], cwd=tmp_path)
+    assert r.err.endswith("run 'topoform apply plan.json' to carry it out.\n"), r
+    saved = json.loads((tmp_path / "plan.json").read_text())
+    assert saved["state_file"] == "state.json" and "broker" not in saved
+    assert saved["digest"].startswith("sha256:")
+
+
+@pytest.mark.parametrize("out", ["", "  "])
+def test_cli_out_empty_is_a_usage_error(tmp_path, out):
+    _files(tmp_path, [V])
+    r = run_cli(["plan", "--state", "state.json", "--out", out], cwd=tmp_path)
+    assert r.code == 1 and "--out needs a file name" in r.err and len(r.err.strip().splitlines()) == 1, r
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json", "topoform.yaml"]
+
+
+def test_cli_out_dash_writes_the_plan_to_stdout(tmp_path):
+    _files(tmp_path, [V])
+    r = run_cli(["plan", "--state", "state.json", "--out", "-", "--detailed-exitcode"], cwd=tmp_path)
+    assert r.code == 2, r
+    assert not (tmp_path / "-").exists()
+    assert r.json == run_cli(["plan", "--state", "state.json", "--json"], cwd=tmp_path).json  # stdout: only the plan
+    assert "+   queue q" in r.err  # the text plan, on stderr
+    saved = tmp_path / "saved.json"
+    saved.write_text(r.out)
+    assert run_cli(["show", saved], cwd=tmp_path).code == 0  # a plan file as --out FILE writes it
+    r = run_cli(["plan", "--state", "state.json", "--out", "-", "--json"], cwd=tmp_path)
+    assert r.code == 0 and r.json["summary"]["create"] == 1 and r.err == "", r  # one document
+    for flags, says in ((["--format", "markdown"], "--format markdown"), (["--summary"], "--summary")):
+        r = run_cli(["plan", "--state", "state.json", "--out", "-", *flags], cwd=tmp_path)
+        assert r.code == 1 and f"--out - writes the plan JSON to standard output; {says}" in r.err and r.out == "", r
 
 
 def test_cli_usage_and_input_errors_exit_1_in_one_line(tmp_path):

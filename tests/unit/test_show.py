@@ -93,3 +93,37 @@ def test_contradictory_format_flags_are_a_usage_error(tmp_path):
     _one_line_error(run_cli(["show", saved, "--json", "--format", "markdown"]), "--json contradicts --format")
     r = run_cli(["show", saved, "--format", "yaml"])
     assert r.code == 1 and "invalid choice" in r.err
+
+
+def _fleet(tmp_path: Path) -> tuple[Path, dict]:
+    """A fleet's plan file as 'plan --targets FILE --out PLANFILE' writes it: one saved plan per target."""
+    plans = {}
+    for name, case in (("eu", "queue-ttl-changed-is-blocked"), ("us", "several-vhosts-grouped")):
+        saved, _argv = _saved(case, tmp_path)
+        plans[name] = json.loads(saved.read_text())
+    path = tmp_path / "fleet.plan.json"
+    path.write_text(json.dumps({"format_version": 1, "targets": plans}))
+    return path, plans
+
+
+def test_show_renders_a_fleet_plan_one_section_per_target(tmp_path):
+    path, plans = _fleet(tmp_path)
+    r = run_cli(["show", path])
+    assert r.code == 0, r
+    eu = run_cli(["show", tmp_path / "queue-ttl-changed-is-blocked.plan.json"]).out
+    us = run_cli(["show", tmp_path / "several-vhosts-grouped.plan.json"]).out
+    assert r.out == f"=== target eu ===\n{eu}\n=== target us ===\n{us}"
+    r = run_cli(["show", path, "--json"])
+    assert r.code == 0 and r.json == {"format_version": 1, "targets": plans}
+    validate(r.json, "fleet-plan.schema.json")
+    r = run_cli(["show", path, "--format", "markdown"])
+    assert r.code == 0 and "### topoform plan: target eu" in r.out and "### topoform plan: target us" in r.out
+    r = run_cli(["show", path, "--summary"])
+    assert r.code == 0 and r.out.count("=== target ") == 2 and "Blocked (1):" in r.out
+
+
+def test_a_changed_target_of_a_fleet_plan_is_refused(tmp_path):
+    path, plans = _fleet(tmp_path)
+    plans["us"]["changes"][0]["name"] = "renamed"
+    path.write_text(json.dumps({"format_version": 1, "targets": plans}))
+    _one_line_error(run_cli(["show", path]), f"the plan file {path} (target us) was changed after it was saved")

@@ -167,6 +167,7 @@ class LiveReader:
         self._reads: dict[str, tuple[Future, Future]] = {}
         self._config: tuple[tuple, Future] | None = None  # (vhosts, future) of the config kinds' read
         self._nodes: Future | None = None  # GET /api/nodes (prefetch_nodes)
+        self.overview_answer: dict | None = None  # GET /api/overview, once read (cluster_name for a saved plan)
 
     def _listing_future(self) -> Future:
         if self._listing is None:
@@ -177,10 +178,16 @@ class LiveReader:
 
     def _read_version(self) -> str | None:
         try:
-            version = self.client.overview().get("rabbitmq_version")
+            self.overview_answer = self.client.overview()
+            version = self.overview_answer.get("rabbitmq_version")
         except Exception:  # noqa: BLE001 - the version is optional: newest rules then
             return None
         return str(version) if version else None
+
+    def identity(self) -> dict:
+        """The broker read: :func:`broker_identity` (asks for the version first if nobody has)."""
+        version = self.version
+        return broker_identity(self.client, {**(self.overview_answer or {}), "rabbitmq_version": version})
 
     @property
     def version(self) -> str | None:
@@ -360,6 +367,21 @@ def _counts(vhost: str, rows: Iterable[Mapping], exclusive: set[str]) -> dict[tu
         if isinstance(messages, int) and isinstance(consumers, int):
             out[("queue", vhost, name)] = QueueStats(messages=messages, consumers=consumers)
     return out
+
+
+def broker_identity(client, overview) -> dict:
+    """What a saved plan records of the broker it was made for (``broker`` in the plan file), never a
+    credential: the management URL in use without userinfo, the cluster name and the version (each
+    None when unknown)."""
+    settings = getattr(client, "settings", None)
+    try:
+        url = settings.current().http_base_clean if settings is not None else None
+    except Exception:  # noqa: BLE001 - a stand-in client without full settings
+        url = None
+    overview = overview if isinstance(overview, dict) else {}
+    name, version = overview.get("cluster_name"), overview.get("rabbitmq_version")
+    return {"management_url": url, "cluster_name": str(name) if name else None,
+            "rabbitmq_version": str(version) if version else None}
 
 
 def read_live(client: "ManagementClient", vhosts: Sequence[str] | None, *, stats: bool = True,

@@ -144,10 +144,11 @@ def _run(args, env: Environment, executing) -> int:
 
     preflight = Preflight(client, settings)  # may this user do it all? (tags, permissions, plugins)
     try:
+        version = probe.known() if saved is None else check_broker(saved, client, args.planfile)
         existing = set(client.vhost_names())
         _stop_on_problems(preflight.check_access(vhosts, existing), env)
         lock.acquire([v for v in vhosts if v in existing])
-        live = read_live(client, vhosts, version=probe.known() if saved is None else None)  # asked once
+        live = read_live(client, vhosts, version=version)  # the version asked once
         if saved is not None:
             from ..config.hook import saved_plan_fingerprint  # topology + the config objects of its basis
 
@@ -155,6 +156,11 @@ def _run(args, env: Environment, executing) -> int:
                 raise StalePlanError(
                     f"the plan in {args.planfile} is stale: the broker changed since it was made",
                     hint="run 'topoform plan --out FILE' again and review it")
+            if saved.broker is None:  # plan --state (or diff): never read from a broker
+                made = (f"offline from the definitions export {saved.state_file} ('plan --state')"
+                        if saved.state_file else "without a broker")
+                env.err(f"note: the plan in {args.planfile} was made {made}; it is applied because this broker's "
+                        "state matches the one it was made from (same fingerprint)")
             plan = saved
         else:
             if args.prune and not args.allow_data_loss:
@@ -260,7 +266,10 @@ def apply_report(plan, result=None, status: str | None = None) -> dict:
 
 # Flags that would change what a saved plan does, refused with PLANFILE: (args attribute, flag as shown).
 # A matching --env is a check, not a change (refused only when it names another environment).
+# --allow-data-loss and --force widen what the plan's changes may do (drop messages, ignore consumers and
+# alarms): a plan made with them records them in its options, and apply honours that.
 PLAN_FLAGS = (("files", "-f/--file"), ("prune", "--prune"), ("migrate", "--migrate"),
+              ("allow_data_loss", "--allow-data-loss"), ("force", "--force"),
               ("prune_users", "--prune-users"), ("vars", "--var"), ("var_files", "--var-file"))
 # (--vhost and --target are refused with their own messages in run(); --rollback too.)
 
@@ -271,6 +280,42 @@ def refuse_plan_flags(args) -> None:
     if given:
         raise UsageError(f"apply PLANFILE carries out the saved plan as reviewed; {', '.join(given)} would change "
                          f"it; nothing was applied", hint="pass them to 'topoform plan --out FILE' and apply that plan")
+
+
+def check_broker(saved, client, planfile: str) -> str | None:
+    """Refuse a saved plan made for another broker than ``client``'s (its cluster name, else its management
+    URL) or for another version of it (upgraded since: the plan's rules may no longer hold); return the
+    broker's version (None: unknown). A plan that records no broker (``plan --state``) is not checked here."""
+    from ..broker.live import broker_identity
+
+    try:
+        overview = client.overview()
+    except Exception:  # noqa: BLE001 - unreadable: the reads that follow report it
+        overview = {}
+    now = broker_identity(client, overview)
+    made = saved.broker
+    if not made:
+        return now.get("rabbitmq_version")
+    same_cluster = (made.get("cluster_name") == now.get("cluster_name") if made.get("cluster_name")
+                    and now.get("cluster_name") else made.get("management_url") == now.get("management_url"))
+    if not same_cluster:
+        # each URL is followed by a space: a cluster name's "@" after it must not read as its userinfo
+        raise UsageError(f"the plan in {planfile} was made for another broker: {_describe(made)} (this is "
+                         f"{_describe(now)} ); nothing was applied",
+                         hint="point --url/--management-url at the broker the plan was made for, or run "
+                              "'topoform plan --out FILE' against this one")
+    if made.get("rabbitmq_version") and now.get("rabbitmq_version") and \
+            made["rabbitmq_version"] != now["rabbitmq_version"]:
+        raise StalePlanError(f"the plan in {planfile} was made for RabbitMQ {made['rabbitmq_version']}, the broker "
+                             f"runs {now['rabbitmq_version']} now; nothing was applied",
+                             hint="run 'topoform plan --out FILE' again and review it")
+    return now.get("rabbitmq_version")
+
+
+def _describe(broker) -> str:
+    """``cluster NAME at URL`` (the URL last: see check_broker)."""
+    name, url = broker.get("cluster_name"), broker.get("management_url")
+    return " ".join(p for p in (f"cluster {name}" if name else "", f"at {url}" if url else "")) or "an unknown broker"
 
 
 def _cluster_health(plan, client, desired, live, env: Environment, args, saved):
@@ -459,7 +504,7 @@ def _read_planfile(path: str, env: Environment):
     full = path if os.path.isabs(path) else os.path.join(env.cwd, path)
     try:
         with open(full, encoding="utf-8") as fh:
-            data = json.load(fh)
+            json.load(fh)  # not JSON: the message below says what it looks like
     except OSError as exc:
         if not os.path.exists(full) and ("@" in path or "://" in path):
             # a stray word of an unquoted URL (a password with a space) must not be echoed
@@ -467,14 +512,12 @@ def _read_planfile(path: str, env: Environment):
                              "part of a URL)", hint="quote a URL whose password holds spaces, or use "
                              "--password-file") from None
         raise InputError(f"cannot read plan file {path}: {exc.strerror or exc}") from None
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         topology = path.endswith((".yaml", ".yml"))
         raise InputError(f"{path}: not a plan file saved by 'topoform plan --out' (it is not JSON"
                          + ("; it looks like a topology file" if topology else "") + ")",
                          hint="apply topology files with 'topoform apply -f FILE', or save a plan with "
                               "'topoform plan --out FILE'") from None
-    if isinstance(data, dict) and "targets" in data and "changes" not in data:
-        raise InputError(f"{path} holds one plan per target of a fleet; pass the fleet file with --targets FILE")
     from .show import read_plan_file  # the checks every reader of a saved plan makes (one line each)
 
     return read_plan_file(path, env.cwd)

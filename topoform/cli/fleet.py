@@ -171,8 +171,9 @@ def _read_fleet_plan(path: str, env: Environment) -> dict:
             data = json.load(fh)
     except OSError as exc:
         raise InputError(f"cannot read plan file {path}: {exc.strerror or exc}") from None
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise InputError(f"{path}: not a plan file saved by 'topoform plan --targets ... --out' ({exc})") from None
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise InputError(f"{path}: not a plan file saved by 'topoform plan --targets ... --out' "
+                         f"({type(exc).__name__ if isinstance(exc, RecursionError) else exc})") from None
     if not isinstance(data, dict) or not isinstance(data.get("targets"), dict) or data.get("format_version") != 1:
         raise InputError(f"{path}: not a fleet plan (saved by 'plan --targets FILE --out PLANFILE'); without "
                          "--targets, 'apply PLANFILE' takes a single broker's plan")

@@ -45,8 +45,10 @@ def register(subparsers, parents):
     parser.add_argument("--vhost", dest="vhosts", action="append", metavar="V",
                         help="only this vhost of the files (repeatable)")
     add_target_argument(parser)  # --target KIND:NAME (topoform/planner/target.py)
-    parser.add_argument("--out", metavar="FILE", help="save the plan (JSON, with the live state's fingerprint) "
-                                                      "for 'topoform apply FILE'")
+    parser.add_argument("--out", metavar="FILE", help="save the plan (JSON, with the live state's fingerprint, the "
+                                                      "broker and a digest of its content) for 'topoform apply "
+                                                      "FILE'; - writes it to stdout (the text plan then goes to "
+                                                      "stderr)")
     parser.add_argument("--json", action="store_true", help="print the plan as JSON (the format --out saves); "
                                                             "same as --format json")
     add_format_arguments(parser)
@@ -120,6 +122,9 @@ def _compute(args, env: Environment, reader):
     plan = narrow_to_targets(plan, args, desired, config)  # --target KIND:NAME
     if reader is not None:  # quorum queue members, leaders, alarms, quorum-critical nodes (topoform/cluster.py)
         plan, _health = cluster_health(plan, reader.client, desired, live, env, args, nodes_answer=reader.nodes)
+        plan = dataclasses.replace(plan, broker=reader.identity())  # apply PLANFILE refuses another broker
+    else:
+        plan = dataclasses.replace(plan, state_file=os.path.basename(args.state))  # apply PLANFILE says so
     return _stamp(plan, loaded), desired, live
 
 
@@ -265,6 +270,7 @@ def run(args, env: Environment) -> int:
     from ..planner.target import parse_targets
 
     parse_targets(getattr(args, "target_specs", None))  # a bad --target is refused before any work
+    check_out(args)
     if getattr(args, "targets", None):  # a fleet: this command once per target, in parallel (cli/fleet.py)
         return run_fleet(run, args, env, "plan")
     if args.rollback and not args.migrate:
@@ -276,6 +282,25 @@ def run(args, env: Environment) -> int:
         return _plan_and_print(args, env)
 
 
+def check_out(args) -> None:
+    """``--out FILE``: not empty; ``-`` (stdout) only for one broker, and only beside the text plan
+    (which then goes to stderr) or ``--format json`` (the same document)."""
+    out = getattr(args, "out", None)
+    if out is None:
+        return
+    if not out.strip():
+        raise UsageError("--out needs a file name (or - for standard output)")
+    if out != "-":
+        return
+    if getattr(args, "targets", None):
+        raise UsageError("--out - cannot be used with --targets: the fleet's plans go to one file",
+                         hint="give --out FILE")
+    if output_format(args) == "markdown" or getattr(args, "summary", False):
+        what = "--summary" if getattr(args, "summary", False) else "--format markdown"
+        raise UsageError(f"--out - writes the plan JSON to standard output; {what} cannot go there too",
+                         hint="give --out FILE, or leave out " + what)
+
+
 def _plan_and_print(args, env: Environment) -> int:
     from ..planner.render import render_json
 
@@ -284,8 +309,13 @@ def _plan_and_print(args, env: Environment) -> int:
         from .apply import rollback_plan
 
         plan = rollback_plan(plan, _live)
-    print_plan(plan, args, env)  # --format text|json|markdown, --summary (cli/plan_output.py)
-    if args.out:
+    if args.out == "-":  # the saved plan on stdout (as 'import/export -o -'); the text plan on stderr
+        if output_format(args) == "text":
+            print_plan(plan, args, dataclasses.replace(env, stdout=env.stderr))
+        env.out(dump_json(render_json(plan)))
+    else:
+        print_plan(plan, args, env)  # --format text|json|markdown, --summary (cli/plan_output.py)
+    if args.out and args.out != "-":
         _save(args.out, dump_json(render_json(plan)) + "\n", env)
         env.err(f"Saved the plan to {args.out}; run 'topoform apply {args.out}' to carry it out.")
     if plan.blocked:

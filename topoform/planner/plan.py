@@ -141,6 +141,10 @@ class Plan:
     # what of the config kinds the plan was based on (topoform/config/hook.py ``plan_basis``): the
     # fingerprint covers those objects too, and apply PLANFILE reads them again to compare
     config_basis: Mapping[str, Any] = field(default_factory=dict)
+    # the broker the plan was read from: management URL (never credentials), cluster name, version;
+    # None when it was not made against a broker (``state_file``: made offline from that export)
+    broker: Mapping[str, Any] | None = None
+    state_file: str | None = None  # the file name of ``plan --state FILE``
 
     @property
     def summary(self) -> dict[str, int]:
@@ -158,8 +162,9 @@ class Plan:
         return bool(self.changes)
 
     def to_dict(self) -> dict:
-        """The contract's plan JSON (SPEC section 4) plus ``fingerprint``, ``vhosts`` and ``unmanaged``."""
-        return {
+        """The contract's plan JSON (SPEC section 4) plus ``fingerprint``, ``vhosts``, ``unmanaged``, where
+        it was made (``broker`` or ``state_file``) and the ``digest`` of all that (:func:`content_digest`)."""
+        doc = {
             "format_version": FORMAT_VERSION,
             "changes": [c.to_dict() for c in self.changes],
             "summary": self.summary,
@@ -171,7 +176,11 @@ class Plan:
             **({"env": self.env} if self.env is not None else {}),
             **({"owner": self.owner} if self.owner is not None else {}),
             **({"config_basis": dict(self.config_basis)} if self.config_basis else {}),
+            **({"broker": dict(self.broker)} if self.broker is not None else {}),
+            **({"state_file": self.state_file} if self.state_file is not None else {}),
         }
+        doc["digest"] = content_digest(doc)
+        return doc
 
     @classmethod
     def from_dict(cls, d: Mapping) -> "Plan":
@@ -186,7 +195,81 @@ class Plan:
             env=d.get("env"),
             owner=d.get("owner"),
             config_basis=dict(d.get("config_basis") or {}),
+            broker=dict(d["broker"]) if isinstance(d.get("broker"), Mapping) else None,
+            state_file=d.get("state_file"),
         )
+
+
+def content_digest(doc: Mapping) -> str:
+    """``sha256:HEX`` of the canonical JSON (sorted keys, no spaces, UTF-8) of a plan document without
+    its ``digest``: a saved plan whose content no longer gives its digest was changed after it was saved."""
+    import hashlib
+    import json
+
+    body = {k: v for k, v in doc.items() if k != "digest"}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=True)
+    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+_ACTIONS = {a.value for a in Action}
+_GLOBAL_KINDS = ("user", "user_limit", "global_parameter")  # not in a vhost (``vhost`` is "")
+
+
+def check_document(d: Mapping) -> None:
+    """Raise ValueError (one line, naming the entry) when a plan document is not one topoform writes:
+    wrong types, an unknown action, a create or update without ``after``, a delete without ``before``,
+    a change outside the plan's vhosts, a summary that does not count the changes."""
+    def fail(where: str, what: str):
+        raise ValueError(f"{where}: {what}")
+
+    for name, kind in (("changes", list), ("vhosts", list), ("options", dict), ("summary", dict),
+                       ("unmanaged", list), ("fingerprint", str)):
+        if name in d and not isinstance(d[name], kind):
+            fail(name, f"must be a JSON {'array' if kind is list else 'object' if kind is dict else 'string'}")
+    vhosts = d.get("vhosts") or []
+    if not all(isinstance(v, str) for v in vhosts):
+        fail("vhosts", "must be names")
+    for field_name in ("env", "owner", "state_file"):
+        if d.get(field_name) is not None and not isinstance(d[field_name], str):
+            fail(field_name, "must be a string")
+    if d.get("broker") is not None and not isinstance(d["broker"], dict):
+        fail("broker", "must be a JSON object")
+    from ..config.kinds import KINDS
+
+    kinds = set(_RESOURCE_TYPES) | set(KINDS)
+    counts = {a: 0 for a in _ACTIONS}
+    for i, c in enumerate(d.get("changes") or ()):
+        where = f"changes[{i}]"
+        if not isinstance(c, dict):
+            fail(where, "must be a JSON object")
+        if c.get("action") not in _ACTIONS:
+            fail(where, f"unknown action {c.get('action')!r}")
+        for key in ("kind", "vhost", "name"):
+            if not isinstance(c.get(key), str):
+                fail(where, f"'{key}' must be a string")
+        for key in ("before", "after"):
+            if c.get(key) is not None and not isinstance(c[key], dict):
+                fail(where, f"'{key}' must be an object or null")
+        if not isinstance(c.get("diff", []), list) or not isinstance(c.get("reason", ""), (str, type(None))):
+            fail(where, "'diff' must be a list and 'reason' a string")
+        steps = c.get("steps", [])
+        if not isinstance(steps, list) or not all(isinstance(s, dict) and isinstance(s.get("op"), str)
+                                                  for s in steps):
+            fail(where, "'steps' must be a list of objects with an 'op'")
+        if c["kind"] not in kinds:
+            fail(where, f"unknown kind {c['kind']!r}")
+        action = c["action"]
+        if action in ("create", "update", "migrate") and c.get("after") is None:
+            fail(where, f"a {action} without 'after'")
+        if action in ("update", "delete") and c.get("before") is None:
+            fail(where, f"a{'n' if action == 'update' else ''} {action} without 'before'")
+        if action == "blocked" and c.get("before") is None and c.get("after") is None:
+            fail(where, "a blocked change without 'before' or 'after'")
+        if c["kind"] not in _GLOBAL_KINDS and c["vhost"] not in vhosts:
+            fail(where, f"vhost {c['vhost']!r} is not one of the plan's vhosts")
+        counts[action] += 1
+    if "summary" in d and {k: d["summary"].get(k) for k in counts} != counts:
+        fail("summary", "does not count the plan's changes")
 
 
 def count_changes(changes: Iterable[Change]) -> dict[str, int]:

@@ -24,7 +24,12 @@ from .secrets import SHA256, check_password
 def value_diffs(have: ConfigObject, want: ConfigObject) -> list[str]:
     """Differing field paths (``definition.max-length``, ``limits.max-queues``, ``password``)."""
     paths = []
+    # a secret given as {env}/{file} and not read (diff, show): compared by _secret_differs alone,
+    # which says "no change" for it (docs/workflow.md), not as a field the files lack
+    unread = {f for f, s in want.secrets.items() if s.ref is not None and s.plain is None and s.hash is None}
     for k in sorted(set(have.fields) | set(want.fields)):
+        if k in unread:
+            continue
         a, b = have.fields.get(k), want.fields.get(k)
         if isinstance(a, Args) and isinstance(b, Args):
             paths += [f"{k}.{kk}" for kk in sorted(set(a) | set(b))

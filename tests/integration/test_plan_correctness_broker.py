@@ -153,3 +153,18 @@ def test_a_default_queue_type_change_plans_what_the_next_plan_sees(admin, broker
         assert queues(admin, name)["orders"]["type"] == "quorum"
     finally:
         admin.delete_vhost(name)
+
+
+# ---------------------------------------------------------------------- 6: limits: {}
+def test_empty_limits_remove_a_vhost_s_limits_without_prune(admin, vhost, broker_env, cli, tmp_path):
+    admin.put(f"/api/vhost-limits/{q(vhost)}/max-connections", {"value": 50})
+    admin.put(f"/api/vhost-limits/{q(vhost)}/max-queues", {"value": 100})
+    assert admin.get(f"/api/vhost-limits/{q(vhost)}")[0]["value"] == {"max-connections": 50, "max-queues": 100}
+    write(tmp_path, {"vhosts": {vhost: {"limits": {}}}})
+    r = cli(["plan", "--json"], environ=broker_env, cwd=tmp_path)
+    assert r.code == 0, r
+    assert [(c["action"], c["kind"]) for c in json.loads(r.out)["changes"]] == [("update", "vhost_limit")]
+    assert cli(["apply", "--auto-approve"], environ=broker_env, cwd=tmp_path).code == 0
+    rows = admin.get(f"/api/vhost-limits/{q(vhost)}")
+    assert rows == [] or all(not row.get("value") for row in rows), rows
+    assert cli(["plan", "--detailed-exitcode"], environ=broker_env, cwd=tmp_path).code == 0

@@ -182,6 +182,12 @@ BEHAVIOURS: list[Behaviour] = [
     Behaviour("passive_declare_needs_configure", "4.3", None,
               "a passive queue/exchange declare needs configure permission on the object",
               "RabbitMQ 4.3.0 release notes; not re-verified"),
+    Behaviour("max_age_compared_as_duration", "4.3", None,
+              "a stream redeclare compares x-max-age as a duration: 7D equals 168h (Y = 365D, M = 30D); "
+              "before, as text (406 for 7D over 168h)",
+              "measured by AMQP redeclares: 3.10.8 and 4.0.5 refuse 7D/168h, 1h/60m, 60s/1m with 406; 4.3.6 "
+              "accepts them, 1Y/365D, 1M/30D and 12M/360D too, and refuses 1M/31D, 1Y/12M (keeping the "
+              "stored text); 4.1 and 4.2 not tested"),
     Behaviour("vhost_default_queue_type_updatable", "4.0", None,
               "an existing vhost's default_queue_type can be changed (PUT /api/vhosts/V); before, the broker "
               "sets it only when it creates the vhost",

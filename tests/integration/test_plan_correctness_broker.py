@@ -168,3 +168,39 @@ def test_empty_limits_remove_a_vhost_s_limits_without_prune(admin, vhost, broker
     rows = admin.get(f"/api/vhost-limits/{q(vhost)}")
     assert rows == [] or all(not row.get("value") for row in rows), rows
     assert cli(["plan", "--detailed-exitcode"], environ=broker_env, cwd=tmp_path).code == 0
+
+
+# ---------------------------------------------------------------------- 7: x-max-age durations
+def test_equal_max_age_durations_plan_as_the_broker_redeclares(admin, broker, vhost, broker_version, broker_env, cli,
+                                                                tmp_path):
+    params = pika.ConnectionParameters(host=broker.amqp_host, port=broker.amqp_port, virtual_host=vhost,
+                                       credentials=pika.PlainCredentials(broker.username, broker.password))
+    conn = pika.BlockingConnection(params)
+    try:
+        for name in ("s", "probe"):
+            conn.channel().queue_declare(name, durable=True, arguments={"x-queue-type": "stream", "x-max-age": "7D"})
+        try:  # the broker's own verdict on the redeclare
+            conn.channel().queue_declare("probe", durable=True,
+                                         arguments={"x-queue-type": "stream", "x-max-age": "168h"})
+            accepted = True
+        except pika.exceptions.ChannelClosedByBroker as exc:
+            assert exc.reply_code == 406 and "x-max-age" in exc.reply_text
+            accepted = False
+    finally:
+        conn.close()
+    assert accepted == (broker_version >= (4, 3))  # measured: 3.10.8 and 4.0.5 refuse, 4.3.6 accepts
+    write(tmp_path, {"vhosts": {vhost: {"queues": {
+        "s": {"durable": True, "arguments": {"x-queue-type": "stream", "x-max-age": "168h"}},
+        "probe": {"durable": True, "arguments": {"x-queue-type": "stream", "x-max-age": "7D"}}}}}})
+    r = cli(["plan", "--detailed-exitcode", "--json"], environ=broker_env, cwd=tmp_path)
+    if not accepted:
+        assert r.code == 3, r
+        assert [(c["action"], c["name"], c["diff"]) for c in json.loads(r.out)["changes"]] == [
+            ("blocked", "s", ["arguments.x-max-age"])]
+        return
+    assert r.code == 0, r
+    assert cli(["apply", "--auto-approve"], environ=broker_env, cwd=tmp_path).code == 0
+    assert queues(admin, vhost)["s"]["arguments"]["x-max-age"] == "7D"  # the broker keeps its text
+    write(tmp_path, {"vhosts": {vhost: {"queues": {  # a different duration stays blocked
+        "s": {"durable": True, "arguments": {"x-queue-type": "stream", "x-max-age": "8D"}}}}}})
+    assert cli(["plan"], environ=broker_env, cwd=tmp_path).code == 3

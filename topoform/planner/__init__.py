@@ -31,7 +31,8 @@ from .. import versions
 from ..model import Args, Binding, Exchange, Queue, Resource, Topology, Vhost
 from . import migration
 from .diff import Difference, diff_bindings, diff_mappings, field_diffs
-from .normalize import effective_queue_type, normalize_queue, normalize_vhost, queues_equivalent, vhost_defaults
+from .normalize import (effective_queue_type, normalize_queue, normalize_vhost, queues_equivalent, same_max_age,
+                        vhost_defaults)
 from .plan import Action, Change, Plan, order_changes
 from .rules import classify_change, queue_delete_refusal
 
@@ -157,6 +158,8 @@ def make_plan(desired: Topology, live: "LiveState", options: PlanOptions | None 
     runtime = {k for k, q in want.queues.items() if is_runtime_queue(q) and k not in have.queues}
     wanted_queues = {k: q for k, q in want.queues.items() if k not in runtime and not q.name.startswith("amq.")}
     live_queues = dict(have.queues)
+    if version is None or versions.has(version, "max_age_compared_as_duration"):  # 7D is 168h there
+        wanted_queues = {k: same_max_age(q, live_queues[k]) if k in live_queues else q for k, q in wanted_queues.items()}
 
     def equal(d: Queue, l: Queue) -> bool:
         return queues_equivalent(d, l, defaults.get(d.vhost))

@@ -63,6 +63,28 @@ def normalize_queue(queue: Queue, default_queue_type: str | None = None) -> Queu
     return queue.replace(arguments=args, durable=durable)
 
 
+_AGE_UNITS = {"Y": 365 * 86400, "M": 30 * 86400, "D": 86400, "h": 3600, "m": 60, "s": 1}
+
+
+def max_age_seconds(value) -> int | None:
+    """``x-max-age`` (``7D``, ``168h``, ...) in seconds as 4.3 compares it (Y = 365 days, M = 30
+    days, measured on 4.3.6); None when it is not such a duration."""
+    if isinstance(value, str) and len(value) > 1 and value[:-1].isdigit() and value[:-1].isascii() \
+            and value[-1] in _AGE_UNITS:
+        return int(value[:-1]) * _AGE_UNITS[value[-1]]
+    return None
+
+
+def same_max_age(desired: Queue, live: Queue) -> Queue:
+    """``desired`` with the live queue's ``x-max-age`` text where both name the same duration
+    (for a broker that compares it as a duration, versions row ``max_age_compared_as_duration``:
+    the redeclare succeeds and keeps the stored text, so it is no change)."""
+    want, have = desired.arguments.get("x-max-age"), live.arguments.get("x-max-age")
+    if want == have or max_age_seconds(want) is None or max_age_seconds(want) != max_age_seconds(have):
+        return desired
+    return desired.replace(arguments=Args({**desired.arguments, "x-max-age": have}))
+
+
 def normalize_exchange(exchange: Exchange) -> Exchange:
     """Exchanges need nothing beyond the reader's defaults; kept for symmetry and future quirks."""
     return exchange

@@ -214,3 +214,15 @@ def test_an_unresolved_object_is_not_judged_by_the_defaults_it_is_written_with(t
     res = run_cli(["scan", str(tmp_path), "--json"])
     codes = [i["code"] for i in json.loads(res.out)["issues"]]
     assert "quorum-not-durable" not in codes and "unresolved" in codes, codes
+
+
+def test_refusals_are_found_for_names_and_values_json_would_not_carry_exactly(tmp_path):
+    # a float JSON writes without a dot (1e+20) and a name with a YAML 1.1 line break (U+2028)
+    # go to the loader in block style: their findings still name the right declare
+    (tmp_path / "svc.py").write_text(
+        "ch.queue_declare('big', durable=True, arguments={'x-message-ttl': 1e20})\n"
+        "ch.queue_declare('odd\\u2028name', arguments={'x-queue-type': 'quorum'})\n", encoding="utf-8")
+    res = run_cli(["scan", str(tmp_path), "--json"])
+    found = {(i["place"].rsplit(":", 1)[-1], i["code"]) for i in json.loads(res.out)["issues"]}
+    assert ("2", "quorum-not-durable") in found, found
+    assert any(line == "1" for line, _ in found), found  # a float TTL is not an integer: refused

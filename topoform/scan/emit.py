@@ -33,13 +33,8 @@ def _comment(text: str, n: int) -> str:
     return " " * n + "# " + text
 
 
-def render(built, vhost: str, header: list[str], spans: list | None = None) -> str:
-    """The YAML of ``built``. ``spans``, when given, gets (first line, entry) for each object
-    written, in order, and (first line, None) where the route tests begin: which code declares
-    what a finding at a line of the YAML is about."""
+def render(built, vhost: str, header: list[str]) -> str:
     topology: Topology = built.topology
-    if spans is None:
-        spans = []
     lines = [("# " + h).rstrip() for h in header]
     lines += ["version: 1", "vhosts:"]
     lines.append(f"  {_key(vhost)}:")
@@ -59,44 +54,39 @@ def render(built, vhost: str, header: list[str], spans: list | None = None) -> s
         lines.append("    exchanges:")
         for x in exchanges:
             entry = built.entries[x.key]
-            spans.append((len(lines) + 1, entry))
             lines += _object_comments(entry, 6)
-            lines += _indent(dump._yaml({x.name: dump._exchange(x)}), 6)
+            lines += _indent(dump._yaml_document({x.name: dump._exchange(x)}), 6)
     if queues:
         lines.append("    queues:")
         for q in queues:
             entry = built.entries[q.key]
-            spans.append((len(lines) + 1, entry))
             lines += _object_comments(entry, 6)
-            lines += _indent(dump._yaml({q.name: dump._queue(q, [])}), 6)
+            lines += _indent(dump._yaml_document({q.name: dump._queue(q, [])}), 6)
             if sugar.get(q.name):
                 lines.append("        bindings:")
                 for b in sugar[q.name]:
-                    spans.append((len(lines) + 1, built.binding_places.get(b.key, [])))
                     lines.append(_comment(f"bound at {_places(built.binding_places.get(b.key, []))}", 10))
                     item: dict = {"exchange": b.source, "routing_key": b.routing_key}
                     if b.arguments:
                         item["arguments"] = b.arguments.to_dict()
-                    lines += _indent(dump._yaml([dump._entry(item)]), 10)
+                    lines += _indent(dump._yaml_document([dump._entry(item)]), 10)
     if general:
         lines.append("    bindings:")
         for b in general:
-            spans.append((len(lines) + 1, built.binding_places.get(b.key, [])))
             lines.append(_comment(f"bound at {_places(built.binding_places.get(b.key, []))}", 6))
-            lines += _indent(dump._yaml([dump._binding(b)]), 6)
-    spans.append((len(lines) + 1, None))
+            lines += _indent(dump._yaml_document([dump._binding(b)]), 6)
     if topology.tests:
         lines.append("tests:")
         for i, t in enumerate(topology.tests):
             places = _places(built.test_places.get(i, []))
             reached = ", ".join(t.expect) if t.expect else "no queue (unroutable)"
             lines.append(_comment(f"published at {places}: the simulator reaches {reached}; confirm", 2))
-            lines += _indent(dump._yaml([dump._route_test(t)]), 2)
+            lines += _indent(dump._yaml_document([dump._route_test(t)]), 2)
     return "\n".join(lines) + "\n"
 
 
 def _key(name: str) -> str:
-    text = dump._yaml({name: 1})
+    text = dump._yaml_document({name: 1})
     return text.rsplit(":", 1)[0].strip()
 
 

@@ -172,10 +172,13 @@ class Scope:
             self._target(target.value, None)
 
     def _collect(self, body: list) -> None:
+        text = self.module.text if self.module is not None else None
+        walrus_possible = text is None or ":=" in text  # the walk for := costs; most files have none
         for stmt in body:
             t = type(stmt)
-            for walrus in _named_exprs(stmt):  # if (q := "jobs"): binds q here, like an assignment
-                self._target(walrus.target, walrus.value)
+            if walrus_possible:
+                for walrus in _named_exprs(stmt):  # if (q := "jobs"): binds q here, like an assignment
+                    self._target(walrus.target, walrus.value)
             if t is ast.Assign:
                 for target in stmt.targets:
                     self._target(target, stmt.value)
@@ -826,7 +829,8 @@ class Resolver:
             return None
         scope = module.scope_for(cls, "class", module.scope)
         if attr in scope.assigns:
-            if attr in scope.instance_attributes():
+            text = module.text  # no "self.X" anywhere in the file: no method reassigns it (skips a walk)
+            if (text is None or f"self.{attr}" in text) and attr in scope.instance_attributes():
                 return Unknown(f"'{cls.name}.{attr}' is also set on its instances")
             return self._bound(attr, scope.assigns[attr], scope)
         for base in self._bases(cls, scope.parent):

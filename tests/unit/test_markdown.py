@@ -164,3 +164,17 @@ def test_json_flag_equals_format_json_and_conflicts_are_refused():
 def test_render_summary_of_an_empty_plan():
     assert render_summary(Plan()) == "No changes. The broker matches the files.\n"
     assert render_text(Plan()).strip() in render_summary(Plan())
+
+
+def test_global_objects_are_shown_as_the_broker_not_as_vhost_empty():
+    user = Change(action=Action.CREATE, kind="user", vhost="", name="app", after=None)
+    blocked = Change(action=Action.BLOCKED, kind="user", vhost="", name="old", reason="needs --prune-users")
+    plan = Plan(changes=(user, blocked, _change("q", action=Action.CREATE, reason="")), vhosts=("/",))
+    md = render_markdown(plan)
+    assert 'vhost ""' not in md and "vhost ``" not in md and "| `` |" not in md, md
+    assert "##### broker (global) (2 changes)" in md and "| broker (global) | user |" in md, md
+    assert "- **user `old`** broker-wide (global)" in md, md
+    block = md.split("##### broker (global) (2 changes)", 1)[1].split("```", 2)[1]
+    assert "broker (global)" not in block  # the heading is not repeated inside the diff block
+    summary = render_summary(plan)
+    assert "broker (global)" in summary and "(vhost \"\")" not in summary, summary

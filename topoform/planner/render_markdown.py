@@ -18,12 +18,11 @@ Must not import broker, apply or cli.
 from __future__ import annotations
 
 import html
-import json
 import re
 from typing import Iterable
 
 from .plan import FORMAT_VERSION, Change, Plan
-from .render import SAME, render_text, summary_line
+from .render import SAME, _vhost_heading, render_text, summary_line
 
 __all__ = ["render_markdown", "render_summary", "summary_counts", "summary_document", "COLLAPSE_OVER"]
 
@@ -49,14 +48,15 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
-def _vhost_label(name: str) -> str:
-    return json.dumps(name, ensure_ascii=False)
+def _where(vhost: str) -> str:
+    """``vhost "shop"``, or ``broker (global)`` for users, user limits and global parameters."""
+    return _vhost_heading(vhost)
 
 
 def blocked_line(change: Change) -> str:
     """One blocked change, with its reason, on one line (text form)."""
     reason = _one_line(change.reason) or "blocked"
-    return f"!   {change.kind} {change.name} (vhost {_vhost_label(change.vhost)}): {reason}"
+    return f"!   {change.kind} {change.name} ({_where(change.vhost)}): {reason}"
 
 
 def _counts_text(row: dict[str, int]) -> str:
@@ -70,7 +70,7 @@ def render_summary(plan: Plan, same: str = SAME) -> str:
     counts = summary_counts(plan)
     out: list[str] = []
     for vhost, kinds in counts.items():
-        out.append(f"vhost {_vhost_label(vhost)}")
+        out.append(_where(vhost))
         width = max(len(k) for k in kinds)
         for kind, row in kinds.items():
             out.append(f"  {kind:<{width}}  {_counts_text(row)}")
@@ -123,7 +123,8 @@ def _table(counts: dict[str, dict[str, dict[str, int]]], plan: Plan) -> list[str
            "|---|---|---:|---:|---:|---:|---:|"]
     for vhost, kinds in counts.items():
         for kind, row in kinds.items():
-            out.append(f"| {_cell(code(vhost))} | {kind} | " + " | ".join(str(row[a]) for a in ACTIONS) + " |")
+            where = "broker (global)" if vhost == "" else code(vhost)
+            out.append(f"| {_cell(where)} | {kind} | " + " | ".join(str(row[a]) for a in ACTIONS) + " |")
     total = plan.summary
     out.append("| **total** | | " + " | ".join(f"**{total[a]}**" for a in ACTIONS) + " |")
     return out
@@ -132,7 +133,8 @@ def _table(counts: dict[str, dict[str, dict[str, int]]], plan: Plan) -> list[str
 def _blocked_section(blocked: Iterable[Change]) -> list[str]:
     out: list[str] = []
     for c in blocked:
-        out.append(f"- **{c.kind} {code(c.name)}** in vhost {code(c.vhost)}")
+        where = "broker-wide (global)" if c.vhost == "" else f"in vhost {code(c.vhost)}"
+        out.append(f"- **{c.kind} {code(c.name)}** {where}")
         if c.diff:
             out.append("  - changes: " + ", ".join(code(p) for p in c.diff))
         out.append(f"  - {html.escape(_one_line(c.reason) or 'blocked', quote=False)}")
@@ -145,7 +147,7 @@ def _vhost_lines(plan: Plan, vhost: str, changes: list[Change]) -> list[str]:
     lines = render_text(sub, color=False).splitlines()
     # drop 'vhost "..."' and the summary line (and anything after it); unindent so that '+' and
     # '-' start the line (a diff block colours them)
-    if lines and lines[0].startswith("vhost "):
+    if lines and lines[0] == _vhost_heading(vhost):
         lines = lines[1:]
     last = summary_line(sub)
     if last in lines:
@@ -186,11 +188,12 @@ def render_markdown(plan: Plan, *, title: str = "topoform plan", collapse_over: 
         lines = _vhost_lines(plan, vhost, changes)
         opening, closing = _fence(lines)
         n = len(changes)
-        heading = f"vhost {_vhost_label(vhost)}: {n} change{'s' if n != 1 else ''}"
+        heading = f"{_where(vhost)}: {n} change{'s' if n != 1 else ''}"
         if collapse:
             out += ["", f"<details><summary>{html.escape(heading, quote=False)}</summary>", ""]
         else:
-            out += ["", f"##### vhost {code(vhost)} ({n} change{'s' if n != 1 else ''})", ""]
+            where = "broker (global)" if vhost == "" else f"vhost {code(vhost)}"
+            out += ["", f"##### {where} ({n} change{'s' if n != 1 else ''})", ""]
         out += [opening, *lines, closing]
         if collapse:
             out += ["", "</details>"]

@@ -240,3 +240,22 @@ def test_super_stream_partitions_count_against_max_queues():
     plan = _plan(_export(), text=text.replace("partitions: 2", "partitions: 3"))
     blocked = [c for c in plan.changes if c.action.value == "blocked"]
     assert [c.kind for c in blocked] == ["vhost_limit"] and "5 queues" in blocked[0].reason
+
+
+def test_plan_from_a_state_file_spares_the_permission_of_the_user_apply_would_connect_as(tmp_path):
+    from helpers import run_cli
+
+    export = {"rabbitmq_version": "4.3.6", "vhosts": [{"name": "shop"}], "users": [],
+              "permissions": [{"user": "deployer", "vhost": "shop", "configure": ".*", "write": ".*", "read": ".*"},
+                              {"user": "stranger", "vhost": "shop", "configure": "", "write": "", "read": ""},
+                              {"user": "app", "vhost": "shop", "configure": "^a", "write": ".*", "read": ".*"}]}
+    (tmp_path / "state.json").write_text(json.dumps(export))
+    (tmp_path / "t.yaml").write_text("vhosts:\n  shop:\n    permissions: {app: {configure: '^a', write: '.*', "
+                                     "read: '.*'}}\n")
+    base = ["plan", "-f", "t.yaml", "--state", "state.json", "--json"]
+    as_deployer = run_cli(base, cwd=tmp_path, environ={"TOPOFORM_URL": "amqp://deployer@broker/"})
+    unmanaged = [(u["kind"], u["name"]) for u in json.loads(as_deployer.out)["unmanaged"]]
+    assert unmanaged == [("permission", "stranger")], as_deployer.out
+    as_guest = run_cli(base, cwd=tmp_path, environ={})  # guest: deployer's permission is someone else's
+    unmanaged = [(u["kind"], u["name"]) for u in json.loads(as_guest.out)["unmanaged"]]
+    assert ("permission", "deployer") in unmanaged, as_guest.out

@@ -81,6 +81,17 @@ def compute_plan(args, env: Environment):
             reader.client.close()
 
 
+def _offline_user(args, env: Environment) -> str | None:
+    """With ``--state``: the user apply would connect as (flags, environment, else guest), whose own
+    permissions are topoform's access, never reported as unmanaged; None when the settings are unusable."""
+    from ..errors import TopoformError
+
+    try:
+        return broker_settings(args, env).username
+    except TopoformError:
+        return None
+
+
 def _compute(args, env: Environment, reader):
     from ..broker.live import read_state_file
     from ..planner import PlanOptions, make_plan
@@ -114,7 +125,7 @@ def _compute(args, env: Environment, reader):
         if not _needs_counts(args) and _has_migration_artifacts(live):
             # an interrupted migration is resumed from what it left: that needs the counts
             live = dataclasses.replace(live, queue_stats=reader.read_stats(live.vhosts))
-    user = reader.client.settings.username if reader is not None else None
+    user = reader.client.settings.username if reader is not None else _offline_user(args, env)
     plan = make_plan(desired, live, options, config=config, connected_user=user, ownership=loaded.ownership)
     from ..config.hook import seal  # the fingerprint covers the config objects the plan was based on
 

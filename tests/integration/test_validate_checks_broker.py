@@ -111,7 +111,7 @@ def test_a_huge_queue_argument_is_a_validate_error_and_apply_changes_nothing(adm
 # ---------------------------------------------------------------- regular expressions
 PATTERNS = ["(", ")", "[", "a{2,1}", "*a", "a**", "a{2}*", "(?<=a+)b", "\\", "a|*", "(?i", "[z-a]", "(a)\\2",
             "a++", "(?<=ab|c)d", "\\Qa(\\E", "\\p{L}", "(*UTF)a", "(?<n>a)", "a{,3}", "[[:alpha:]]", "(?P<n>a)",
-            "^(?!amq\\.).*", "x(?#c)"]
+            "^(?!amq\\.).*", "x(?#c)", "^?", "\\b*", "a{2}{3}", "a+*", "(?=a)*", "\\d*+", "a{1,2}+", "()*"]
 
 
 def test_validate_calls_a_pattern_invalid_only_where_the_broker_refuses_it(admin, hvhost, huser, cli, tmp_path):
@@ -143,7 +143,7 @@ def test_validate_calls_a_pattern_invalid_only_where_the_broker_refuses_it(admin
             called_invalid.add(pattern)
     assert called_invalid <= refused_by_broker
     assert called_invalid == {"(", ")", "[", "a{2,1}", "*a", "a**", "a{2}*", "(?<=a+)b", "\\", "a|*", "(?i",
-                              "[z-a]", "(a)\\2"}
+                              "[z-a]", "(a)\\2", "^?", "\\b*", "a{2}{3}", "a+*"}
     assert {"\\Qa(\\E", "\\p{L}", "(*UTF)a", "(?<n>a)", "(?<=ab|c)d", "a++"}.isdisjoint(refused_by_broker)
 
 

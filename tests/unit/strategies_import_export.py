@@ -9,6 +9,7 @@ from __future__ import annotations
 from hypothesis import strategies as st
 
 from topoform.model import Args, Binding, Exchange, Policy, Queue, RouteTest, Topology, Vhost
+from topoform.patterns import pcre_invalid
 
 # Names: any printable text the broker accepts (no line breaks, not amq.*, not empty).
 _alphabet = st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp"))
@@ -90,7 +91,10 @@ def topologies(draw, vhost_names=None) -> Topology:
         for name in draw(st.lists(names, max_size=2, unique=True)):
             definition = draw(st.sampled_from([{"message-ttl": 1000}, {"max-length": 5, "overflow": "drop-head"},
                                                {"dead-letter-exchange": "dlx"}, {"ha-params": [1, 2]}]))
-            resources.append(Policy(v, name, draw(st.text(_alphabet, max_size=6).map(lambda s: "^" + s.replace("\\", ""))),
+            # a pattern the broker accepts (validate calls one that PCRE refuses too, such as "^?", an error)
+            pattern = st.text(_alphabet, max_size=6).map(lambda s: "^" + s.replace("\\", "")).filter(
+                lambda p: pcre_invalid(p) is None)
+            resources.append(Policy(v, name, draw(pattern),
                                     draw(st.sampled_from(["all", "queues", "exchanges"])),
                                     draw(st.integers(-5, 100)), Args(definition)))
     return Topology.build(resources, tests=tests)

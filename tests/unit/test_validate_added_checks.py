@@ -65,14 +65,14 @@ def test_the_amqp_encoder_refuses_a_huge_integer_with_its_own_error():
 
 # ---------------------------------------------------------------- regular expressions
 @pytest.mark.parametrize("pattern", ["(", ")", "[", "a{2,1}", "*a", "a**", "a{2}*", "(?<=a+)b", "\\", "a|*",
-                                     "(?i", "[z-a]", "(a)\\2"])
+                                     "(?i", "[z-a]", "(a)\\2", "^?", "\\b*", "a{2}{3}", "a+*"])
 def test_invalid_for_python_and_pcre_alike(pattern):
     assert pcre_invalid(pattern)
 
 
 @pytest.mark.parametrize("pattern", ["a++", "(?<=ab|c)d", "\\Qa(\\E", "\\p{L}", "(*UTF)a", "(?<n>a)", "a{,3}",
                                      "[[:alpha:]]", "(?P<n>a)", "^(?!amq\\.).*", "x(?#c)", "\\k<x>", "[\\d-z]",
-                                     "(*UTF)(", "\\Q(\\E", ".*", ""])
+                                     "(*UTF)(", "\\Q(\\E", ".*", "", "(?=a)*", "\\d*+", "a{1,2}+", "()*"])
 def test_valid_pcre_or_not_certain_is_not_called_invalid(pattern):
     assert pcre_invalid(pattern) is None
 

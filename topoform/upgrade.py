@@ -505,6 +505,10 @@ NOT_CHECKED = {
     "exports_omit_internal_exchanges": "topoform reads internal exchanges from the listing; nothing to change",
     "policies_without_vhost_in_export": "an export-format difference topoform reads either way",
     "definitions_export_cheaper": "topoform picks the cheaper read on each version; nothing to change",
+    "vhost_default_queue_type_updatable": "an existing vhost's default queue type becomes changeable; nothing "
+                                          "that works stops working (plan blocks a change where it is not)",
+    "max_age_compared_as_duration": "equal x-max-age durations become equivalent on redeclare; nothing that "
+                                    "works stops working (plan compares them as the broker does)",
 }
 
 

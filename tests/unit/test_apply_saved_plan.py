@@ -266,6 +266,7 @@ def test_a_plan_file_changed_after_it_was_saved_is_refused(broker, tmp_path, edi
 @pytest.mark.parametrize("edit, says", [
     (_outside, "vhost 'someone-elses' is not one of the plan's vhosts"),
     (_summary, "summary: does not count the plan's changes"),
+    (_delete, "changes[0]: a delete in a plan made without --prune"),
     (_no_after, "a create without 'after'"),
     (lambda d: d["changes"][0].update(action="explode"), "unknown action 'explode'"),
     (lambda d: d["changes"][0].update(kind="wormhole"), "unknown kind 'wormhole'"),

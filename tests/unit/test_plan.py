@@ -251,6 +251,15 @@ def test_cli_out_dash_writes_the_plan_to_stdout(tmp_path):
         assert r.code == 1 and f"--out - writes the plan JSON to standard output; {says}" in r.err and r.out == "", r
 
 
+def test_cli_out_dash_or_empty_with_targets_is_refused_before_any_work(tmp_path):
+    _files(tmp_path, [V])
+    (tmp_path / "targets.yaml").write_text("targets:\n  a: {url: 'amqp://localhost:1/'}\n")
+    r = run_cli(["plan", "--targets", "targets.yaml", "--out", "-"], cwd=tmp_path)
+    assert r.code == 1 and "--out - cannot be used with --targets" in r.err and r.out == "", r
+    r = run_cli(["plan", "--targets", "targets.yaml", "--out", ""], cwd=tmp_path)
+    assert r.code == 1 and "--out needs a file name" in r.err and r.out == "", r
+
+
 def test_cli_usage_and_input_errors_exit_1_in_one_line(tmp_path):
     _files(tmp_path, [V])
     r = run_cli(["plan", "--state", "nope.json"], cwd=tmp_path)

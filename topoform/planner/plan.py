@@ -215,10 +215,19 @@ _ACTIONS = {a.value for a in Action}
 _GLOBAL_KINDS = ("user", "user_limit", "global_parameter")  # not in a vhost (``vhost`` is "")
 
 
+def _delete_allowed(kind: str, options: Mapping) -> bool:
+    """Whether a plan made with ``options`` can hold a delete of ``kind``: unmanaged objects with --prune
+    (users with --prune-users), everything with destroy; a user's limits the files no longer give, always."""
+    if options.get("destroy") or kind in ("user_limit", "global_parameter"):
+        return True
+    return bool(options.get("prune_users") if kind == "user" else options.get("prune"))
+
+
 def check_document(d: Mapping) -> None:
     """Raise ValueError (one line, naming the entry) when a plan document is not one topoform writes:
     wrong types, an unknown action, a create or update without ``after``, a delete without ``before``,
-    a change outside the plan's vhosts, a summary that does not count the changes."""
+    a change outside the plan's vhosts, a delete its options do not allow, a summary that does not
+    count the changes."""
     def fail(where: str, what: str):
         raise ValueError(f"{where}: {what}")
 
@@ -237,6 +246,7 @@ def check_document(d: Mapping) -> None:
     from ..config.kinds import KINDS
 
     kinds = set(_RESOURCE_TYPES) | set(KINDS)
+    options = d.get("options") or {}
     counts = {a: 0 for a in _ACTIONS}
     for i, c in enumerate(d.get("changes") or ()):
         where = f"changes[{i}]"
@@ -267,6 +277,9 @@ def check_document(d: Mapping) -> None:
             fail(where, "a blocked change without 'before' or 'after'")
         if c["kind"] not in _GLOBAL_KINDS and c["vhost"] not in vhosts:
             fail(where, f"vhost {c['vhost']!r} is not one of the plan's vhosts")
+        if action == "delete" and not _delete_allowed(c["kind"], options):
+            flag = "--prune-users" if c["kind"] == "user" else "--prune"
+            fail(where, f"a delete in a plan made without {flag}")
         counts[action] += 1
     if "summary" in d and {k: d["summary"].get(k) for k in counts} != counts:
         fail("summary", "does not count the plan's changes")

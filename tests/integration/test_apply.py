@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import EXAMPLES, ROOT, Management, run_cli
+from helpers import EXAMPLES, ROOT, Management, run_cli, wait_for
 
 from topoform.apply.lock import LOCK_QUEUE, BrokerLock
 from topoform.broker.settings import quote_segment
@@ -310,6 +310,9 @@ def test_killed_applies_at_random_points_converge_on_the_next_run(vhost, broker_
                 wait_for_lock(mgmt, vhost, proc)
             except AssertionError:
                 pass  # it already finished
+            if rnd.random() < 0.5:  # once it has started creating (on a loaded machine the plan alone takes
+                before = progress[-1] if progress else 0  # longer than any fixed pause)
+                wait_for(lambda: proc.poll() is not None or sum(counts(mgmt, vhost)) > before, timeout=20, step=0.05)
             time.sleep(rnd.uniform(0.0, 0.8))
         proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=30)

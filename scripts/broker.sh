@@ -184,9 +184,11 @@ root_stop() {  # root_stop NAME: only the node this script started, by its recor
   root="$(root_of "$name")"; pidfile="$HOME_DIR/$name/server.pid"
   if pid_alive_in_root "$pidfile" "$root"; then
     pid="$(cat "$pidfile")"
-    log "$name: stopping PID $pid"
-    kill -TERM "$pid"
-    for _ in $(seq 1 60); do [ -d "/proc/$pid" ] || break; sleep 0.5; done
+    log "$name: stopping PID $pid and its process group"
+    # the recorded PID leads the node's own session (setsid): rabbitmq-server's shell and the
+    # Erlang VM under it are in its group; a TERM to the leader alone left the VM running
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid"
+    for _ in $(seq 1 120); do pgrep -g "$pid" >/dev/null 2>&1 || break; sleep 0.5; done
     rm -f "$pidfile"
   else
     log "$name: not started by this script; left alone"

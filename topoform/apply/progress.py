@@ -158,8 +158,9 @@ def _describe(change) -> str:
 
 
 def interruption_lines(changes: Sequence, completed: Sequence, *, saved_plan: bool = False,
-                       limit: int = 10) -> list[str]:
-    """What to print when Ctrl-C stopped an apply: what was done, what was not, and how to finish.
+                       limit: int = 10, command: str = "apply") -> list[str]:
+    """What to print when Ctrl-C or SIGTERM stopped an apply (or ``command``): what was done, what was not,
+    and how to finish.
 
     ``changes`` are the plan's, ``completed`` those the executor reported done (identity
     decides). At most ``limit`` of each are named; the rest are counted.
@@ -180,5 +181,5 @@ def interruption_lines(changes: Sequence, completed: Sequence, *, saved_plan: bo
         lines.append("The saved plan is stale now. Run 'topoform plan --out FILE' again and apply that plan: "
                      "it holds only what remains.")
     else:
-        lines.append("Run 'topoform apply' again to finish: the next plan holds only what remains.")
+        lines.append(f"Run 'topoform {command}' again to finish: the next plan holds only what remains.")
     return lines

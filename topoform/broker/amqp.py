@@ -805,9 +805,41 @@ class Session:
             self._result.not_attempted.extend(self._queue)
             self._queue = deque()
             raise
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: what the broker answers now still counts as done
+            self._drain()
+            raise
         self._result.not_attempted.extend(self._queue)
         self._queue = deque()
         return self._result
+
+    DRAIN_SECONDS = 10.0  # after an interrupt: how long without any reply before the rest in flight is given up
+
+    def _drain(self) -> None:
+        """After an interrupt: send nothing more, and wait for the replies to the requests in flight as
+        long as they keep coming (given up after :attr:`DRAIN_SECONDS` without one), so the changes the
+        broker made are reported done (``on_done``); what is still unanswered then, and what was never
+        sent, is in ``not_attempted``. The connection is closed."""
+        self._stopped = True
+
+        def in_flight() -> int:
+            return sum(len(lane.ops) for lane in self._lanes)
+
+        waiting, last_reply = in_flight(), time.monotonic()
+        try:
+            while self.connection is not None and waiting:
+                self._pump(last_reply + min(self.op_timeout, self.DRAIN_SECONDS), "waiting for the replies in flight")
+                now = in_flight()
+                if now < waiting:
+                    waiting, last_reply = now, time.monotonic()
+        except (_Timeout, _HardError, BrokerError):
+            pass  # no answer, or the connection went: those outcomes stay unknown (not done)
+        for lane in self._lanes:
+            self._result.not_attempted.extend(lane.ops)
+            lane.ops = []
+        self._result.not_attempted.extend(self._inflight_lost)
+        self._result.not_attempted.extend(self._queue)
+        self._inflight_lost, self._queue = [], deque()
+        self.close()
 
     # ---- conveniences (one op, synchronous)
     def queue_counts(self, queue: str) -> tuple[int, int] | None:

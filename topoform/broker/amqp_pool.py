@@ -6,6 +6,7 @@ Reached as ``topoform.broker.amqp.Pool``; it lives here to keep ``amqp.py`` to o
 from __future__ import annotations
 
 import threading
+import time
 from typing import Callable, Iterable
 
 from ..errors import BrokerError
@@ -78,14 +79,21 @@ class Pool:
                    for i in range(used)]
         for t in threads:
             t.start()
-        while True:
-            alive = [t for t in threads if t.is_alive()]
-            if not alive:
-                break
-            alive[0].join(0.05)  # a thread still running: joining a finished one would not wait
-            if tick:
-                with lock:
-                    tick()
+        try:
+            while True:
+                alive = [t for t in threads if t.is_alive()]
+                if not alive:
+                    break
+                alive[0].join(0.05)  # a thread still running: joining a finished one would not wait
+                if tick:
+                    with lock:
+                        tick()
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the connections stop sending, their replies in flight count
+            halt.set()  # each connection then waits for its replies (at most its op timeout without one)
+            deadline = time.monotonic() + max(s.op_timeout for s in self.sessions[:used]) + 1
+            for t in threads:
+                t.join(max(0.0, deadline - time.monotonic()))
+            raise
         merged = BatchResult()
         self.last_result = merged
         lost: ConnectionLost | None = None

@@ -245,7 +245,7 @@ def _main(argv: list[str], env: Environment, debug: bool, json_errors: bool = Fa
             env.err(redact(traceback.format_exc()))
         return _json_error(env, json_errors, exc, ExitCode.ERROR)
     except KeyboardInterrupt as exc:
-        env.err("topoform: interrupted")
+        env.err("topoform: terminated (SIGTERM)" if isinstance(exc, Terminated) else "topoform: interrupted")
         return _json_error(env, json_errors, exc, 130)
     except BrokenPipeError:
         return ExitCode.ERROR
@@ -341,5 +341,22 @@ def _help_hint(argv: Sequence[str]) -> str:
     return f"see 'topoform {command} --help'" if command in COMMANDS else "see 'topoform --help'"
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a cancelled pipeline job, a stopped container): handled exactly as Ctrl-C is."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not break the clean stop
+    raise Terminated()
+
+
 def console_main() -> None:
+    import signal
+
+    try:  # SIGTERM stops an apply, destroy or migration as Ctrl-C does: report, lock released, exit 130
+        signal.signal(signal.SIGTERM, _on_sigterm)
+    except (ValueError, OSError):  # not the main thread, or no such signal here
+        pass
     sys.exit(main())

@@ -212,20 +212,8 @@ def _run(args, env: Environment, executing) -> int:
         try:
             executing()
             result = _apply_placed(plan, ctx, health, apply_plan)  # quorum leaders spread over the nodes
-        except KeyboardInterrupt:  # Ctrl-C: stop cleanly, say what was done and how to finish (exit 130)
-            from ..apply.progress import interruption_lines
-
-            progress.finish()
-            for line in interruption_lines(plan.changes, progress.completed, saved_plan=saved is not None):
-                env.err(line)
-            if as_json:  # the report of what was done before Ctrl-C (status "interrupted")
-                from ..apply.executor import ApplyResult
-
-                done = {id(c) for c in progress.completed}
-                stopped = ApplyResult(done=list(progress.completed),
-                                      not_attempted=[c for c in plan.changes if id(c) not in done])
-                env.out(dump_json(apply_report(plan, stopped, status="interrupted")))
-            return 130
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: stop cleanly, say what was done and how to finish (exit 130)
+            return report_interruption(plan, progress, env, as_json, saved_plan=saved is not None)
     finally:
         lock.release()
         client.close()
@@ -234,6 +222,24 @@ def _run(args, env: Environment, executing) -> int:
         env.out(dump_json(apply_report(plan, result)))
         _summarize(result, dataclasses.replace(env, stdout=env.stderr))  # the text summary goes to stderr
     return _summarize(result, env) if not as_json else (ExitCode.OK if result.ok else ExitCode.ERROR)
+
+
+def report_interruption(plan, progress, env: Environment, as_json: bool, *, saved_plan: bool = False,
+                        command: str = "apply") -> int:
+    """What an apply or destroy stopped by Ctrl-C or SIGTERM prints (what was done, what not, how to
+    finish; with --json also the report, status "interrupted"); its exit code, 130."""
+    from ..apply.executor import ApplyResult
+    from ..apply.progress import interruption_lines
+
+    progress.finish()
+    for line in interruption_lines(plan.changes, progress.completed, saved_plan=saved_plan, command=command):
+        env.err(line)
+    if as_json:
+        done = {id(c) for c in progress.completed}
+        stopped = ApplyResult(done=list(progress.completed),
+                              not_attempted=[c for c in plan.changes if id(c) not in done])
+        env.out(dump_json(apply_report(plan, stopped, status="interrupted")))
+    return 130
 
 
 def apply_report(plan, result=None, status: str | None = None) -> dict:

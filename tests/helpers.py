@@ -1,8 +1,11 @@
 """Test utilities shared by unit and integration tests (no fixtures here: see conftest.py)."""
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import socket
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -133,3 +136,32 @@ def wait_for(predicate, timeout: float = 30.0, step: float = 0.3):
 
 def unique_vhost(prefix: str = "tf-test") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+@contextlib.contextmanager
+def silent_server(backlog: int = 256):
+    """A local port that accepts connections and never answers (a firewall, a wrong service); yields it."""
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(backlog)
+    held, stop = [], threading.Event()
+
+    def accept():
+        srv.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                held.append(srv.accept()[0])
+            except OSError:
+                continue
+
+    t = threading.Thread(target=accept, daemon=True)
+    t.start()
+    try:
+        yield srv.getsockname()[1]
+    finally:
+        stop.set()
+        t.join()
+        for conn in held:
+            conn.close()
+        srv.close()

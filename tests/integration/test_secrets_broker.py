@@ -15,13 +15,12 @@ from __future__ import annotations
 import logging
 import secrets
 import socket
-import threading
 from urllib.parse import quote
 
 import pytest
 import yaml
 
-from helpers import run_cli
+from helpers import run_cli, silent_server
 from passwords import REQUIRED_ARGS, TAKES_FILES, assert_no_piece, broker_commands, make_passwords
 from topoform.broker import amqp
 from topoform.broker.settings import BrokerSettings, quote_segment
@@ -257,27 +256,8 @@ def test_a_missing_vhost_and_a_forbidden_one_are_told_apart(make_user, vhost, br
 # ----------------------------------------------------------------------------- AMQP failures, HTTP fine
 @pytest.fixture
 def silent_port():
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(64)
-    held, stop = [], threading.Event()
-
-    def accept():
-        srv.settimeout(0.1)
-        while not stop.is_set():
-            try:
-                held.append(srv.accept()[0])
-            except OSError:
-                continue
-
-    t = threading.Thread(target=accept, daemon=True)
-    t.start()
-    yield srv.getsockname()[1]
-    stop.set()
-    t.join()
-    for c in held:
-        c.close()
-    srv.close()
+    with silent_server(64) as port:
+        yield port
 
 
 def _closed_port() -> int:

@@ -21,6 +21,7 @@ from topoform.broker.settings import BrokerSettings
 from topoform.errors import BrokerError
 
 SECRET = "s3cr3t-pw"
+OVERVIEW = {"rabbitmq_version": "4.3.6", "management_version": "4.3.6"}
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -224,7 +225,7 @@ def tls_files(tmp_path_factory):
 
 @pytest.fixture
 def tls_server(tls_files):
-    handler = type("H", (_Handler,), {"routes": {"/api/overview": (200, {"ok": True})}, "seen": []})
+    handler = type("H", (_Handler,), {"routes": {"/api/overview": (200, OVERVIEW)}, "seen": []})
     srv = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(str(tls_files / "cert.pem"), str(tls_files / "key.pem"))
@@ -244,7 +245,7 @@ def test_https_verifies_certificates_by_default(tls_server):
 
 def test_ca_cert_makes_a_self_signed_broker_trusted(tls_server, tls_files):
     client = _client(tls_server.server_port, scheme="https", ca_cert=str(tls_files / "cert.pem"))
-    assert client.overview() == {"ok": True}
+    assert client.overview() == OVERVIEW
 
 
 def test_unreadable_ca_cert(tls_server, tmp_path):
@@ -258,10 +259,10 @@ def test_basic_auth_sends_the_password_as_utf8(server, password):
     import base64
 
     srv, h = server
-    h.routes["/api/overview"] = (200, {"ok": True})
+    h.routes["/api/overview"] = (200, OVERVIEW)
     client = ManagementClient(BrokerSettings(management_url=f"http://127.0.0.1:{srv.server_port}",
                                              username_override="üser", password_override=password))
-    assert client.overview() == {"ok": True}
+    assert client.overview() == OVERVIEW
     sent = base64.b64decode(h.seen[0][1].split(" ", 1)[1])
     assert sent == f"üser:{password}".encode("utf-8")
 

@@ -23,7 +23,7 @@ from urllib.parse import quote
 
 import pytest
 
-from helpers import run_cli
+from helpers import run_cli, silent_server
 from passwords import REQUIRED_ARGS, SPECIALS, TAKES_FILES, assert_no_piece, broker_commands, make_passwords
 
 PASSWORDS = make_passwords()
@@ -68,28 +68,8 @@ def _closed_port() -> int:
 @pytest.fixture(scope="module")
 def silent_port():
     """A port that accepts connections and never answers (a firewall, a wrong service)."""
-    srv = socket.socket()
-    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(256)
-    held, stop = [], threading.Event()
-
-    def accept():
-        srv.settimeout(0.1)
-        while not stop.is_set():
-            try:
-                held.append(srv.accept()[0])
-            except OSError:
-                continue
-
-    t = threading.Thread(target=accept, daemon=True)
-    t.start()
-    yield srv.getsockname()[1]
-    stop.set()
-    t.join()
-    for conn in held:
-        conn.close()
-    srv.close()
+    with silent_server() as port:
+        yield port
 
 
 class _Fixed(BaseHTTPRequestHandler):

@@ -188,10 +188,17 @@ class ManagementClient:
                 raise self._status_error("GET", path, response, getattr(response, "topoform_base", None))
             time.sleep(pause)
         try:
-            return response.json()
+            data = response.json()
         except ValueError:
             raise BrokerError(f"{self.base}{path} did not answer with JSON: is this a RabbitMQ management API?",
                               code="broker-http") from None
+        wrong = _unlike_rabbitmq(path, data, (params or {}).get("columns"))
+        if wrong:  # another JSON server at the management URL: one line, not a TypeError further on
+            raise BrokerError(f"{self.base} does not look like the RabbitMQ management API: GET {path} answered "
+                              f"{wrong}", code="not-rabbitmq",
+                              hint="check --management-url (the management plugin listens on port 15672, "
+                                   "15671 with TLS)")
+        return data
 
     def close(self) -> None:
         self.session.close()
@@ -306,6 +313,45 @@ class ManagementClient:
                            code="broker-http")
 
 
+# Listings whose answer is a list of objects with a "name": kind -> path segments after it that
+# still name the listing (``/api/queues/V`` is one vhost's queues, ``/api/queues/V/Q`` one queue).
+_NAMED_LISTINGS = {"vhosts": 0, "users": 0, "nodes": 0, "global-parameters": 0, "queues": 1, "exchanges": 1,
+                   "policies": 1, "operator-policies": 1}
+
+
+def _describe_json(data: Any) -> str:
+    if isinstance(data, dict):
+        return "an empty object" if not data else "an object"
+    if isinstance(data, list):
+        return "an empty list" if not data else "a list"
+    return "null" if data is None else "a string" if isinstance(data, str) else "a number" \
+        if isinstance(data, (int, float)) and not isinstance(data, bool) else "a boolean"
+
+
+def _unlike_rabbitmq(path: str, data: Any, columns: str | None = None) -> str:
+    """What in a GET answer no RabbitMQ management API would send (its shape, never its content), or "".
+    ``columns``: the ``columns`` asked for (the answer holds only those)."""
+    def asked(field: str) -> bool:
+        return not columns or field in columns.split(",")
+
+    if path == "/api/overview":
+        if not isinstance(data, dict) or (asked("rabbitmq_version") and not (
+                isinstance(data.get("rabbitmq_version"), str) and data["rabbitmq_version"])):
+            return f"{_describe_json(data)}, not the broker's overview (no 'rabbitmq_version')"
+        return ""
+    if not isinstance(data, (dict, list)):  # every GET of the management API answers an object or a list
+        return _describe_json(data)
+    if isinstance(data, list) and not all(isinstance(row, dict) for row in data):
+        return "a list of values that are not objects"
+    parts = path.split("?")[0].strip("/").split("/")[1:]  # after "api"
+    if parts and parts[0] in _NAMED_LISTINGS and len(parts) - 1 <= _NAMED_LISTINGS[parts[0]]:
+        if not isinstance(data, list):
+            return f"{_describe_json(data)} where a list of {parts[0]} belongs"
+        if asked("name") and not all(isinstance(row.get("name"), str) for row in data):
+            return f"a list of {parts[0]} without their names"
+    return ""
+
+
 def _reason(response: requests.Response) -> str:
     """The broker's ``reason`` (or ``error``) from a JSON error body, else a short text excerpt.
 
@@ -393,3 +439,4 @@ def combine_listings(rows: Mapping[str, Any]) -> dict:
         "policies": rows.get("policies") or [],
         "_exclusive": sorted(exclusive),
     }
+

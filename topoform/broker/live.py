@@ -29,7 +29,7 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
-from ..errors import InputError
+from ..errors import BrokerError, InputError
 from . import versioned
 from ..versions import has
 from ..model import Args, Queue, Resource, Topology, Vhost, thaw
@@ -180,6 +180,10 @@ class LiveReader:
         try:
             self.overview_answer = self.client.overview()
             version = self.overview_answer.get("rabbitmq_version")
+        except BrokerError as exc:
+            if exc.code in ("broker-timeout", "not-rabbitmq"):  # every read would wait --timeout again, or misread
+                raise
+            return None  # the version is optional: newest rules then
         except Exception:  # noqa: BLE001 - the version is optional: newest rules then
             return None
         return str(version) if version else None

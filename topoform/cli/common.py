@@ -6,7 +6,7 @@ import os
 from typing import Any
 
 from ..broker.settings import DEFAULT_URL, BrokerSettings, split_urls
-from ..errors import InputError, UsageError
+from ..errors import BrokerError, InputError, UsageError
 from .env import Environment
 
 
@@ -285,6 +285,10 @@ class BrokerVersionProbe:
             probe = ManagementClient(self.settings)
             try:
                 self._answer = (str(probe.overview().get("rabbitmq_version") or "") or None,)
+            except BrokerError as exc:
+                if exc.code in ("broker-timeout", "not-rabbitmq"):  # the reads would wait as long again, or misread
+                    raise
+                return None  # unreachable, refused: reported by the reads that follow
             except Exception:  # noqa: BLE001 - unreachable: reported by the reads that follow
                 return None
             finally:

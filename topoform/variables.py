@@ -243,23 +243,36 @@ class Variables:
             self.given[name] = _Value(value, "--var")
 
     def _read_values_file(self, path: str, origin: str, shown: str | None = None) -> None:
+        # A broken file is a finding at its position, like a topology file's (validate --all-envs then
+        # reports every environment); its content is never quoted (it may hold secrets).
         shown = shown or path
         try:
             with open(path, encoding="utf-8") as fh:
                 text = fh.read()
             node = _compose(text)
         except (OSError, UnicodeDecodeError) as exc:
-            raise InputError(f"{origin}: cannot read {shown}: {getattr(exc, 'strerror', None) or type(exc).__name__}") from None
+            reason = "not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else exc.strerror or type(exc).__name__
+            self.findings.append(Finding("unreadable-file", f"{origin}: cannot read {shown}: {reason}",
+                                         position=Position(shown, 1, 1)))
+            return
         except yaml.MarkedYAMLError as exc:
-            mark = exc.problem_mark
-            where = f"{shown}:{mark.line + 1}:{mark.column + 1}: " if mark else f"{shown}: "
-            raise InputError(f"{where}invalid YAML: {exc.problem or exc}") from None
+            mark = exc.problem_mark or exc.context_mark
+            where = Position(shown, mark.line + 1, mark.column + 1) if mark else Position(shown, 1, 1)
+            problem = f"{exc.problem} ({exc.context})" if exc.problem and exc.context else exc.problem or "invalid YAML"
+            self.findings.append(Finding("yaml-syntax", f"invalid YAML: {' '.join(problem.split())}", position=where))
+            return
         except yaml.YAMLError as exc:
-            raise InputError(f"{shown}: invalid YAML: {exc}") from None
+            self.findings.append(Finding("yaml-syntax", f"invalid YAML: {type(exc).__name__}",
+                                         position=Position(shown, 1, 1)))
+            return
         if node is None:
             return
         if not isinstance(node, MappingNode):
-            raise InputError(f"{shown}:1:1: expected a mapping with 'variables: {{NAME: VALUE}}'")
+            kind = "a list" if isinstance(node, SequenceNode) else "a single value"
+            self.findings.append(Finding("wrong-type", f"the top level of {origin} is {kind}, not a mapping "
+                                         "'variables: {NAME: VALUE}' (its content is not shown)",
+                                         position=_pos(shown, node)))
+            return
         for knode, vnode in node.value:
             key = getattr(knode, "value", None)
             if key != "variables":

@@ -9,6 +9,7 @@ from __future__ import annotations
 from ..load import discover_files, load_topology
 import json
 
+from ..errors import InputError
 from .common import dump_json, target_resolver, variable_inputs
 from .env import Environment, ExitCode
 
@@ -45,6 +46,7 @@ def run(args, env: Environment) -> int:
     if envs is None:
         return _validate(args, env, paths, target, variable_inputs(args, env))
     # one run per environment (--env repeated, or --all-envs): each reported under its name; worst exit code
+    # an environment that cannot be checked at all is reported under its name too, and the next one checked
     codes, docs = [], {}
     for name in envs:
         if args.json:
@@ -53,14 +55,36 @@ def run(args, env: Environment) -> int:
 
             buffer = io.StringIO()
             sub = dataclasses.replace(env, stdout=buffer)
-            codes.append(_validate(args, sub, paths, target, variable_inputs(args, env, name)))
-            docs[name] = json.loads(buffer.getvalue())
+            try:
+                codes.append(_validate(args, sub, paths, target, variable_inputs(args, env, name)))
+                docs[name] = json.loads(buffer.getvalue())
+            except InputError as exc:
+                codes.append(ExitCode.ERROR)
+                docs[name] = _failed_report(exc, paths)
         else:
             env.err(f"== environment {name}")
-            codes.append(_validate(args, env, paths, target, variable_inputs(args, env, name), label=name))
+            try:
+                codes.append(_validate(args, env, paths, target, variable_inputs(args, env, name), label=name))
+            except InputError as exc:
+                codes.append(ExitCode.ERROR)
+                for finding in exc.findings:
+                    env.err(finding.format())
+                env.err(f"topoform: error: {exc.message}" + (f" (hint: {exc.hint})" if exc.hint else ""))
     if args.json:
         env.out(dump_json({"format_version": 1, "valid": all(c == ExitCode.OK for c in codes), "environments": docs}))
     return max(codes) if codes else ExitCode.OK
+
+
+def _failed_report(exc: InputError, paths) -> dict:
+    """The --json report of an environment whose check stopped with ``exc`` (validate.schema.json's report)."""
+    from ..errors import Finding
+    from ..versions import DEFAULT
+
+    findings = list(exc.findings) or [Finding(exc.code, exc.message, hint=exc.hint)]
+    zero = {one: 0 for one, _many in _WORDS}
+    return {"format_version": 1, "valid": False, "rabbitmq_version": DEFAULT, "rabbitmq_version_source": "default",
+            "files": [str(p) for p in paths], "counts": zero | {"file": len(paths)},
+            "findings": [f.as_json() for f in findings]}
 
 
 def _environments(args, env: Environment, paths) -> list[str] | None:

@@ -56,6 +56,9 @@ def test_a_vhost_without_permission_is_named_not_planned_as_new_nor_called_missi
     assert plan.code == 1, plan
     assert f"no permission on vhost '{vhost}'" in plan.err and "it exists" in plan.err
     assert "+ vhost" not in plan.out
+    applied = run_cli(["apply", "--auto-approve", "-f", files], environ=env, secrets=(password,))
+    assert applied.code == 1 and "no permission on it" in applied.err, applied
+    assert "+ vhost" not in applied.out and "Plan:" not in applied.out, applied  # no plan it cannot carry out
     imp = run_cli(["import", "--vhost", vhost], environ=env, secrets=(password,))
     assert imp.code == 1, imp
     assert f"no permission on vhost '{vhost}'" in imp.err and "not found" not in imp.err

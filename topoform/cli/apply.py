@@ -172,6 +172,11 @@ def _run(args, env: Environment, executing) -> int:
         plan, health = _cluster_health(plan, client, desired, live, env, args, saved)
 
         as_json = bool(getattr(args, "json", False))
+        if plan.changes and not plan.blocked:
+            # before the plan is shown, and before the first change (a saved plan's secrets are read
+            # again: all there?): a plan this user cannot carry out is never printed as if it could be
+            # (a vhost the user cannot see reads as '+ vhost' though it exists)
+            _stop_on_problems(preflight.check_plan(plan, environ=env.environ), env)
         if not as_json:
             _print_plan(plan, env)
         if plan.blocked:
@@ -182,8 +187,6 @@ def _run(args, env: Environment, executing) -> int:
             if as_json:
                 env.out(dump_json(apply_report(plan)))
             return ExitCode.OK
-        # before asking, and before the first change (a saved plan's secrets are read again: all there?)
-        _stop_on_problems(preflight.check_plan(plan, environ=env.environ), env)
         _refuse_on_cluster(health, plan, args)  # alarms; a node down and a quorum queue at risk (--force)
         if not args.auto_approve and saved is None:  # a saved plan was reviewed already: no prompt
             if as_json:  # the prompt would land in the JSON document

@@ -96,6 +96,15 @@ def discover_files(file_args: Sequence[str], environ: Mapping[str, str], cwd: st
         elif given == "-":
             raise InputError(f"'-' (standard input) cannot be read here (from {origin})",
                              hint="pass the topology with -f - on the command line")
+        elif os.path.exists(path):  # /dev/null, a pipe (-f <(...)), a socket: exists, holds no topology file
+            import stat
+
+            mode = os.stat(path).st_mode
+            what = ("a character device (/dev/null reads as empty)" if stat.S_ISCHR(mode) else
+                    "a pipe" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a special file")
+            raise InputError(f"topology file {given} is not a regular file: it is {what} (from {origin})",
+                             hint="name a YAML file or a directory, or pass the topology on standard input "
+                                  "with -f -")
         else:
             raise InputError(f"topology file not found: {given} (from {origin})")
     return found

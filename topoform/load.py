@@ -538,6 +538,7 @@ def _load_file(state: _State, path: str, included_from: Position | None = None) 
         if isinstance(exc, UnicodeDecodeError):
             reason = "not UTF-8 text"
         state.add("unreadable-file", f"cannot read {path}: {reason}", included_from)
+        state.files.append(path)  # counted: "1 error in 1 file", not "in 0 files"
         return
     _load_doc(state, text, path)
 

@@ -72,8 +72,12 @@ def parse_var(text: str) -> tuple[str, Any]:
     """``NAME=VALUE`` of ``--var``: the value read as YAML (``3`` int, ``true`` bool, ``"3"`` text)."""
     name, eq, raw = text.partition("=")
     name = name.strip()
-    if not eq or not _NAME.match(name):
-        raise InputError(f"--var expects NAME=VALUE with NAME made of letters, digits and _ (got {name or 'nothing'!r})")
+    if not eq:
+        raise InputError("--var expects NAME=VALUE (no '=' given)", hint="e.g. --var ttl=60000")
+    if not name:
+        raise InputError("--var expects NAME=VALUE: the name before '=' is empty", hint="e.g. --var ttl=60000")
+    if not _NAME.match(name):
+        raise InputError(f"--var expects NAME=VALUE with NAME made of letters, digits and _ (got {name!r})")
     try:
         value = yaml.load(raw, Loader=_Loader) if raw.strip() else ""
     except yaml.YAMLError:

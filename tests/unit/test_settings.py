@@ -94,7 +94,7 @@ def test_unparseable_userinfo_is_one_line_without_any_of_it(url):
     ("amqp//u:pw@h/", "--url", "cannot be parsed as a URL"),
     ("localhost:5672", "--url", "cannot be parsed as a URL"),
     ("amqp://h:56x72/", "--url", "the port must be a number"),
-    ("amqp://h:70000/", "--url", "the port must be a number"),
+    ("amqp://h:70000/", "--url", "the port 70000 is out of range"),
     ("amqp://[::1/", "--url", "IPv6"),
     ("", "--url", "is empty"),
 ])

@@ -164,7 +164,10 @@ def check_url(url: str, *, schemes: tuple[str, ...], label: str) -> None:
         if not _HOST.match(host) and not any(ord(c) > 127 for c in host):
             raise UsageError(f"{label} cannot be parsed: the host name holds characters a host name cannot have",
                              hint=hint)
-    if port is not None and (not port.isascii() or not port.isdigit() or not 0 < int(port) < 65536):
+    if port is not None and port.isascii() and port.isdigit() and not 0 < int(port) < 65536:
+        # digits only: a port, not a piece of a password that needs encoding (shown, no encoding hint)
+        raise UsageError(f"{label}: the port {int(port)} is out of range (a port is a number from 1 to 65535)")
+    if port is not None and (not port.isascii() or not port.isdigit()):
         raise UsageError(f"{label} cannot be parsed: the port must be a number from 1 to 65535", hint=hint)
     try:
         urlsplit(url).port  # noqa: B018 - the same parse every later use makes

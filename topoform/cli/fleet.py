@@ -143,7 +143,7 @@ def run_fleet(run, args, env: Environment, command: str) -> int:
             if doc is None:
                 doc = {"format_version": 1, "error": {"code": err_code or "error",
                                                       "message": message or _last_line(_err) or "failed",
-                                                      "hint": hint}}
+                                                      "hint": hint or None}}  # null when none, as error documents
             docs[target.name] = doc
         env.out(dump_json({"format_version": 1, "targets": docs}))
     else:

@@ -159,9 +159,12 @@ def test_without_a_terminal_apply_requires_auto_approve(vhost, broker_env, cli, 
     r = cli(["apply", "-f", files], environ=broker_env)
     assert r.code == 1 and "--auto-approve" in r.err and "not a terminal" in r.err
     assert mgmt.queues(vhost) == []
-    r = cli(["apply", "-f", files], environ=broker_env, stdin="no\n", stdin_isatty=True)
-    assert r.code == 1 and "cancelled" in r.err and mgmt.queues(vhost) == []
     r = cli(["apply", "-f", files], environ=broker_env, stdin="yes\n", stdin_isatty=True)
+    assert r.code == 1 and "CI=true" in r.err and mgmt.queues(vhost) == [], r  # a pipeline never prompts
+    terminal = {k: v for k, v in broker_env.items() if k != "CI"}  # a person at a terminal
+    r = cli(["apply", "-f", files], environ=terminal, stdin="no\n", stdin_isatty=True)
+    assert r.code == 1 and "cancelled" in r.err and mgmt.queues(vhost) == []
+    r = cli(["apply", "-f", files], environ=terminal, stdin="yes\n", stdin_isatty=True)
     assert r.code == 0, r
     assert [q["name"] for q in mgmt.queues(vhost)] == ["q"]
 

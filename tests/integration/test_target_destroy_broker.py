@@ -132,7 +132,8 @@ def test_destroy_empties_the_managed_objects_with_prune_guards(admin, broker, vh
 
     r = cli(["destroy", "--allow-data-loss"], environ=broker_env, cwd=tmp_path)  # no terminal, no --auto-approve
     assert r.code == 1 and "needs confirmation" in r.err, r
-    r = cli(["destroy", "--allow-data-loss"], environ=broker_env, cwd=tmp_path, stdin="no\n", stdin_isatty=True)
+    terminal = {k: v for k, v in broker_env.items() if k != "CI"}  # a person at a terminal (CI never prompts)
+    r = cli(["destroy", "--allow-data-loss"], environ=terminal, cwd=tmp_path, stdin="no\n", stdin_isatty=True)
     assert r.code == 1 and "cancelled" in r.err, r
     assert _queues(admin, vhost) == {"orders.created", "full", "unmanaged"} and _user_exists(admin, user)
     r = cli(["destroy", "--dry-run", "--json"], environ=broker_env, cwd=tmp_path)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 import signal
 import subprocess
 import sys
@@ -20,28 +19,8 @@ import pika
 import pytest
 import yaml
 
-from helpers import ROOT, unique_vhost
-from topoform.broker.settings import BrokerSettings, quote_segment
-
-USER = f"hcli-sigterm-{secrets.token_hex(4)}"
-
-
-@pytest.fixture(scope="module")
-def broker(admin, test_password):
-    admin.put(f"/api/users/{quote_segment(USER)}", {"password": test_password, "tags": "administrator"})
-    host, port = admin.settings.amqp_host, admin.settings.amqp_port
-    management = admin.settings.http_base_clean.replace("://", f"://{USER}:{test_password}@", 1)
-    yield BrokerSettings(url=f"amqp://{USER}:{test_password}@{host}:{port}/", management_url=management)
-    admin.delete(f"/api/users/{quote_segment(USER)}")
-
-
-@pytest.fixture
-def vhost(admin, broker):
-    name = unique_vhost("hcli-sigterm")
-    admin.create_vhost(name, user=USER)
-    yield name
-    admin.delete_vhost(name)
-
+from helpers import ROOT
+from topoform.broker.settings import quote_segment
 
 def _start(argv, broker_env, tmp_path, **extra):
     """The command in a child process, its output to files (a long plan would fill a pipe and block it)."""
